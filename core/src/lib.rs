@@ -1,0 +1,26 @@
+//! Shared vocabulary of safecity: licence plates and their rules.
+//!
+//! Both the edge and the server depend on this crate, so it stays free of
+//! heavy dependencies.
+//!
+//! - [`normalize_plate`] turns what a camera or a person typed into the
+//!   canonical form (`123ABC02`): upper-case Latin letters and digits, with
+//!   Cyrillic look-alikes mapped to Latin.
+//! - [`PlateFormat`] and [`parse_plate`] apply the Kazakhstan plate grammar
+//!   (ST RK 986-2012 and the earlier format) and give the display form and
+//!   region code; anything else is read as a foreign plate.
+//! - [`plate_distance`] is the edit distance used for fuzzy search, where a
+//!   swap between look-alike characters (`0`/`O`, `8`/`B`, ...) costs less
+//!   than any other edit.
+//! - [`PlatePattern`] is a query with `?` and `*` wildcards.
+
+mod distance;
+mod pattern;
+mod plate;
+
+pub use distance::{plate_distance, LOOKALIKE_COST, LOOKALIKE_GROUPS};
+pub use pattern::PlatePattern;
+pub use plate::{
+    normalize_plate, parse_plate, region_name, ParsedPlate, PlateError, PlateFormat, KZ_REGIONS,
+    MAX_PLATE_LEN,
+};

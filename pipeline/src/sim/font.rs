@@ -1,0 +1,1 @@
+//! Plate font. (Being written.)

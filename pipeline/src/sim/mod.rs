@@ -1,0 +1,40 @@
+//! The Safe City scene simulator.
+//!
+//! It renders what a pole-mounted city camera sees: a road in perspective with
+//! cars, buses, trucks and motorcycles carrying Kazakhstan plates, by day, at
+//! dusk and at night, with blur, noise and rain. Every picture comes with its
+//! ground truth, and everything is a pure function of the seed.
+//!
+//! - [`Scene`] renders a camera's frames in time order ([`SceneConfig`],
+//!   [`ScriptedPass`] for vehicles a scenario places).
+//! - [`render_still`] and [`write_stills`] make independent still images and
+//!   `ground_truth.jsonl`, the training and evaluation data of the models.
+//! - [`PlateSpec`] and [`render_plate`] draw plates in the Kazakhstan formats.
+//! - [`PillarScene`] renders a panic-pillar camera with a person at the pillar.
+//! - [`Scenario`] scripts which vehicle passes which camera when.
+//! - [`SimServer`] encodes each camera once to a file cached by seed and
+//!   serves it in a loop over RTSP.
+
+mod error;
+mod font;
+mod pillar;
+mod plate;
+mod scenario;
+mod scene;
+mod serve;
+mod still;
+mod truth;
+mod video;
+
+pub use error::SimError;
+pub use pillar::PillarScene;
+pub use plate::{plate_size_mm, render_plate, PlateSpec};
+pub use scenario::{AlarmSpec, CameraSpec, PassSpec, Scenario};
+pub use scene::{Scene, SceneConfig, ScriptedPass};
+pub use serve::{PassRecord, SimServer, SimServerConfig};
+pub use still::{contact_sheet, render_still, write_stills, StillsConfig};
+pub use truth::{
+    Direction, FrameTruth, Lighting, PlateLayout, PlateTruth, VehicleClass, VehicleColour,
+    VehicleTruth,
+};
+pub use video::{encode_clip, ClipSpec};
