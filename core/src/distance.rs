@@ -74,7 +74,9 @@ mod tests {
 
     #[test]
     fn is_symmetric_and_obeys_the_triangle_inequality() {
-        let plates = ["123ABC02", "I23ABC02", "123A8C02", "12ABC02", "777KXM17", "A123BCD"];
+        let plates = [
+            "123ABC02", "I23ABC02", "123A8C02", "12ABC02", "777KXM17", "A123BCD",
+        ];
         for a in plates {
             for b in plates {
                 assert_eq!(plate_distance(a, b), plate_distance(b, a), "{a} {b}");

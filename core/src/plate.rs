@@ -105,7 +105,10 @@ impl std::str::FromStr for PlateFormat {
             .find(|f| f.as_str() == s)
             .ok_or_else(|| {
                 let names: Vec<_> = PlateFormat::ALL.iter().map(|f| f.as_str()).collect();
-                format!("unknown plate format {s:?}; expected one of {}", names.join(", "))
+                format!(
+                    "unknown plate format {s:?}; expected one of {}",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -264,10 +267,22 @@ mod tests {
 
     #[test]
     fn unknown_region_or_shape_is_foreign() {
-        assert_eq!(parse_plate("123ABC21").unwrap().format, PlateFormat::Foreign);
-        assert_eq!(parse_plate("123ABC00").unwrap().format, PlateFormat::Foreign);
-        assert_eq!(parse_plate("A123BC77").unwrap().format, PlateFormat::Foreign);
-        assert_eq!(parse_plate("01KG123ABC").unwrap().format, PlateFormat::Foreign);
+        assert_eq!(
+            parse_plate("123ABC21").unwrap().format,
+            PlateFormat::Foreign
+        );
+        assert_eq!(
+            parse_plate("123ABC00").unwrap().format,
+            PlateFormat::Foreign
+        );
+        assert_eq!(
+            parse_plate("A123BC77").unwrap().format,
+            PlateFormat::Foreign
+        );
+        assert_eq!(
+            parse_plate("01KG123ABC").unwrap().format,
+            PlateFormat::Foreign
+        );
     }
 
     #[test]

@@ -15,23 +15,33 @@
 //! - [`SimServer`] encodes each camera once to a file cached by seed and
 //!   serves it in a loop over RTSP.
 
+mod camera;
+mod effects;
 mod error;
 mod font;
 mod pillar;
 mod plate;
+mod render;
+mod road;
 mod scenario;
 mod scene;
 mod serve;
 mod still;
 mod truth;
+mod vehicle;
 mod video;
 
 pub use error::SimError;
 pub use pillar::PillarScene;
 pub use plate::{plate_size_mm, render_plate, PlateSpec};
-pub use scenario::{AlarmSpec, CameraSpec, PassSpec, Scenario};
+pub use scenario::{
+    AlarmSpec, CameraSpec, PassSpec, PillarSpec, Scenario, DEFAULT_VEHICLES_PER_MINUTE,
+};
 pub use scene::{Scene, SceneConfig, ScriptedPass};
-pub use serve::{PassRecord, SimServer, SimServerConfig};
+pub use serve::{
+    default_cache_dir, post_alarm, prepare_streams, rfc3339_ms, AlarmRecord, ClipPass, PassRecord,
+    PreparedStream, ServedStream, SimEvent, SimServer, SimServerConfig, StreamSource, StreamSpec,
+};
 pub use still::{contact_sheet, render_still, write_stills, StillsConfig};
 pub use truth::{
     Direction, FrameTruth, Lighting, PlateLayout, PlateTruth, VehicleClass, VehicleColour,

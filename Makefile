@@ -1,0 +1,38 @@
+# safecity: `make demo` and `make test` set up what is missing on their own.
+SHELL := bash
+CARGO ?= cargo
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+# Where `make setup` puts ONNX Runtime; the binaries and tests find it there.
+export SAFECITY_ORT_LIB := $(CURDIR)/.deps/onnxruntime/libonnxruntime.so
+
+.PHONY: setup build lint test demo simulator-sheet clean-sim-cache
+
+## Install Debian GStreamer packages and ONNX Runtime if missing (idempotent).
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --workspace --locked
+
+## fmt, clippy and rustdoc, all warnings as errors.
+lint: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --release --workspace --all-targets --locked -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --workspace --no-deps --locked
+
+## Everything CI runs.
+test: setup lint
+	$(CARGO) test --release --workspace --locked
+
+## The simulator plays the hit-and-run scenario on 4 cameras and a pillar.
+demo: build
+	@bash scripts/demo.sh
+
+## Regenerate the contact sheet shown in the README.
+simulator-sheet: build
+	rm -rf target/simulator-sheet
+	target/release/safecity-edge simulate --images 12 --seed 5 --width 1280 --height 720 \
+	  --out target/simulator-sheet --contact-sheet docs/simulator.png
+
+clean-sim-cache:
+	rm -rf "$${XDG_CACHE_HOME:-$$HOME/.cache}/safecity/sim"
