@@ -153,8 +153,8 @@ fn stills(args: &SimulateArgs, count: u32, out: &Path) -> anyhow::Result<()> {
     );
     if let Some(sheet) = &args.contact_sheet {
         let mut images = Vec::new();
-        for i in 0..count.min(12) {
-            let path = out.join(format!("{i:06}.jpg"));
+        for file in contact_sheet_picks(out)? {
+            let path = out.join(&file);
             let img = image::open(&path).with_context(|| format!("reading {}", path.display()))?;
             images.push(img.to_rgb8());
         }
@@ -164,6 +164,32 @@ fn stills(args: &SimulateArgs, count: u32, out: &Path) -> anyhow::Result<()> {
         eprintln!("contact sheet: {}", sheet.display());
     }
     Ok(())
+}
+
+/// Up to 12 image files for a contact sheet: half by day, the rest at dusk
+/// and night, so a reader can judge every light.
+fn contact_sheet_picks(out: &Path) -> anyhow::Result<Vec<String>> {
+    let truth_path = out.join("ground_truth.jsonl");
+    let text = std::fs::read_to_string(&truth_path)
+        .with_context(|| format!("reading {}", truth_path.display()))?;
+    let mut quota = [("day", 6), ("dusk", 3), ("night", 3)];
+    let (mut picks, mut rest) = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("parsing {}", truth_path.display()))?;
+        let file = v["file"].as_str().unwrap_or_default().to_owned();
+        let lighting = v["lighting"].as_str().unwrap_or_default();
+        match quota.iter_mut().find(|(l, n)| *l == lighting && *n > 0) {
+            Some((_, n)) => {
+                *n -= 1;
+                picks.push(file);
+            }
+            None => rest.push(file),
+        }
+    }
+    let missing = 12usize.saturating_sub(picks.len());
+    picks.extend(rest.into_iter().take(missing));
+    Ok(picks)
 }
 
 /// Places simulated cameras on a grid around central Almaty.

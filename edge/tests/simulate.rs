@@ -381,3 +381,80 @@ fn bad_arguments_end_with_a_clear_message_and_failure() {
         "/nonexistent/s.toml",
     );
 }
+
+/// Accepts one HTTP request and answers 200; returns the request body.
+fn receive_one_post(listener: std::net::TcpListener) -> String {
+    use std::io::{Read, Write};
+    let (mut stream, _) = listener.accept().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        data.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&data).into_owned();
+        if let Some(head_end) = text.find("\r\n\r\n") {
+            let length = text[..head_end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if data.len() >= head_end + 4 + length {
+                assert!(text.starts_with("POST /alarm "), "{text}");
+                stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .unwrap();
+                return text[head_end + 4..].to_owned();
+            }
+        }
+        assert!(n > 0, "connection closed early: {text}");
+    }
+}
+
+#[test]
+fn a_pillar_press_is_posted_to_the_alarm_url() {
+    let tmp = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/alarm", listener.local_addr().unwrap());
+    let truth = tmp.path().join("truth.jsonl");
+    let started = std::time::SystemTime::now();
+    let _sim = start_sim(
+        &[
+            "--pillars",
+            "1",
+            "--rtsp-port",
+            "0",
+            "--width",
+            "160",
+            "--height",
+            "120",
+            "--loop",
+            "4",
+            "--duration",
+            "60",
+            "--alarm-url",
+            &url,
+            "--cache-dir",
+            tmp.path().join("cache").to_str().unwrap(),
+            "--truth",
+            truth.to_str().unwrap(),
+        ],
+        1,
+    );
+    let body: Value = serde_json::from_str(&receive_one_post(listener)).unwrap();
+    assert_eq!(body["pillar_id"], "pillar1");
+    let ts = body["ts"].as_str().unwrap();
+    let at =
+        time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).unwrap();
+    let since_start = at - time::OffsetDateTime::from(started);
+    assert!(
+        since_start > time::Duration::ZERO && since_start < time::Duration::seconds(60),
+        "press at {ts} is not within the run"
+    );
+    assert!(body["lat"].as_f64().unwrap() > 43.0);
+}
