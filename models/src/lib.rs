@@ -4,20 +4,34 @@
 //! - [`Runtime`] finds the ONNX Runtime shared library (the one `make setup`
 //!   takes from the PyPI `onnxruntime` wheel, or one the user names) and
 //!   builds the process's single ort environment.
+//! - [`ModelDescription`] is the TOML sidecar beside each `.onnx` that says
+//!   how to feed and read it; [`preprocess_into`] crops, letterboxes and
+//!   normalises into a reused buffer accordingly.
+//! - [`DetectorSession`] runs a detector on a batch of frames and checks the
+//!   model against its description when it opens.
 //! - [`decode_detections`] reads the YOLOv8/v11, YOLOv5, YOLOX and
 //!   end-to-end output layouts ([`DetectorLayout`]); [`nms`] is class-wise.
 //! - [`ctc_greedy`], [`ctc_beam`] and [`fixed_slots`] decode plate-reader
 //!   outputs; [`rank_candidates`] applies the Kazakhstan grammar prior and
 //!   gives [`PlateCandidate`]s with canonical and display forms.
 
+mod description;
 mod detect;
 mod plate_decode;
+mod preprocess;
 mod runtime;
+mod session;
 
+pub use description::{
+    Channels, DescriptionError, DetectorDescription, InputDescription, ModelDescription,
+    PlateDecoder, PlateReaderDescription, Resize,
+};
 pub use detect::{
     decode_detections, iou, nms, DecodeError, Detection, DetectorLayout, OutputShape,
 };
 pub use plate_decode::{
     ctc_beam, ctc_greedy, fixed_slots, rank_candidates, PlateCandidate, FOREIGN_PRIOR,
 };
+pub use preprocess::{input_len, preprocess_into, Letterbox, RgbFrame};
 pub use runtime::{Runtime, RuntimeError, ORT_LIB_ENV};
+pub use session::{DetectorSession, ModelError, ObjectDetection, SessionOptions};

@@ -24,7 +24,7 @@ pub enum RuntimeError {
 #[derive(Debug)]
 pub struct Runtime {
     library: PathBuf,
-    _environment: ort::environment::Environment,
+    environment: ort::environment::Environment,
 }
 
 static RUNTIME: OnceLock<Result<Runtime, RuntimeError>> = OnceLock::new();
@@ -94,8 +94,13 @@ impl Runtime {
         tracing::info!(library = %library.display(), "ONNX Runtime loaded");
         Ok(Runtime {
             library,
-            _environment: environment,
+            environment: environment,
         })
+    }
+
+    /// The process's ort environment, for building sessions.
+    pub fn environment(&self) -> &ort::environment::Environment {
+        &self.environment
     }
 
     /// The library file this process runs on.
