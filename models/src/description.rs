@@ -147,6 +147,14 @@ pub struct PlateReaderDescription {
     /// Whether outputs are raw scores that need a softmax.
     #[serde(default = "yes")]
     pub logits: bool,
+    /// Margin added around a detected plate box before cropping, as a
+    /// fraction of its width and height.
+    #[serde(default = "crop_margin")]
+    pub crop_margin: [f32; 2],
+}
+
+fn crop_margin() -> [f32; 2] {
+    [0.08, 0.15]
 }
 
 fn pad_symbol() -> char {

@@ -9,6 +9,8 @@
 //!   normalises into a reused buffer accordingly.
 //! - [`DetectorSession`] runs a detector on a batch of frames and checks the
 //!   model against its description when it opens.
+//! - [`PlateReaderSession`] crops plate boxes with a margin, reads them in a
+//!   batch and ranks the texts.
 //! - [`decode_detections`] reads the YOLOv8/v11, YOLOv5, YOLOX and
 //!   end-to-end output layouts ([`DetectorLayout`]); [`nms`] is class-wise.
 //! - [`ctc_greedy`], [`ctc_beam`] and [`fixed_slots`] decode plate-reader
@@ -18,6 +20,7 @@
 mod description;
 mod detect;
 mod plate_decode;
+mod plate_session;
 mod preprocess;
 mod runtime;
 mod session;
@@ -30,8 +33,10 @@ pub use detect::{
     decode_detections, iou, nms, DecodeError, Detection, DetectorLayout, OutputShape,
 };
 pub use plate_decode::{
-    ctc_beam, ctc_greedy, fixed_slots, rank_candidates, PlateCandidate, FOREIGN_PRIOR,
+    ctc_beam, ctc_greedy, fixed_slots, fixed_slots_k_best, rank_candidates, PlateCandidate,
+    FOREIGN_PRIOR,
 };
+pub use plate_session::{PlateCrop, PlateReaderSession};
 pub use preprocess::{input_len, preprocess_into, Letterbox, RgbFrame};
 pub use runtime::{Runtime, RuntimeError, ORT_LIB_ENV};
 pub use session::{DetectorSession, ModelError, ObjectDetection, SessionOptions};

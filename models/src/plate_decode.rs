@@ -174,6 +174,69 @@ pub fn fixed_slots(
     (text, prob)
 }
 
+/// The `k` most probable fixed-slot texts: the best symbol in every slot,
+/// and the runners-up where the model was least sure. Slots are independent,
+/// so a text's probability is the product over its slots.
+pub fn fixed_slots_k_best(
+    data: &[f32],
+    classes: usize,
+    alphabet: &[char],
+    pad: usize,
+    logits: bool,
+    k: usize,
+) -> Vec<(String, f32)> {
+    let p = probabilities(data, classes, logits);
+    let slots: Vec<&[f32]> = p.chunks_exact(classes).collect();
+    // Per slot, the two best symbols.
+    let top2: Vec<[(usize, f32); 2]> = slots
+        .iter()
+        .map(|s| {
+            let mut best = [(0, f32::MIN), (0, f32::MIN)];
+            for (i, &v) in s.iter().enumerate() {
+                if v > best[0].1 {
+                    best = [(i, v), best[0]];
+                } else if v > best[1].1 {
+                    best[1] = (i, v);
+                }
+            }
+            best
+        })
+        .collect();
+    let spell = |choice: &[usize]| -> (String, f32) {
+        let mut text = String::new();
+        let mut prob = 1.0;
+        for (slot, &c) in top2.iter().zip(choice) {
+            let (sym, pv) = slot[c];
+            prob *= pv;
+            if sym != pad {
+                if let Some(&ch) = alphabet.get(sym) {
+                    text.push(ch);
+                }
+            }
+        }
+        (text, prob)
+    };
+    let mut out = vec![spell(&vec![0; top2.len()])];
+    // Single and double swaps to runners-up, most likely first.
+    let mut order: Vec<usize> = (0..top2.len()).collect();
+    order.sort_by(|&a, &b| (top2[b][1].1 / top2[b][0].1).total_cmp(&(top2[a][1].1 / top2[a][0].1)));
+    let unsure = &order[..order.len().min(4)];
+    for (n, &a) in unsure.iter().enumerate() {
+        let mut choice = vec![0; top2.len()];
+        choice[a] = 1;
+        out.push(spell(&choice));
+        for &b in &unsure[n + 1..] {
+            let mut both = choice.clone();
+            both[b] = 1;
+            out.push(spell(&both));
+        }
+    }
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out.dedup_by(|a, b| a.0 == b.0);
+    out.truncate(k);
+    out
+}
+
 /// Applies the Kazakhstan grammar prior to raw `(text, probability)` pairs
 /// and returns them best first, without texts that are not plates.
 pub fn rank_candidates(raw: &[(String, f32)], top_k: usize) -> Vec<PlateCandidate> {
@@ -302,6 +365,18 @@ mod tests {
         let (text, p) = fixed_slots(&data, k, &alphabet, k - 1, false);
         assert_eq!(text, "715KXM02");
         assert_eq!(p, 1.0);
+    }
+
+    #[test]
+    fn k_best_slots_offer_the_runner_up_where_the_model_was_unsure() {
+        // Three slots over {A, B, _}: sure A, unsure A/B, sure pad.
+        let data = [0.9, 0.05, 0.05, 0.55, 0.45, 0.0, 0.0, 0.0, 1.0];
+        let best = fixed_slots_k_best(&data, 3, &['A', 'B', '_'], 2, false, 3);
+        assert_eq!(best[0].0, "AA");
+        assert_eq!(best[1].0, "AB");
+        assert!((best[0].1 - 0.9 * 0.55).abs() < 1e-6);
+        assert!((best[1].1 - 0.9 * 0.45).abs() < 1e-6);
+        assert!(best[1].1 > best[2].1);
     }
 
     #[test]

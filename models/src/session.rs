@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use ort::session::Session;
 use ort::value::{TensorRef, ValueType};
 
-use crate::description::{DescriptionError, DetectorDescription, ModelDescription};
+use crate::description::{
+    DescriptionError, DetectorDescription, InputDescription, ModelDescription,
+};
 use crate::detect::{decode_detections, nms, DecodeError, DetectorLayout, OutputShape};
 use crate::preprocess::{input_len, preprocess_into, Letterbox, RgbFrame};
 use crate::runtime::{Runtime, RuntimeError};
@@ -67,11 +69,73 @@ pub struct DetectorSession {
     buffer: Vec<f32>,
 }
 
-fn tensor_dims(t: &ValueType) -> Option<Vec<i64>> {
+pub(crate) fn tensor_dims(t: &ValueType) -> Option<Vec<i64>> {
     match t {
         ValueType::Tensor { shape, .. } => Some(shape.iter().copied().collect()),
         _ => None,
     }
+}
+
+/// Builds a session from a model file, naming the file on failure.
+pub(crate) fn load(
+    runtime: &Runtime,
+    model: &Path,
+    options: &SessionOptions,
+) -> Result<Session, ModelError> {
+    let load = |message: String| ModelError::Load {
+        path: model.to_path_buf(),
+        message,
+    };
+    if !model.is_file() {
+        return Err(load("no such file".into()));
+    }
+    Session::builder(runtime.environment())
+        .map_err(|e| load(e.to_string()))?
+        .with_intra_threads(options.intra_threads)
+        .map_err(|e| load(e.to_string()))?
+        .commit_from_file(model)
+        .map_err(|e| load(e.to_string()))
+}
+
+/// Checks the model's single input against the description, now rather
+/// than at the first frame; returns its dimensions (`-1` where dynamic).
+pub(crate) fn check_input(
+    session: &Session,
+    model: &Path,
+    d: &InputDescription,
+) -> Result<Vec<i64>, ModelError> {
+    let mismatch = |message: String| ModelError::Mismatch {
+        path: model.to_path_buf(),
+        message,
+    };
+    let [input] = session.inputs() else {
+        return Err(mismatch(format!(
+            "it has {} inputs; one is expected",
+            session.inputs().len()
+        )));
+    };
+    let dims =
+        tensor_dims(input.dtype()).ok_or_else(|| mismatch("its input is not a tensor".into()))?;
+    let expected: [i64; 3] = if d.nhwc {
+        [d.height as i64, d.width as i64, d.channels.count() as i64]
+    } else {
+        [d.channels.count() as i64, d.height as i64, d.width as i64]
+    };
+    let fits = dims.len() == 4
+        && dims[1..]
+            .iter()
+            .zip(expected)
+            .all(|(&got, want)| got < 0 || got == want);
+    if !fits {
+        return Err(mismatch(format!(
+            "input {:?} is {dims:?}, but the description says [batch, {}, {}, {}]",
+            input.name(),
+            expected[0],
+            expected[1],
+            expected[2]
+        )));
+    }
+    Ok(dims)
 }
 
 impl DetectorSession {
