@@ -266,7 +266,7 @@ fn streams_from_args(args: &SimulateArgs) -> anyhow::Result<(Vec<StreamSpec>, u6
 }
 
 fn serve(args: &SimulateArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
-    if !(args.duration >= 0.0) {
+    if args.duration.is_nan() || args.duration < 0.0 {
         bail!("--duration must be 0 (run until Ctrl-C) or more seconds");
     }
     let (streams, seed, loop_s) = streams_from_args(args)?;

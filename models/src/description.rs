@@ -213,7 +213,7 @@ impl ModelDescription {
                 input.width, input.height
             ));
         }
-        if input.std.iter().any(|s| *s == 0.0) {
+        if input.std.contains(&0.0) {
             return Err("input.std has a zero".into());
         }
         match self {

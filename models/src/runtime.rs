@@ -94,7 +94,7 @@ impl Runtime {
         tracing::info!(library = %library.display(), "ONNX Runtime loaded");
         Ok(Runtime {
             library,
-            environment: environment,
+            environment,
         })
     }
 

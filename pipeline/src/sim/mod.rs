@@ -21,6 +21,7 @@ mod error;
 mod font;
 mod pillar;
 mod plate;
+mod raster;
 mod render;
 mod road;
 mod scenario;
@@ -33,7 +34,9 @@ mod video;
 
 pub use error::SimError;
 pub use pillar::PillarScene;
-pub use plate::{plate_size_mm, render_plate, PlateSpec};
+pub use plate::{
+    plate_size_mm, render_plate, render_plate_scaled, render_plate_with_chars, PlateChar, PlateSpec,
+};
 pub use scenario::{
     AlarmSpec, CameraSpec, PassSpec, PillarSpec, Scenario, DEFAULT_VEHICLES_PER_MINUTE,
 };

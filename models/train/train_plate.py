@@ -1,0 +1,181 @@
+"""Trains the fixed-slot plate reader and exports it to ONNX.
+
+    python train_plate.py --sim DIR [DIR...] --out target/train-data/plate --minutes 12
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from common import ALPHABET, SLOTS, decode_slots, load_simulated, openalpr_split
+from plate_data import MARGIN_X, MARGIN_Y, augment_view, cut_patches
+
+WIDTH, HEIGHT = 128, 64
+
+
+def conv(cin, cout):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class PlateReader(nn.Module):
+    """CNN to a 4x8 feature map, flattened, one linear layer giving every
+    slot its own classifier over the whole plate (fast-plate-ocr style), so
+    two-line plates read like one-line ones."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            # Narrow at full resolution, where convs cost the most.
+            conv(1, 16), nn.MaxPool2d(2),  # 32x64
+            conv(16, 32), nn.MaxPool2d(2),  # 16x32
+            conv(32, 64), nn.MaxPool2d(2),  # 8x16
+            conv(64, 96), conv(96, 96), nn.MaxPool2d(2),  # 4x8
+            nn.Conv2d(96, 32, 1), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
+        )
+        self.drop = nn.Dropout(0.2)
+        self.slots = nn.Linear(32 * (HEIGHT // 16) * (WIDTH // 16), SLOTS * len(ALPHABET))
+
+    def forward(self, x):
+        f = self.features(x).flatten(1)
+        return self.slots(self.drop(f)).view(-1, SLOTS, len(ALPHABET))
+
+
+def export_onnx(model, path: Path):
+    m = copy.deepcopy(model).eval()
+    torch.onnx.export(
+        m,
+        torch.zeros(1, 1, HEIGHT, WIDTH),
+        str(path),
+        input_names=["images"],
+        output_names=["logits"],
+        opset_version=17,
+        dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
+        dynamo=False,
+    )
+
+
+def write_description(path: Path):
+    path.write_text(
+        f"""# safecity's own plate reader (models/README.md). Output [B, {SLOTS}, {len(ALPHABET)}]
+# raw scores: one character or the pad "_" per slot, left-aligned.
+# Feed the detector's plate box widened by {MARGIN_X:g} of its width left and right
+# and {MARGIN_Y:g} of its height above and below, stretched to {WIDTH}x{HEIGHT}.
+kind = "plate_reader"
+decoder = "fixed_slots"
+alphabet = "{ALPHABET}"
+pad = "_"
+logits = true
+
+[input]
+width = {WIDTH}
+height = {HEIGHT}
+channels = "gray"
+scale = 0.00392156862745098
+resize = "stretch"
+"""
+    )
+
+
+def batch(items, idx, rng, train):
+    x = np.stack([augment_view(items[i], (WIDTH, HEIGHT), rng, train) for i in idx])[:, None]
+    y = np.stack([items[i]["label"] for i in idx])
+    return torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y)
+
+
+def exact_rate(model, items, rng):
+    model.eval()
+    hits = 0
+    with torch.no_grad():
+        for s in range(0, len(items), 64):
+            idx = list(range(s, min(len(items), s + 64)))
+            x, _ = batch(items, idx, rng, False)
+            pred = model(x).argmax(-1).numpy()
+            hits += sum(decode_slots(p) == items[i]["text"] for p, i in zip(pred, idx))
+    return hits / max(1, len(items))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sim", nargs="+", type=Path, required=True)
+    ap.add_argument("--val", type=Path, help="held-out simulator folder for a progress read rate")
+    ap.add_argument("--openalpr-repeat", type=int, default=4)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--minutes", type=float, default=12.0)
+    ap.add_argument("--steps", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--onnx", type=Path)
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    cache = args.out / "patches.pkl"
+    if cache.exists():
+        items, alpr = pickle.loads(cache.read_bytes())
+    else:
+        items = cut_patches([s for d in args.sim for s in load_simulated(d)])
+        alpr = cut_patches(openalpr_split()[0]) if args.openalpr_repeat else []
+        cache.write_bytes(pickle.dumps((items, alpr)))
+    val = cut_patches(load_simulated(args.val), only_readable=True) if args.val else []
+    pool = list(range(len(items))) + list(range(len(items), len(items) + len(alpr))) * args.openalpr_repeat
+    items = items + alpr
+    print(f"plates: {len(items) - len(alpr)} simulated, {len(alpr)} openalpr, {len(val)} readable for validation", flush=True)
+
+    model = PlateReader()
+    print(f"plate reader: {sum(p.numel() for p in model.parameters())} parameters", flush=True)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    start, step, queue = time.time(), 0, []
+    log = open(args.out / "train.log", "a")
+    while True:
+        progress = step / args.steps if args.steps else (time.time() - start) / (args.minutes * 60)
+        if progress >= 1:
+            break
+        lr = args.lr * min(1.0, (step + 1) / 50) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if len(queue) < args.batch:
+            queue += list(rng.permutation(pool))
+        idx, queue = queue[: args.batch], queue[args.batch :]
+        x, y = batch(items, idx, rng, True)
+        model.train()
+        logits = model(x)
+        loss = F.cross_entropy(logits.reshape(-1, len(ALPHABET)), y.reshape(-1), label_smoothing=0.05)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        if step % 50 == 0:
+            msg = f"step {step} {time.time() - start:.0f}s lr {lr:.5f} loss {loss.item():.4f}"
+            if step % 250 == 0 and val:
+                msg += f" val exact {exact_rate(model, val, rng):.3f}"
+            print(msg, flush=True)
+            log.write(msg + "\n")
+            log.flush()
+            torch.save(model.state_dict(), args.out / "plate.pt")
+    torch.save(model.state_dict(), args.out / "plate.pt")
+    print(f"trained {step} steps in {time.time() - start:.0f} s", flush=True)
+    if val:
+        print(f"validation exact read (readable, box crops): {exact_rate(model, val, rng):.3f}", flush=True)
+    if args.onnx:
+        export_onnx(model, args.onnx)
+        write_description(args.onnx.with_suffix(".toml"))
+        print(f"exported {args.onnx} ({args.onnx.stat().st_size} bytes)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
