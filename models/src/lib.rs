@@ -19,6 +19,7 @@
 
 mod description;
 mod detect;
+mod locate;
 mod plate_decode;
 mod plate_session;
 mod preprocess;
@@ -32,6 +33,7 @@ pub use description::{
 pub use detect::{
     decode_detections, iou, nms, DecodeError, Detection, DetectorLayout, OutputShape,
 };
+pub use locate::{find_model, ModelNotFound, DETECTOR_FILE, MODELS_DIR_ENV, PLATE_READER_FILE};
 pub use plate_decode::{
     ctc_beam, ctc_greedy, fixed_slots, fixed_slots_k_best, rank_candidates, PlateCandidate,
     FOREIGN_PRIOR,
