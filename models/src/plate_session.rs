@@ -1,28 +1,22 @@
 //! The plate reader's ort session: crops of plate boxes in, ranked plate
 //! texts out.
 
-use std::path::{Path, PathBuf};
-
-use ort::session::Session;
-use ort::value::TensorRef;
+use std::path::Path;
 
 use crate::description::{ModelDescription, PlateDecoder, PlateReaderDescription};
-use crate::plate_decode::{ctc_beam, rank_candidates, PlateCandidate};
-use crate::preprocess::{input_len, preprocess_into, RgbFrame};
+use crate::plate_decode::{ctc_beam, fixed_slots_k_best, rank_candidates, PlateCandidate};
+use crate::preprocess::{preprocess_into, RgbFrame};
 use crate::runtime::Runtime;
-use crate::session::{check_input, tensor_dims, ModelError, SessionOptions};
+use crate::session::{ModelError, Runner, SessionOptions};
 
 /// How many raw texts are ranked per plate before the grammar prior.
 const RAW_CANDIDATES: usize = 8;
 
-/// A plate reader with its description and a reused input buffer.
+/// A plate reader with its description.
 pub struct PlateReaderSession {
-    session: Session,
+    runner: Runner,
     description: PlateReaderDescription,
     alphabet: Vec<char>,
-    path: PathBuf,
-    fixed_batch: Option<usize>,
-    buffer: Vec<f32>,
 }
 
 /// A plate box in a frame to read.
@@ -55,36 +49,24 @@ impl PlateReaderSession {
                 })
             }
         };
-        let session = crate::session::load(runtime, model, options)?;
-        let dims = check_input(&session, model, &description.input)?;
-        let mismatch = |message: String| ModelError::Mismatch {
-            path: model.to_path_buf(),
-            message,
-        };
+        let runner = Runner::open(runtime, model, &description.input, options)?;
         let alphabet: Vec<char> = description.alphabet.chars().collect();
         let classes = match description.decoder {
             PlateDecoder::Ctc => alphabet.len() + 1,
             PlateDecoder::FixedSlots => alphabet.len(),
         };
-        if let Some(out) = session
-            .outputs()
-            .first()
-            .and_then(|o| tensor_dims(o.dtype()))
-        {
+        if let Some(out) = runner.output_dims() {
             if out.len() != 3 || (out[2] >= 0 && out[2] as usize != classes) {
-                return Err(mismatch(format!(
+                return Err(runner.mismatch(format!(
                     "output is {out:?}, but a {:?} reader over {:?} gives [batch, steps, {classes}]",
                     description.decoder, description.alphabet
                 )));
             }
         }
         Ok(PlateReaderSession {
-            buffer: Vec::with_capacity(input_len(&description.input)),
-            fixed_batch: (dims[0] > 0).then_some(dims[0] as usize),
-            session,
+            runner,
             description,
             alphabet,
-            path: model.to_path_buf(),
         })
     }
 
@@ -100,107 +82,48 @@ impl PlateReaderSession {
         crops: &[PlateCrop<'_>],
         top_k: usize,
     ) -> Result<Vec<Vec<PlateCandidate>>, ModelError> {
-        let chunk = self.fixed_batch.unwrap_or(crops.len()).max(1);
-        let mut out = Vec::with_capacity(crops.len());
-        for batch in crops.chunks(chunk) {
-            let mut padded = batch.to_vec();
-            if self.fixed_batch.is_some() {
-                padded.resize(chunk, batch[0]);
-            }
-            let mut read = self.run_batch(&padded, top_k)?;
-            read.truncate(batch.len());
-            out.extend(read);
-        }
-        Ok(out)
-    }
-
-    fn run_batch(
-        &mut self,
-        crops: &[PlateCrop<'_>],
-        top_k: usize,
-    ) -> Result<Vec<Vec<PlateCandidate>>, ModelError> {
-        if crops.is_empty() {
-            return Ok(Vec::new());
-        }
         let d = &self.description;
-        let per = input_len(&d.input);
-        self.buffer.resize(per * crops.len(), 0.0);
+        let alphabet = &self.alphabet;
         let [mx, my] = d.crop_margin;
-        for (crop, out) in crops.iter().zip(self.buffer.chunks_exact_mut(per)) {
-            let [x1, y1, x2, y2] = crop.bbox;
-            let (w, h) = (x2 - x1, y2 - y1);
-            let (fw, fh) = (crop.frame.width as f32, crop.frame.height as f32);
-            let rx1 = (x1 - w * mx).clamp(0.0, fw - 1.0);
-            let ry1 = (y1 - h * my).clamp(0.0, fh - 1.0);
-            let rx2 = (x2 + w * mx).clamp(rx1 + 1.0, fw);
-            let ry2 = (y2 + h * my).clamp(ry1 + 1.0, fh);
-            preprocess_into(
-                &crop.frame,
-                Some([rx1, ry1, rx2 - rx1, ry2 - ry1]),
-                &d.input,
-                out,
-            );
-        }
-        let c = d.input.channels.count();
-        let (h, w) = (d.input.height as usize, d.input.width as usize);
-        let shape = if d.input.nhwc {
-            [crops.len(), h, w, c]
-        } else {
-            [crops.len(), c, h, w]
-        };
-        let run_err = |e: ort::Error| ModelError::Run {
-            path: self.path.clone(),
-            message: e.to_string(),
-        };
-        let tensor = TensorRef::from_array_view((shape, &self.buffer[..])).map_err(run_err)?;
-        let outputs = self
-            .session
-            .run(ort::inputs![tensor])
-            .map_err(|e| ModelError::Run {
-                path: self.path.clone(),
-                message: e.to_string(),
-            })?;
-        let (out_shape, data) =
-            outputs[0]
-                .try_extract_tensor::<f32>()
-                .map_err(|e| ModelError::Run {
-                    path: self.path.clone(),
-                    message: e.to_string(),
-                })?;
-        let dims: Vec<usize> = out_shape.iter().map(|&v| v.max(0) as usize).collect();
-        let per_out = dims[1] * dims[2];
-        let classes = dims[2];
-        let mut result = Vec::with_capacity(crops.len());
-        for i in 0..crops.len() {
-            let slice = &data[i * per_out..(i + 1) * per_out];
-            let raw = match d.decoder {
-                PlateDecoder::Ctc => ctc_beam(
-                    slice,
-                    classes,
-                    &self.alphabet,
-                    d.blank,
-                    d.logits,
-                    16,
-                    RAW_CANDIDATES,
-                ),
-                PlateDecoder::FixedSlots => {
-                    let pad = self
-                        .alphabet
-                        .iter()
-                        .position(|&ch| ch == d.pad)
-                        .expect("validated");
-                    crate::plate_decode::fixed_slots_k_best(
-                        slice,
+        self.runner.run(
+            crops.len(),
+            |i, slot| {
+                let crop = &crops[i];
+                let [x1, y1, x2, y2] = crop.bbox;
+                let (w, h) = (x2 - x1, y2 - y1);
+                let (fw, fh) = (crop.frame.width as f32, crop.frame.height as f32);
+                let rx1 = (x1 - w * mx).clamp(0.0, fw - 1.0);
+                let ry1 = (y1 - h * my).clamp(0.0, fh - 1.0);
+                let rx2 = (x2 + w * mx).clamp(rx1 + 1.0, fw);
+                let ry2 = (y2 + h * my).clamp(ry1 + 1.0, fh);
+                preprocess_into(
+                    &crop.frame,
+                    Some([rx1, ry1, rx2 - rx1, ry2 - ry1]),
+                    &d.input,
+                    slot,
+                );
+            },
+            |_, [_, classes], data| {
+                let raw = match d.decoder {
+                    PlateDecoder::Ctc => ctc_beam(
+                        data,
                         classes,
-                        &self.alphabet,
-                        pad,
+                        alphabet,
+                        d.blank,
                         d.logits,
+                        16,
                         RAW_CANDIDATES,
-                    )
-                }
-            };
-            result.push(rank_candidates(&raw, top_k));
-        }
-        Ok(result)
+                    ),
+                    PlateDecoder::FixedSlots => {
+                        let pad = alphabet
+                            .iter()
+                            .position(|&ch| ch == d.pad)
+                            .expect("validated");
+                        fixed_slots_k_best(data, classes, alphabet, pad, d.logits, RAW_CANDIDATES)
+                    }
+                };
+                Ok(rank_candidates(&raw, top_k))
+            },
+        )
     }
 }

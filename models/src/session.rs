@@ -56,45 +56,11 @@ pub struct ObjectDetection {
     pub bbox: [f32; 4],
 }
 
-/// A detector with its description, a reused input buffer and the class
-/// names it reports. `detect` takes `&mut self`: give each worker its own.
-pub struct DetectorSession {
-    session: Session,
-    description: DetectorDescription,
-    path: PathBuf,
-    /// Our class name for each model class, `None` for classes we ignore.
-    targets: Vec<Option<String>>,
-    /// The model's fixed batch size, if its batch dimension is not dynamic.
-    fixed_batch: Option<usize>,
-    buffer: Vec<f32>,
-}
-
 pub(crate) fn tensor_dims(t: &ValueType) -> Option<Vec<i64>> {
     match t {
         ValueType::Tensor { shape, .. } => Some(shape.iter().copied().collect()),
         _ => None,
     }
-}
-
-/// Builds a session from a model file, naming the file on failure.
-pub(crate) fn load(
-    runtime: &Runtime,
-    model: &Path,
-    options: &SessionOptions,
-) -> Result<Session, ModelError> {
-    let load = |message: String| ModelError::Load {
-        path: model.to_path_buf(),
-        message,
-    };
-    if !model.is_file() {
-        return Err(load("no such file".into()));
-    }
-    Session::builder(runtime.environment())
-        .map_err(|e| load(e.to_string()))?
-        .with_intra_threads(options.intra_threads)
-        .map_err(|e| load(e.to_string()))?
-        .commit_from_file(model)
-        .map_err(|e| load(e.to_string()))
 }
 
 /// Checks the model's single input against the description, now rather
@@ -138,6 +104,132 @@ pub(crate) fn check_input(
     Ok(dims)
 }
 
+/// One model file with its input description: loads it, checks its input,
+/// and runs batches through a reused buffer. Models with a fixed batch size
+/// get their items in chunks of it, the last chunk padded with copies.
+pub(crate) struct Runner {
+    session: Session,
+    input: InputDescription,
+    path: PathBuf,
+    fixed_batch: Option<usize>,
+    buffer: Vec<f32>,
+}
+
+impl Runner {
+    pub(crate) fn open(
+        runtime: &Runtime,
+        model: &Path,
+        input: &InputDescription,
+        options: &SessionOptions,
+    ) -> Result<Runner, ModelError> {
+        let load = |message: String| ModelError::Load {
+            path: model.to_path_buf(),
+            message,
+        };
+        if !model.is_file() {
+            return Err(load("no such file".into()));
+        }
+        let session = Session::builder(runtime.environment())
+            .map_err(|e| load(e.to_string()))?
+            .with_intra_threads(options.intra_threads)
+            .map_err(|e| load(e.to_string()))?
+            .commit_from_file(model)
+            .map_err(|e| load(e.to_string()))?;
+        let dims = check_input(&session, model, input)?;
+        Ok(Runner {
+            session,
+            input: input.clone(),
+            path: model.to_path_buf(),
+            fixed_batch: (dims[0] > 0).then_some(dims[0] as usize),
+            buffer: Vec::with_capacity(input_len(input)),
+        })
+    }
+
+    /// Dimensions of the first output as the model declares them.
+    pub(crate) fn output_dims(&self) -> Option<Vec<i64>> {
+        self.session
+            .outputs()
+            .first()
+            .and_then(|o| tensor_dims(o.dtype()))
+    }
+
+    pub(crate) fn mismatch(&self, message: String) -> ModelError {
+        ModelError::Mismatch {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    /// Runs `n` items: `fill(i, slot)` writes item `i` into its slot of the
+    /// input and returns what `read` needs to interpret the output;
+    /// `read(&that, [rows, cols], output)` gets each item's output matrix.
+    pub(crate) fn run<P, T>(
+        &mut self,
+        n: usize,
+        mut fill: impl FnMut(usize, &mut [f32]) -> P,
+        mut read: impl FnMut(&P, [usize; 2], &[f32]) -> Result<T, ModelError>,
+    ) -> Result<Vec<T>, ModelError> {
+        let chunk = self.fixed_batch.unwrap_or(n).max(1);
+        let per_item = input_len(&self.input);
+        let mut results = Vec::with_capacity(n);
+        for start in (0..n).step_by(chunk) {
+            let real = chunk.min(n - start);
+            let batch = if self.fixed_batch.is_some() {
+                chunk
+            } else {
+                real
+            };
+            self.buffer.resize(per_item * batch, 0.0);
+            let prepared: Vec<P> = self
+                .buffer
+                .chunks_exact_mut(per_item)
+                .enumerate()
+                .map(|(k, slot)| fill(start + if k < real { k } else { 0 }, slot))
+                .collect();
+            let c = self.input.channels.count();
+            let (h, w) = (self.input.height as usize, self.input.width as usize);
+            let shape = if self.input.nhwc {
+                [batch, h, w, c]
+            } else {
+                [batch, c, h, w]
+            };
+            let path = &self.path;
+            let run_err = |e: ort::Error| ModelError::Run {
+                path: path.clone(),
+                message: e.to_string(),
+            };
+            let tensor = TensorRef::from_array_view((shape, &self.buffer[..])).map_err(run_err)?;
+            let outputs = self.session.run(ort::inputs![tensor]).map_err(run_err)?;
+            let (out_shape, data) = outputs[0].try_extract_tensor::<f32>().map_err(run_err)?;
+            let dims: Vec<usize> = out_shape.iter().map(|&v| v.max(0) as usize).collect();
+            if dims.len() != 3 || dims[0] != batch {
+                return Err(ModelError::Mismatch {
+                    path: path.clone(),
+                    message: format!("output shape {dims:?} for a batch of {batch}"),
+                });
+            }
+            let per_out = dims[1] * dims[2];
+            for (k, p) in prepared.iter().take(real).enumerate() {
+                results.push(read(
+                    p,
+                    [dims[1], dims[2]],
+                    &data[k * per_out..(k + 1) * per_out],
+                )?);
+            }
+        }
+        Ok(results)
+    }
+}
+
+/// A detector with its description and the class names it reports.
+/// `detect` takes `&mut self`: give each worker its own.
+pub struct DetectorSession {
+    runner: Runner,
+    description: DetectorDescription,
+    /// Our class name for each model class, `None` for classes we ignore.
+    targets: Vec<Option<String>>,
+}
+
 impl DetectorSession {
     /// Opens `model` with the description beside it (`model.toml`), or
     /// the one at `description` when given.
@@ -161,57 +253,8 @@ impl DetectorSession {
                 })
             }
         };
-        let load = |message: String| ModelError::Load {
-            path: model.to_path_buf(),
-            message,
-        };
-        if !model.is_file() {
-            return Err(load("no such file".into()));
-        }
-        let session = Session::builder(runtime.environment())
-            .map_err(|e| load(e.to_string()))?
-            .with_intra_threads(options.intra_threads)
-            .map_err(|e| load(e.to_string()))?
-            .commit_from_file(model)
-            .map_err(|e| load(e.to_string()))?;
-        let mismatch = |message: String| ModelError::Mismatch {
-            path: model.to_path_buf(),
-            message,
-        };
-        // Check the input against the description now, not at the first frame.
-        let [input] = session.inputs() else {
-            return Err(mismatch(format!(
-                "it has {} inputs; a detector has one",
-                session.inputs().len()
-            )));
-        };
-        let dims = tensor_dims(input.dtype())
-            .ok_or_else(|| mismatch("its input is not a tensor".into()))?;
-        let d = &description.input;
-        let expected: [i64; 3] = if d.nhwc {
-            [d.height as i64, d.width as i64, d.channels.count() as i64]
-        } else {
-            [d.channels.count() as i64, d.height as i64, d.width as i64]
-        };
-        let fits = dims.len() == 4
-            && dims[1..]
-                .iter()
-                .zip(expected)
-                .all(|(&got, want)| got < 0 || got == want);
-        if !fits {
-            return Err(mismatch(format!(
-                "input {:?} is {dims:?}, but the description says [batch, {}, {}, {}]",
-                input.name(),
-                expected[0],
-                expected[1],
-                expected[2]
-            )));
-        }
-        if let Some(out) = session
-            .outputs()
-            .first()
-            .and_then(|o| tensor_dims(o.dtype()))
-        {
+        let runner = Runner::open(runtime, model, &description.input, options)?;
+        if let Some(out) = runner.output_dims() {
             let attrs = match description.layout {
                 DetectorLayout::Yolov8 => out.get(1).copied(),
                 _ => out.get(2).copied(),
@@ -224,7 +267,7 @@ impl DetectorSession {
                 DetectorLayout::EndToEnd => 6,
             };
             if out.len() != 3 || attrs.is_some_and(|a| a >= 0 && a != want) {
-                return Err(mismatch(format!(
+                return Err(runner.mismatch(format!(
                     "output is {out:?}, but a {:?} model with {} classes gives {want} values per candidate",
                     description.layout,
                     description.classes.len()
@@ -242,15 +285,10 @@ impl DetectorSession {
                 }
             })
             .collect();
-        let buffer = Vec::with_capacity(input_len(&description.input));
-        let fixed_batch = (dims[0] > 0).then_some(dims[0] as usize);
         Ok(DetectorSession {
-            session,
+            runner,
             description,
-            path: model.to_path_buf(),
             targets,
-            fixed_batch,
-            buffer,
         })
     }
 
@@ -261,112 +299,47 @@ impl DetectorSession {
     /// The largest batch one run takes: the model's fixed batch size, if it
     /// has one.
     pub fn max_batch(&self) -> Option<usize> {
-        self.fixed_batch
+        self.runner.fixed_batch
     }
 
     /// Detects objects in a batch of frames; one list per frame, best first.
-    /// A model with a fixed batch size runs the frames in chunks of it.
     pub fn detect(
         &mut self,
         frames: &[RgbFrame<'_>],
     ) -> Result<Vec<Vec<ObjectDetection>>, ModelError> {
-        let chunk = self.fixed_batch.unwrap_or(frames.len()).max(1);
-        let mut result = Vec::with_capacity(frames.len());
-        for batch in frames.chunks(chunk) {
-            if batch.len() < chunk && self.fixed_batch.is_some() {
-                // Pad the last chunk of a fixed-batch model with copies.
-                let mut padded = batch.to_vec();
-                padded.resize(chunk, batch[0]);
-                let mut out = self.run_batch(&padded)?;
-                out.truncate(batch.len());
-                result.extend(out);
-            } else {
-                result.extend(self.run_batch(batch)?);
-            }
-        }
-        Ok(result)
-    }
-
-    fn run_batch(
-        &mut self,
-        frames: &[RgbFrame<'_>],
-    ) -> Result<Vec<Vec<ObjectDetection>>, ModelError> {
-        if frames.is_empty() {
-            return Ok(Vec::new());
-        }
         let d = &self.description;
-        let per_image = input_len(&d.input);
-        self.buffer.resize(per_image * frames.len(), 0.0);
-        let boxes: Vec<Letterbox> = frames
-            .iter()
-            .zip(self.buffer.chunks_exact_mut(per_image))
-            .map(|(f, out)| preprocess_into(f, None, &d.input, out))
-            .collect();
-        let c = d.input.channels.count();
-        let (h, w) = (d.input.height as usize, d.input.width as usize);
-        let shape = if d.input.nhwc {
-            [frames.len(), h, w, c]
-        } else {
-            [frames.len(), c, h, w]
-        };
-        let run_err = |e: ort::Error| ModelError::Run {
-            path: self.path.clone(),
-            message: e.to_string(),
-        };
-        let tensor = TensorRef::from_array_view((shape, &self.buffer[..])).map_err(run_err)?;
-        let outputs = self
-            .session
-            .run(ort::inputs![tensor])
-            .map_err(|e| ModelError::Run {
-                path: self.path.clone(),
-                message: e.to_string(),
-            })?;
-        let (out_shape, data) =
-            outputs[0]
-                .try_extract_tensor::<f32>()
-                .map_err(|e| ModelError::Run {
-                    path: self.path.clone(),
-                    message: e.to_string(),
+        let targets = &self.targets;
+        let path = self.runner.path.clone();
+        self.runner.run(
+            frames.len(),
+            |i, slot| preprocess_into(&frames[i], None, &d.input, slot),
+            |letterbox: &Letterbox, dims, data| {
+                let raw = decode_detections(
+                    d.layout,
+                    data,
+                    OutputShape { dims },
+                    d.classes.len(),
+                    (d.input.width, d.input.height),
+                    &d.strides,
+                    d.score_threshold,
+                )
+                .map_err(|source| ModelError::Decode {
+                    path: path.clone(),
+                    source,
                 })?;
-        let dims: Vec<usize> = out_shape.iter().map(|&v| v.max(0) as usize).collect();
-        if dims.len() != 3 || dims[0] != frames.len() {
-            return Err(ModelError::Mismatch {
-                path: self.path.clone(),
-                message: format!("output shape {dims:?} for a batch of {}", frames.len()),
-            });
-        }
-        let per_out = dims[1] * dims[2];
-        let mut result = Vec::with_capacity(frames.len());
-        for (i, lb) in boxes.iter().enumerate() {
-            let raw = decode_detections(
-                d.layout,
-                &data[i * per_out..(i + 1) * per_out],
-                OutputShape {
-                    dims: [dims[1], dims[2]],
-                },
-                d.classes.len(),
-                (d.input.width, d.input.height),
-                &d.strides,
-                d.score_threshold,
-            )
-            .map_err(|source| ModelError::Decode {
-                path: self.path.clone(),
-                source,
-            })?;
-            let kept = raw
-                .into_iter()
-                .filter(|det| self.targets.get(det.class).is_some_and(Option::is_some))
-                .collect();
-            let dets = nms(kept, d.iou_threshold)
-                .into_iter()
-                .map(|det| ObjectDetection {
-                    class: self.targets[det.class].clone().expect("filtered above"),
-                    score: det.score,
-                    bbox: lb.to_source(det.bbox),
-                })
-                .collect();
-            result.push(dets);
-        }
-        Ok(result)
+                let kept = raw
+                    .into_iter()
+                    .filter(|det| targets.get(det.class).is_some_and(Option::is_some))
+                    .collect();
+                Ok(nms(kept, d.iou_threshold)
+                    .into_iter()
+                    .map(|det| ObjectDetection {
+                        class: targets[det.class].clone().expect("filtered above"),
+                        score: det.score,
+                        bbox: letterbox.to_source(det.bbox),
+                    })
+                    .collect())
+            },
+        )
     }
 }
