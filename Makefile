@@ -5,7 +5,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Where `make setup` puts ONNX Runtime; the binaries and tests find it there.
 export SAFECITY_ORT_LIB := $(CURDIR)/.deps/onnxruntime/libonnxruntime.so
 
-.PHONY: setup build lint test demo simulator-sheet clean-sim-cache
+.PHONY: setup build lint test demo simulator-sheet clean-sim-cache models models-eval
 
 ## Install Debian GStreamer packages and ONNX Runtime if missing (idempotent).
 setup:
@@ -33,6 +33,16 @@ simulator-sheet: build
 	rm -rf target/simulator-sheet
 	target/release/safecity-edge simulate --images 12 --seed 5 --width 1280 --height 720 \
 	  --out target/simulator-sheet --contact-sheet docs/simulator.png
+
+## Train the detector and plate reader (PyTorch on CPU or GPU; not run by CI).
+models: build
+	models/train/train.sh
+
+## Validate the shipped models on a simulator hold-out and the openalpr test split.
+models-eval: build
+	cd models/train && ../../.deps/train-venv/bin/python evaluate.py \
+	  --detector ../safecity-detector.onnx --plate ../safecity-plate.onnx \
+	  --sim ../../target/train-data/sim/val-1000
 
 clean-sim-cache:
 	rm -rf "$${XDG_CACHE_HOME:-$$HOME/.cache}/safecity/sim"

@@ -16,7 +16,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-PYTHON=${PYTHON:-$ROOT/.deps/train-venv/bin/python}
+VENV=$ROOT/.deps/train-venv
+if [ -z "${PYTHON:-}" ] && [ ! -x "$VENV/bin/python" ]; then
+  # First run: PyTorch and friends from PyPI into a project-local venv.
+  echo "train: creating $VENV (PyTorch from PyPI, a few minutes)"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet torch onnx onnxscript numpy pillow "onnxruntime==1.31.1"
+fi
+PYTHON=${PYTHON:-$VENV/bin/python}
 DATA=$ROOT/target/train-data
 TRAIN_CHUNKS=${TRAIN_CHUNKS:-"101 102"}
 VAL_SEED=${VAL_SEED:-1000}

@@ -62,6 +62,16 @@ def export_onnx(model, path: Path):
         dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
         dynamo=False,
     )
+    # Pin the slot and symbol counts the exporter leaves symbolic.
+    import onnx
+
+    g = onnx.load(str(path))
+    dims = g.graph.output[0].type.tensor_type.shape.dim
+    for d, v in ((dims[1], SLOTS), (dims[2], len(ALPHABET))):
+        d.Clear()
+        d.dim_value = v
+    onnx.checker.check_model(g)
+    onnx.save(g, str(path))
 
 
 def write_description(path: Path):
