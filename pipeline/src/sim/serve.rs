@@ -296,7 +296,7 @@ fn prepare_one(
             }
         };
         let json = serde_json::to_vec_pretty(&passes).expect("passes serialise");
-        let tmp = passes_path.with_extension("json.partial");
+        let tmp = passes_path.with_extension(format!("json.{}.partial", std::process::id()));
         std::fs::write(&tmp, json).map_err(|e| SimError::io(&tmp, e))?;
         std::fs::rename(&tmp, &passes_path).map_err(|e| SimError::io(&passes_path, e))?;
     }

@@ -88,7 +88,9 @@ pub fn encode_clip(
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| SimError::io(dir, e))?;
     }
-    let partial = path.with_extension("mp4.partial");
+    // Unique per process: two simulators filling one cache must not write
+    // into the same file.
+    let partial = path.with_extension(format!("mp4.{}.partial", std::process::id()));
     // x264enc turns RGB into 4:4:4 unless told otherwise; decoders and
     // cameras use 4:2:0.
     let launch = format!(
@@ -225,7 +227,11 @@ mod tests {
             RgbImage::from_pixel(160, 96, image::Rgb([(i * 9) as u8, 100, 50]))
         })
         .unwrap();
-        assert!(!dir.path().join("clip.mp4.partial").exists());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec!["clip.mp4"], "no partial file is left");
         let units = read_access_units(&path).unwrap();
         assert_eq!(units.len(), 25);
         let keys: Vec<_> = units
