@@ -13,12 +13,15 @@
 //!   swap between look-alike characters (`0`/`O`, `8`/`B`, ...) costs less
 //!   than any other edit.
 //! - [`PlatePattern`] is a query with `?` and `*` wildcards.
+//! - [`iou`] compares `x1, y1, x2, y2` boxes, for detectors and trackers.
 
 mod distance;
+mod geometry;
 mod pattern;
 mod plate;
 
 pub use distance::{plate_distance, LOOKALIKE_COST, LOOKALIKE_GROUPS};
+pub use geometry::iou;
 pub use pattern::PlatePattern;
 pub use plate::{
     normalize_plate, parse_plate, region_name, ParsedPlate, PlateError, PlateFormat, KZ_REGIONS,

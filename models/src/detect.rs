@@ -4,6 +4,7 @@
 //! boxes in the model's input pixels; [`crate::Letterbox::to_source`] maps
 //! them back to the source image.
 
+use safecity_core::iou;
 use serde::{Deserialize, Serialize};
 
 /// How a detector lays out its output.
@@ -183,20 +184,6 @@ fn yolox_grid(input: (u32, u32), strides: &[u32]) -> Vec<(f32, f32, f32)> {
         }
     }
     cells
-}
-
-/// Intersection over union of two `x1, y1, x2, y2` boxes.
-pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let area = |r: [f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
-    let union = area(a) + area(b) - inter;
-    if union <= 0.0 {
-        0.0
-    } else {
-        inter / union
-    }
 }
 
 /// Class-wise non-maximum suppression: keeps, per class, the best box of

@@ -30,9 +30,7 @@ pub use description::{
     Channels, DescriptionError, DetectorDescription, InputDescription, ModelDescription,
     PlateDecoder, PlateReaderDescription, Resize,
 };
-pub use detect::{
-    decode_detections, iou, nms, DecodeError, Detection, DetectorLayout, OutputShape,
-};
+pub use detect::{decode_detections, nms, DecodeError, Detection, DetectorLayout, OutputShape};
 pub use locate::{find_model, ModelNotFound, DETECTOR_FILE, MODELS_DIR_ENV, PLATE_READER_FILE};
 pub use plate_decode::{
     ctc_beam, ctc_greedy, fixed_slots, fixed_slots_k_best, rank_candidates, PlateCandidate,
@@ -41,4 +39,5 @@ pub use plate_decode::{
 pub use plate_session::{PlateCrop, PlateReaderSession};
 pub use preprocess::{input_len, preprocess_into, Letterbox, RgbFrame};
 pub use runtime::{Runtime, RuntimeError, ORT_LIB_ENV};
+pub use safecity_core::iou;
 pub use session::{DetectorSession, ModelError, ObjectDetection, SessionOptions};

@@ -16,5 +16,6 @@ mod track;
 mod vote;
 
 pub use decode::{DecodeError, VideoFrame, VideoFrames};
-pub use track::{iou, IouTracker, Track, TrackInput, TrackUpdate, TrackerConfig};
+pub use safecity_core::iou;
+pub use track::{IouTracker, Track, TrackInput, TrackUpdate, TrackerConfig};
 pub use vote::{PlateVote, VoteResult};

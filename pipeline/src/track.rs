@@ -5,6 +5,8 @@
 //! own length between frames, so matching last boxes alone loses tracks;
 //! predicting each box forward first keeps them.
 
+use safecity_core::iou;
+
 /// Settings of an [`IouTracker`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackerConfig {
@@ -172,20 +174,6 @@ fn vote(votes: &mut Vec<(String, f32)>, class: &str, score: f32) {
     match votes.iter_mut().find(|(c, _)| c == class) {
         Some((_, s)) => *s += score,
         None => votes.push((class.to_owned(), score)),
-    }
-}
-
-/// Intersection over union of two `x1, y1, x2, y2` boxes.
-pub fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
-    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = iw * ih;
-    let area = |r: [f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
-    let union = area(a) + area(b) - inter;
-    if union <= 0.0 {
-        0.0
-    } else {
-        inter / union
     }
 }
 

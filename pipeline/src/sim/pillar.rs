@@ -314,26 +314,7 @@ impl PillarScene {
             for (r, a) in [(70.0, 0.10), (45.0, 0.18), (28.0, 0.35)] {
                 fill_circle(img, l, r * u, [255, 40, 30], a);
             }
-            fill_round_rect(
-                img,
-                [
-                    l[0] - 17.0 * u,
-                    l[1] - 19.0 * u,
-                    l[0] + 17.0 * u,
-                    l[1] + 19.0 * u,
-                ],
-                9.0 * u,
-                [255, 120, 100],
-                1.0,
-            );
-            fill_ellipse(
-                img,
-                [l[0] - 5.0 * u, l[1] - 6.0 * u],
-                5.0 * u,
-                8.0 * u,
-                [255, 235, 225],
-                0.9,
-            );
+            draw_lamp(img, l, u, [255, 120, 100], (5.0, 8.0, [255, 235, 225], 0.9));
         }
     }
 
@@ -563,26 +544,7 @@ fn draw_pillar(img: &mut RgbImage, g: &Geometry) {
         [50, 52, 56],
     );
     let l = g.lamp;
-    fill_round_rect(
-        img,
-        [
-            l[0] - 17.0 * u,
-            l[1] - 19.0 * u,
-            l[0] + 17.0 * u,
-            l[1] + 19.0 * u,
-        ],
-        9.0 * u,
-        [110, 25, 25],
-        1.0,
-    );
-    fill_ellipse(
-        img,
-        [l[0] - 5.0 * u, l[1] - 6.0 * u],
-        4.0 * u,
-        7.0 * u,
-        [190, 110, 100],
-        0.6,
-    );
+    draw_lamp(img, l, u, [110, 25, 25], (4.0, 7.0, [190, 110, 100], 0.6));
     // Camera dome under the lamp head.
     fill_ellipse(
         img,
@@ -847,6 +809,39 @@ fn draw_person(img: &mut RgbImage, g: &Geometry, look: &Look, pose: &Pose) {
     } else {
         arm_swing(img, pose.phase + std::f32::consts::PI, 1.0);
     }
+}
+
+/// The lamp on the pillar's head at `l`, `u` pixels a unit: its body and a
+/// glint `(rx, ry, colour, alpha)`; lit and dark lamps differ only in colour.
+fn draw_lamp(
+    img: &mut RgbImage,
+    l: [f32; 2],
+    u: f32,
+    body: [u8; 3],
+    glint: (f32, f32, [u8; 3], f32),
+) {
+    let half = [17.0 * u, 19.0 * u];
+    fill_round_rect(
+        img,
+        [
+            l[0] - half[0],
+            l[1] - half[1],
+            l[0] + half[0],
+            l[1] + half[1],
+        ],
+        9.0 * u,
+        body,
+        1.0,
+    );
+    let (rx, ry, colour, alpha) = glint;
+    fill_ellipse(
+        img,
+        [l[0] - 5.0 * u, l[1] - 6.0 * u],
+        rx * u,
+        ry * u,
+        colour,
+        alpha,
+    );
 }
 
 #[cfg(test)]
