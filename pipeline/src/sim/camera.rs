@@ -127,38 +127,6 @@ impl Camera {
     }
 }
 
-/// Integer hash to [0, 1): cheap, well mixed and the same on every platform.
-pub(crate) fn hash3(x: i32, y: i32, seed: u32) -> f32 {
-    let mut h = (x as u32)
-        .wrapping_mul(0x8da6_b343)
-        .wrapping_add((y as u32).wrapping_mul(0xd816_3841))
-        .wrapping_add(seed.wrapping_mul(0xcb1a_b31f));
-    h ^= h >> 15;
-    h = h.wrapping_mul(0x2c1b_3c6d);
-    h ^= h >> 12;
-    h = h.wrapping_mul(0x297a_2d39);
-    h ^= h >> 15;
-    (h >> 8) as f32 / (1u32 << 24) as f32
-}
-
-/// Smooth value noise in [0, 1) with unit lattice spacing.
-pub(crate) fn value_noise(x: f32, y: f32, seed: u32) -> f32 {
-    let xf = x.floor();
-    let yf = y.floor();
-    let (ix, iy) = (xf as i32, yf as i32);
-    let fx = x - xf;
-    let fy = y - yf;
-    let sx = fx * fx * (3.0 - 2.0 * fx);
-    let sy = fy * fy * (3.0 - 2.0 * fy);
-    let a = hash3(ix, iy, seed);
-    let b = hash3(ix + 1, iy, seed);
-    let c = hash3(ix, iy + 1, seed);
-    let d = hash3(ix + 1, iy + 1, seed);
-    let top = a + (b - a) * sx;
-    let bot = c + (d - c) * sx;
-    top + (bot - top) * sy
-}
-
 /// Fast deterministic generator for per-pixel noise.
 #[derive(Debug, Clone)]
 pub(crate) struct XorShift(pub u64);

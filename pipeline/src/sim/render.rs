@@ -7,11 +7,12 @@
 use image::{RgbImage, RgbaImage};
 use rand::Rng;
 
-use super::camera::{add, dot, hash3, scale, sub, Camera, NEAR, V3};
+use super::camera::{add, dot, scale, sub, Camera, NEAR, V3};
 use super::effects::{
     fill_convex, rain_streaks, srgb_to_linear, vignette_table, Glow, Look, Sensor,
 };
 use super::plate::{render_plate, PlateSpec};
+use super::raster::hash01;
 use super::road::Road;
 use super::truth::{
     Direction, FrameTruth, Lighting, PlateLayout, PlateTruth, VehicleClass, VehicleColour,
@@ -1244,7 +1245,7 @@ pub(crate) fn scripted_plate(text: &str, seed: u64) -> PlateSpec {
 
 /// Deterministic per-frame seed.
 pub(crate) fn frame_seed(seed: u64, index: u64) -> u64 {
-    (hash3(seed as i32, (seed >> 32) as i32, index as u32) * 4.0e9) as u64
+    (hash01(seed as i32, (seed >> 32) as i32, index as u32) * 4.0e9) as u64
         ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 

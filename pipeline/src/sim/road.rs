@@ -5,8 +5,9 @@ use image::RgbImage;
 use rand::Rng;
 use rayon::prelude::*;
 
-use super::camera::{hash3, normalize, value_noise, Camera, V3};
+use super::camera::{normalize, Camera, V3};
 use super::effects::{fill_convex, vignette_table, Look};
+use super::raster::{hash01, value_noise};
 use super::truth::{Direction, Lighting};
 
 #[derive(Debug, Clone)]
@@ -318,11 +319,11 @@ impl Road {
             let mut c = self.asphalt;
             let n1 = value_noise(x * 0.3, y * 0.3, seed) - 0.5;
             let n2 = (value_noise(x * 3.0, y * 3.0, seed + 1) - 0.5) * fine(0.3);
-            let n3 = (hash3((x * 40.0) as i32, (y * 40.0) as i32, seed + 2) - 0.5) * fine(0.05);
+            let n3 = (hash01((x * 40.0) as i32, (y * 40.0) as i32, seed + 2) - 0.5) * fine(0.05);
             let mut k = 1.0 + n1 * 0.25 + n2 * 0.2 + n3 * 0.35;
             // Patches of newer or older asphalt.
             let (cx, cy) = ((x / 3.0).floor() as i32, (y / 7.0).floor() as i32);
-            let h = hash3(cx, cy, seed + 3);
+            let h = hash01(cx, cy, seed + 3);
             if h < 0.12 {
                 let fx = x / 3.0 - cx as f32;
                 let fy = y / 7.0 - cy as f32;
@@ -567,7 +568,7 @@ impl Road {
                     fz > 0.3 && fz < 0.8 && fy > 0.25 && fy < 0.75
                 };
                 if window && fp < bay_w * 0.4 {
-                    let h = hash3(((y - f.y0) / bay_w) as i32, floor as i32, self.seed + 14);
+                    let h = hash01(((y - f.y0) / bay_w) as i32, floor as i32, self.seed + 14);
                     if night && h < 0.35 {
                         return [0.9 * h + 0.3, 0.6 * h + 0.2, 0.2];
                     }

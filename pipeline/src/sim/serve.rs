@@ -32,7 +32,7 @@ use super::video::{
 };
 
 /// Bump when rendering changes, so cached clips are made again.
-const RENDER_VERSION: u32 = 2;
+const RENDER_VERSION: u32 = 3;
 
 /// What a stream shows.
 #[derive(Debug, Clone, PartialEq)]
