@@ -218,35 +218,32 @@ fn a_client_pulls_fifty_decoded_frames_from_every_simulated_stream() {
     let tmp = tempfile::tempdir().unwrap();
     let truth = tmp.path().join("truth.jsonl");
     let cache = tmp.path().join("cache");
-    let sim = start_sim(
-        &[
-            "--cameras",
-            "2",
-            "--pillars",
-            "1",
-            "--rtsp-port",
-            "0",
-            "--width",
-            "320",
-            "--height",
-            "240",
-            "--fps",
-            "25",
-            "--loop",
-            "8",
-            "--vehicles-per-minute",
-            "40",
-            "--duration",
-            "120",
-            "--seed",
-            "3",
-            "--cache-dir",
-            cache.to_str().unwrap(),
-            "--truth",
-            truth.to_str().unwrap(),
-        ],
-        3,
-    );
+    // The same streams both times; only how long they run differs.
+    let streams = [
+        "--cameras",
+        "2",
+        "--pillars",
+        "1",
+        "--rtsp-port",
+        "0",
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--fps",
+        "25",
+        "--loop",
+        "8",
+        "--vehicles-per-minute",
+        "40",
+        "--seed",
+        "3",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--truth",
+        truth.to_str().unwrap(),
+    ];
+    let sim = start_sim(&[&streams[..], &["--duration", "120"]].concat(), 3);
     let ids: Vec<_> = sim.urls.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(ids, ["cam1", "cam2", "pillar1"]);
     for (id, url) in &sim.urls {
@@ -297,31 +294,7 @@ fn a_client_pulls_fifty_decoded_frames_from_every_simulated_stream() {
 
     // A second start finds every clip in the cache.
     drop(sim);
-    let o = run(&[
-        "simulate",
-        "--cameras",
-        "2",
-        "--pillars",
-        "1",
-        "--rtsp-port",
-        "0",
-        "--width",
-        "320",
-        "--height",
-        "240",
-        "--loop",
-        "8",
-        "--vehicles-per-minute",
-        "40",
-        "--duration",
-        "0.5",
-        "--seed",
-        "3",
-        "--cache-dir",
-        cache.to_str().unwrap(),
-        "--truth",
-        truth.to_str().unwrap(),
-    ]);
+    let o = run(&[&["simulate"][..], &streams, &["--duration", "0.5"]].concat());
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stderr(&o).matches(": cached").count(), 3, "{}", stderr(&o));
 }

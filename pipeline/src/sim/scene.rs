@@ -525,32 +525,6 @@ mod tests {
         }
     }
 
-    fn check_boxes(t: &FrameTruth) {
-        let (w, h) = (t.width as f32, t.height as f32);
-        for v in &t.vehicles {
-            let b = v.bbox;
-            assert!(
-                b[0] >= 0.0 && b[1] >= 0.0 && b[0] + b[2] <= w + 1e-3 && b[1] + b[3] <= h + 1e-3,
-                "{b:?}"
-            );
-            assert!(b[2] > 0.0 && b[3] > 0.0);
-            if let Some(p) = &v.plate {
-                let q = p.bbox;
-                assert!(
-                    q[0] >= b[0] - 1e-3
-                        && q[1] >= b[1] - 1e-3
-                        && q[0] + q[2] <= b[0] + b[2] + 1e-3
-                        && q[1] + q[3] <= b[1] + b[3] + 1e-3,
-                    "plate {q:?} outside vehicle {b:?}"
-                );
-                for c in p.corners {
-                    assert!(c[0] >= q[0] - 1e-3 && c[0] <= q[0] + q[2] + 1e-3);
-                    assert!(c[1] >= q[1] - 1e-3 && c[1] <= q[1] + q[3] + 1e-3);
-                }
-            }
-        }
-    }
-
     #[test]
     fn same_seed_same_frames() {
         let mut a = Scene::new(config(7, None), vec![]).unwrap();
@@ -578,7 +552,7 @@ mod tests {
             assert!(s.render_frame(0).1.vehicles.is_empty());
             for i in (1..last).step_by(7) {
                 let (_, t) = s.render_frame(i);
-                check_boxes(&t);
+                t.assert_nested(&format!("seed {seed} frame {i}"));
                 seen += t.vehicles.len();
             }
             assert!(s.render_frame(last).1.vehicles.is_empty());

@@ -143,3 +143,41 @@ pub struct FrameTruth {
     pub rain: bool,
     pub vehicles: Vec<VehicleTruth>,
 }
+
+#[cfg(test)]
+impl FrameTruth {
+    /// Asserts the ground truth's geometry: every vehicle box non-empty and
+    /// inside the frame, every plate box inside its vehicle's, every corner
+    /// inside its plate box. `what` names the frame in failures.
+    pub(crate) fn assert_nested(&self, what: &str) {
+        const EPS: f32 = 1e-3;
+        let (w, h) = (self.width as f32, self.height as f32);
+        for v in &self.vehicles {
+            let b = v.bbox;
+            assert!(b[2] >= 1.0 && b[3] >= 1.0, "{what}: {b:?}");
+            assert!(
+                b[0] >= 0.0 && b[1] >= 0.0 && b[0] + b[2] <= w + EPS && b[1] + b[3] <= h + EPS,
+                "{what}: {b:?}"
+            );
+            if let Some(p) = &v.plate {
+                let q = p.bbox;
+                assert!(
+                    q[0] >= b[0] - EPS
+                        && q[1] >= b[1] - EPS
+                        && q[0] + q[2] <= b[0] + b[2] + EPS
+                        && q[1] + q[3] <= b[1] + b[3] + EPS,
+                    "{what}: plate {q:?} outside vehicle {b:?}"
+                );
+                for c in p.corners {
+                    assert!(
+                        c[0] >= q[0] - EPS
+                            && c[0] <= q[0] + q[2] + EPS
+                            && c[1] >= q[1] - EPS
+                            && c[1] <= q[1] + q[3] + EPS,
+                        "{what}: corner {c:?} outside {q:?}"
+                    );
+                }
+            }
+        }
+    }
+}
