@@ -12,6 +12,9 @@ from common import PLATE_CLASS, Sample, letterbox
 # neither positives nor negatives: no one can read them, and forcing the
 # model to find 2-pixel plates only adds noise.
 MIN_PLATE_HEIGHT = 6.0
+# Vehicles lower than this (source pixels) are ignore regions too: a few
+# pixels of distant traffic teach nothing a camera here needs.
+MIN_VEHICLE_HEIGHT = 12.0
 
 
 def build_cache(samples: list[Sample], width: int, height: int, path) -> np.ndarray:
@@ -32,6 +35,9 @@ def labels_in_input(s: Sample, width: int, height: int):
     scale, ox, oy = letterbox_params(s.width, s.height, width, height)
     boxes, classes, ignore = [], [], []
     for x, y, w, h, c in s.vehicles:
+        if h < MIN_VEHICLE_HEIGHT:
+            ignore.append([x, y, x + w, y + h])
+            continue
         boxes.append([x, y, x + w, y + h])
         classes.append(int(c))
     for p in s.plates:

@@ -3,15 +3,18 @@
 # reader, ONNX export, description files, validation.
 #
 #   models/train/train.sh            # defaults as shipped
-#   DET_MINUTES=120 PLATE_MINUTES=40 TRAIN_CHUNKS="101 102 103 104 105 106" models/train/train.sh
+#   DET_MINUTES=240 PLATE_MINUTES=120 models/train/train.sh
+#   DET_INIT=target/train-data/det/detector-ema.pt models/train/train.sh   # continue a run
 #
 # Environment:
 #   PYTHON         Python with torch, onnx, numpy, pillow (default: .deps/train-venv)
-#   TRAIN_CHUNKS   simulator seeds for training, 500 pictures each (default "101 102")
-#   VAL_SEED       simulator seed of the held-out set (default 1000), VAL_IMAGES (default 300)
-#   DET_MINUTES    detector training budget in wall-clock minutes (default 30)
-#   PLATE_MINUTES  plate reader budget (default 14)
-#   THREADS        CPU threads for the detector (default 2)
+#   TRAIN_CHUNKS   simulator seeds for training, 500 pictures each (default 201..208)
+#   VAL_SEED       simulator seed of the held-out set (default 1000), VAL_IMAGES (default 1000)
+#   DET_MINUTES    detector training budget in wall-clock minutes (default 100)
+#   PLATE_MINUTES  plate reader budget (default 80)
+#   COLOUR_EPOCHS  colour classifier epochs (default 15)
+#   DET_INIT, PLATE_INIT  checkpoints to start from (default: from scratch)
+#   THREADS        CPU threads for the detector (default 1; the reader takes another)
 # Data are cached under target/train-data/: an existing chunk is not rendered again.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,12 +28,15 @@ if [ -z "${PYTHON:-}" ] && [ ! -x "$VENV/bin/python" ]; then
 fi
 PYTHON=${PYTHON:-$VENV/bin/python}
 DATA=$ROOT/target/train-data
-TRAIN_CHUNKS=${TRAIN_CHUNKS:-"101 102"}
+TRAIN_CHUNKS=${TRAIN_CHUNKS:-"201 202 203 204 205 206 207 208"}
 VAL_SEED=${VAL_SEED:-1000}
-VAL_IMAGES=${VAL_IMAGES:-300}
-DET_MINUTES=${DET_MINUTES:-30}
-PLATE_MINUTES=${PLATE_MINUTES:-14}
-THREADS=${THREADS:-2}
+VAL_IMAGES=${VAL_IMAGES:-1000}
+DET_MINUTES=${DET_MINUTES:-100}
+PLATE_MINUTES=${PLATE_MINUTES:-80}
+COLOUR_EPOCHS=${COLOUR_EPOCHS:-15}
+THREADS=${THREADS:-1}
+det_init=(); [ -n "${DET_INIT:-}" ] && det_init=(--init "$DET_INIT")
+plate_init=(); [ -n "${PLATE_INIT:-}" ] && plate_init=(--init "$PLATE_INIT")
 EDGE=$ROOT/target/release/safecity-edge
 
 [ -x "$EDGE" ] || cargo build --release -p safecity-edge
@@ -52,13 +58,15 @@ done
 render "$VAL_SEED" "$VAL_IMAGES" "$DATA/sim/val-$VAL_SEED"
 
 cd "$ROOT/models/train"
-# The two trainings run side by side: the plate reader on one thread.
-"$PYTHON" train_plate.py --sim "${train_dirs[@]}" --val "$DATA/sim/val-$VAL_SEED" \
-    --out "$DATA/plate" --minutes "$PLATE_MINUTES" --onnx "$ROOT/models/safecity-plate.onnx" &
+"$PYTHON" train_colour.py --sim "${train_dirs[@]}" --val "$DATA/sim/val-$VAL_SEED" \
+    --out "$DATA/colour" --epochs "$COLOUR_EPOCHS" --onnx "$ROOT/models/safecity-colour.onnx"
+# The two long trainings run side by side, one thread each.
+"$PYTHON" train_plate.py --sim "${train_dirs[@]}" --val "$DATA/sim/val-$VAL_SEED" --batch 64 \
+    --out "$DATA/plate" --minutes "$PLATE_MINUTES" "${plate_init[@]}" --onnx "$ROOT/models/safecity-plate.onnx" &
 plate_pid=$!
 "$PYTHON" train_detector.py --sim "${train_dirs[@]}" --out "$DATA/det" --minutes "$DET_MINUTES" \
-    --threads "$THREADS" --onnx "$ROOT/models/safecity-detector.onnx"
+    --threads "$THREADS" "${det_init[@]}" --onnx "$ROOT/models/safecity-detector.onnx"
 wait "$plate_pid"
 
-"$PYTHON" evaluate.py --detector "$ROOT/models/safecity-detector.onnx" --plate "$ROOT/models/safecity-plate.onnx" \
-    --sim "$DATA/sim/val-$VAL_SEED" --json "$DATA/validation.json"
+# The scores in the model card: through the Rust sessions.
+cd "$ROOT" && bash scripts/eval.sh

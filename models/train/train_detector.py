@@ -103,6 +103,7 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget; the LR schedule follows it")
     ap.add_argument("--steps", type=int, default=0, help="fixed step count instead of --minutes")
+    ap.add_argument("--init", type=Path, help="checkpoint to start from (a previous run's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--onnx", type=Path, help="where to export the ONNX model")
@@ -128,7 +129,11 @@ def main():
     order_rng = np.random.default_rng(args.seed)
     pool = list(range(n_sim)) + list(range(n_sim, len(samples))) * args.openalpr_repeat
 
-    model = Detector().to(memory_format=torch.channels_last)
+    model = Detector()
+    if args.init:
+        model.load_state_dict(torch.load(args.init)["model"])
+        print(f"starting from {args.init}", flush=True)
+    model = model.to(memory_format=torch.channels_last)
     print(f"detector: {sum(p.numel() for p in model.parameters())} parameters, {len(samples)} pictures ({n_sim} simulated)", flush=True)
     decay, no_decay = [], []
     for n, p in model.named_parameters():

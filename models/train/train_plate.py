@@ -124,6 +124,7 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--minutes", type=float, default=12.0)
     ap.add_argument("--steps", type=int, default=0)
+    ap.add_argument("--init", type=Path, help="checkpoint to start from (a previous run's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--onnx", type=Path)
@@ -147,6 +148,9 @@ def main():
     print(f"plates: {len(items) - len(alpr)} simulated, {len(alpr)} openalpr, {len(val)} readable for validation", flush=True)
 
     model = PlateReader()
+    if args.init:
+        model.load_state_dict(torch.load(args.init))
+        print(f"starting from {args.init}", flush=True)
     print(f"plate reader: {sum(p.numel() for p in model.parameters())} parameters", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     start, step, queue = time.time(), 0, []

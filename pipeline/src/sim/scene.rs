@@ -103,24 +103,35 @@ pub(crate) fn random_conditions<R: Rng>(rng: &mut R) -> (Lighting, bool) {
     (lighting, rng.gen_bool(0.15))
 }
 
-/// A camera on a pole beside (or over) the road looking along it. `video`
-/// cameras are set up to read plates; stills vary more.
+/// How a camera is set up, which decides how big plates come out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// A camera on a stream, set up to read plates over a stretch of road.
+    PlateReader,
+    /// A still zoomed onto a short stretch close by: plates large and sharp,
+    /// as from a dedicated plate camera.
+    CloseUp,
+    /// A still from a wide overview camera: many vehicles, small plates.
+    Overview,
+}
+
+/// A camera on a pole beside (or over) the road looking along it.
 pub(crate) fn random_camera<R: Rng>(
     rng: &mut R,
     road: &Road,
     width: u32,
     height: u32,
-    video: bool,
+    framing: Framing,
 ) -> Camera {
-    let h = if video {
-        rng.gen_range(4.5..8.0f32)
-    } else {
-        rng.gen_range(4.0..9.0f32)
+    let h = match framing {
+        Framing::PlateReader => rng.gen_range(4.5..8.0f32),
+        Framing::CloseUp => rng.gen_range(3.5..7.0f32),
+        Framing::Overview => rng.gen_range(4.0..9.0f32),
     };
-    let hfov: f32 = if video {
-        rng.gen_range(20.0..32.0f32)
-    } else {
-        rng.gen_range(25.0..65.0f32)
+    let hfov: f32 = match framing {
+        Framing::PlateReader => rng.gen_range(20.0..32.0f32),
+        Framing::CloseUp => rng.gen_range(12.0..22.0f32),
+        Framing::Overview => rng.gen_range(25.0..65.0f32),
     }
     .to_radians();
     let f = (width as f32 / 2.0) / (hfov / 2.0).tan();
@@ -132,10 +143,10 @@ pub(crate) fn random_camera<R: Rng>(
     };
     // Ground distance seen at the image centre. Plate-reading cameras look
     // at a short stretch of road close by.
-    let y_aim = if video {
-        rng.gen_range(14.0..24.0)
-    } else {
-        rng.gen_range(10.0..35.0) + h * 0.5
+    let y_aim = match framing {
+        Framing::PlateReader => rng.gen_range(14.0..24.0),
+        Framing::CloseUp => rng.gen_range(9.0..16.0),
+        Framing::Overview => rng.gen_range(10.0..35.0) + h * 0.5,
     };
     let x_aim = rng.gen_range(-0.5..0.5) * road.half_w;
     let yaw = ((x_aim - x) / y_aim).atan() + rng.gen_range(-0.03..0.03);
@@ -227,7 +238,13 @@ impl Scene {
         let lighting = config.lighting.unwrap_or(l);
         let rain = config.rain.unwrap_or(r);
         let road = Road::random(&mut rng);
-        let cam = random_camera(&mut rng, &road, config.width, config.height, true);
+        let cam = random_camera(
+            &mut rng,
+            &road,
+            config.width,
+            config.height,
+            Framing::PlateReader,
+        );
         let look = Look::random(&mut rng, lighting, rain);
         let world = World::new(cam, road, look, config.seed);
         let passes = plan(&world, &config, &scripted, &mut rng);

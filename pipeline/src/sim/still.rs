@@ -20,7 +20,7 @@ use super::render::{
     frame_seed, random_class, random_colour, random_plate, render, Actor, PlateTex, World,
 };
 use super::road::Road;
-use super::scene::{best_plate_y, random_camera, random_conditions, visible_range};
+use super::scene::{best_plate_y, random_camera, random_conditions, visible_range, Framing};
 use super::truth::{Direction, FrameTruth};
 use super::vehicle::{build, Model};
 
@@ -44,9 +44,13 @@ pub fn render_still(width: u32, height: u32, seed: u64, index: u64) -> (RgbImage
     let mut rng = still_rng(seed, index);
     let (lighting, rain) = random_conditions(&mut rng);
     let road = Road::random(&mut rng);
-    // Half are framed like plate-reading cameras, half like overview cameras.
-    let plate_camera = rng.gen_bool(0.5);
-    let cam = random_camera(&mut rng, &road, width, height, plate_camera);
+    // Framed like close-up plate cameras, stream cameras or overview cameras.
+    let framing = match rng.gen_range(0..10) {
+        0..=3 => Framing::CloseUp,
+        4..=6 => Framing::PlateReader,
+        _ => Framing::Overview,
+    };
+    let cam = random_camera(&mut rng, &road, width, height, framing);
     let look = Look::random(&mut rng, lighting, rain);
     let world = World::new(cam, road, look, rng.gen());
 
