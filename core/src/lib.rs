@@ -13,14 +13,20 @@
 //!   swap between look-alike characters (`0`/`O`, `8`/`B`, ...) costs less
 //!   than any other edit.
 //! - [`PlatePattern`] is a query with `?` and `*` wildcards.
+//! - [`Event`] is the event schema the edge sends and the server stores;
+//!   [`EventId`] its ULID idempotency key.
 //! - [`iou`] compares `x1, y1, x2, y2` boxes, for detectors and trackers.
 
 mod distance;
+mod event;
 mod geometry;
 mod pattern;
 mod plate;
 
 pub use distance::{plate_distance, LOOKALIKE_COST, LOOKALIKE_GROUPS};
+pub use event::{
+    AlarmInfo, Candidate, Event, EventError, EventId, EventKind, PlateInfo, StatusInfo, VehicleInfo,
+};
 pub use geometry::iou;
 pub use pattern::PlatePattern;
 pub use plate::{

@@ -164,12 +164,41 @@ fn yes() -> bool {
     true
 }
 
-/// A description file of either kind.
+/// An image classifier's description (the vehicle colour model): one
+/// score per class for a crop around an object.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifierDescription {
+    pub input: InputDescription,
+    /// Class names in output order.
+    pub classes: Vec<String>,
+    /// Whether outputs are raw scores that need a softmax.
+    #[serde(default = "yes")]
+    pub logits: bool,
+    /// Margin added around the object box before cropping, as a fraction
+    /// of its width and height.
+    #[serde(default)]
+    pub crop_margin: [f32; 2],
+}
+
+/// A description file of any kind.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ModelDescription {
     Detector(DetectorDescription),
     PlateReader(PlateReaderDescription),
+    Classifier(ClassifierDescription),
+}
+
+impl ModelDescription {
+    /// What kind of model this describes, as written in the file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelDescription::Detector(_) => "detector",
+            ModelDescription::PlateReader(_) => "plate reader",
+            ModelDescription::Classifier(_) => "classifier",
+        }
+    }
 }
 
 /// A description that cannot be used, with the file it came from.
@@ -206,6 +235,7 @@ impl ModelDescription {
         let input = match self {
             ModelDescription::Detector(d) => &d.input,
             ModelDescription::PlateReader(p) => &p.input,
+            ModelDescription::Classifier(c) => &c.input,
         };
         if !(8..=4096).contains(&input.width) || !(8..=4096).contains(&input.height) {
             return Err(format!(
@@ -248,6 +278,11 @@ impl ModelDescription {
                 }
                 if p.decoder == PlateDecoder::FixedSlots && !p.alphabet.contains(p.pad) {
                     return Err(format!("alphabet lacks the pad symbol {:?}", p.pad));
+                }
+            }
+            ModelDescription::Classifier(c) => {
+                if c.classes.is_empty() {
+                    return Err("classes is empty".into());
                 }
             }
         }

@@ -16,7 +16,13 @@
 //! - [`ctc_greedy`], [`ctc_beam`] and [`fixed_slots`] decode plate-reader
 //!   outputs; [`rank_candidates`] applies the Kazakhstan grammar prior and
 //!   gives [`PlateCandidate`]s with canonical and display forms.
+//! - [`ClassifierSession`] runs the vehicle colour model on vehicle boxes;
+//!   [`vehicle_colour`] is the model-free fallback from pixels.
+//! - [`Provider`] picks CPU, CUDA or TensorRT (cargo features `cuda`,
+//!   `tensorrt`).
 
+mod classifier;
+mod colour;
 mod description;
 mod detect;
 mod locate;
@@ -26,12 +32,16 @@ mod preprocess;
 mod runtime;
 mod session;
 
+pub use classifier::ClassifierSession;
+pub use colour::{vehicle_colour, COLOURS};
 pub use description::{
-    Channels, DescriptionError, DetectorDescription, InputDescription, ModelDescription,
-    PlateDecoder, PlateReaderDescription, Resize,
+    Channels, ClassifierDescription, DescriptionError, DetectorDescription, InputDescription,
+    ModelDescription, PlateDecoder, PlateReaderDescription, Resize,
 };
 pub use detect::{decode_detections, nms, DecodeError, Detection, DetectorLayout, OutputShape};
-pub use locate::{find_model, ModelNotFound, DETECTOR_FILE, MODELS_DIR_ENV, PLATE_READER_FILE};
+pub use locate::{
+    find_model, ModelNotFound, COLOUR_FILE, DETECTOR_FILE, MODELS_DIR_ENV, PLATE_READER_FILE,
+};
 pub use plate_decode::{
     ctc_beam, ctc_greedy, fixed_slots, fixed_slots_k_best, rank_candidates, PlateCandidate,
     FOREIGN_PRIOR,
@@ -40,4 +50,4 @@ pub use plate_session::{PlateCrop, PlateReaderSession};
 pub use preprocess::{input_len, preprocess_into, Letterbox, RgbFrame};
 pub use runtime::{Runtime, RuntimeError, ORT_LIB_ENV};
 pub use safecity_core::iou;
-pub use session::{DetectorSession, ModelError, ObjectDetection, SessionOptions};
+pub use session::{DetectorSession, ModelError, ObjectDetection, Provider, SessionOptions};

@@ -9,6 +9,8 @@ pub const MODELS_DIR_ENV: &str = "SAFECITY_MODELS_DIR";
 pub const DETECTOR_FILE: &str = "safecity-detector.onnx";
 /// The shipped plate reader.
 pub const PLATE_READER_FILE: &str = "safecity-plate.onnx";
+/// The shipped vehicle colour classifier.
+pub const COLOUR_FILE: &str = "safecity-colour.onnx";
 
 /// A model file that is nowhere to be found.
 #[derive(Debug, Clone, thiserror::Error)]

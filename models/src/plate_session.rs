@@ -39,12 +39,13 @@ impl PlateReaderSession {
             description.map_or_else(|| ModelDescription::sidecar(model), Path::to_path_buf);
         let description = match ModelDescription::from_file(&desc_path)? {
             ModelDescription::PlateReader(d) => d,
-            ModelDescription::Detector(_) => {
+            other => {
                 return Err(ModelError::Mismatch {
                     path: model.to_path_buf(),
                     message: format!(
-                        "{} describes a detector, not a plate reader",
-                        desc_path.display()
+                        "{} describes a {}, not a plate reader",
+                        desc_path.display(),
+                        other.kind()
                     ),
                 })
             }

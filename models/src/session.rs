@@ -33,16 +33,100 @@ pub enum ModelError {
     },
 }
 
+/// Where a model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Provider {
+    /// ONNX Runtime's CPU kernels (the default; always available).
+    #[default]
+    Cpu,
+    /// NVIDIA CUDA on the given device; needs the `cuda` cargo feature and
+    /// the GPU build of ONNX Runtime.
+    Cuda { device: i32 },
+    /// NVIDIA TensorRT on the given device, engines cached beside the
+    /// model; needs the `tensorrt` cargo feature and the GPU build of ONNX
+    /// Runtime with TensorRT.
+    TensorRt { device: i32 },
+}
+
+impl std::str::FromStr for Provider {
+    type Err = String;
+
+    /// `cpu`, `cuda`, `cuda:1`, `tensorrt`, `tensorrt:0`.
+    fn from_str(s: &str) -> Result<Provider, String> {
+        let (name, device) = match s.split_once(':') {
+            Some((n, d)) => (
+                n,
+                d.parse::<i32>()
+                    .map_err(|_| format!("provider {s:?}: device {d:?} is not a number"))?,
+            ),
+            None => (s, 0),
+        };
+        match name.to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Provider::Cpu),
+            "cuda" => Ok(Provider::Cuda { device }),
+            "tensorrt" | "trt" => Ok(Provider::TensorRt { device }),
+            _ => Err(format!(
+                "unknown execution provider {s:?}; use cpu, cuda[:N] or tensorrt[:N]"
+            )),
+        }
+    }
+}
+
 /// Session settings the user may tune.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionOptions {
     /// Threads inside one operator; 0 lets ONNX Runtime choose.
     pub intra_threads: usize,
+    pub provider: Provider,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { intra_threads: 1 }
+        SessionOptions {
+            intra_threads: 1,
+            provider: Provider::Cpu,
+        }
+    }
+}
+
+/// The ort execution providers for `provider`, or why it cannot be had.
+#[allow(clippy::unnecessary_wraps)]
+fn execution_providers(
+    provider: Provider,
+    model: &Path,
+) -> Result<Vec<ort::ep::ExecutionProviderDispatch>, String> {
+    match provider {
+        Provider::Cpu => Ok(Vec::new()),
+        #[cfg(feature = "cuda")]
+        Provider::Cuda { device } => Ok(vec![ort::ep::CUDA::default()
+            .with_device_id(device)
+            .build()
+            .error_on_failure()]),
+        #[cfg(feature = "tensorrt")]
+        Provider::TensorRt { device } => {
+            let cache = model
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join("tensorrt-cache");
+            Ok(vec![ort::ep::TensorRT::default()
+                .with_device_id(device)
+                .with_engine_cache(true)
+                .with_engine_cache_path(cache.display())
+                .build()
+                .error_on_failure()])
+        }
+        #[allow(unreachable_patterns)]
+        other => {
+            let _ = model;
+            let feature = match other {
+                Provider::TensorRt { .. } => "tensorrt",
+                _ => "cuda",
+            };
+            Err(format!(
+                "this build has no {other:?} support; rebuild with `--features safecity-models/{feature}` \
+                 and the GPU build of ONNX Runtime"
+            ))
+        }
     }
 }
 
@@ -129,9 +213,12 @@ impl Runner {
         if !model.is_file() {
             return Err(load("no such file".into()));
         }
+        let providers = execution_providers(options.provider, model).map_err(load)?;
         let session = Session::builder(runtime.environment())
             .map_err(|e| load(e.to_string()))?
             .with_intra_threads(options.intra_threads)
+            .map_err(|e| load(e.to_string()))?
+            .with_execution_providers(providers)
             .map_err(|e| load(e.to_string()))?
             .commit_from_file(model)
             .map_err(|e| load(e.to_string()))?;
@@ -202,19 +289,20 @@ impl Runner {
             let outputs = self.session.run(ort::inputs![tensor]).map_err(run_err)?;
             let (out_shape, data) = outputs[0].try_extract_tensor::<f32>().map_err(run_err)?;
             let dims: Vec<usize> = out_shape.iter().map(|&v| v.max(0) as usize).collect();
-            if dims.len() != 3 || dims[0] != batch {
-                return Err(ModelError::Mismatch {
-                    path: path.clone(),
-                    message: format!("output shape {dims:?} for a batch of {batch}"),
-                });
-            }
-            let per_out = dims[1] * dims[2];
+            // [B, K] outputs (classifiers) read as one row of K.
+            let matrix = match dims[..] {
+                [b, k] if b == batch => [1, k],
+                [b, r, k] if b == batch => [r, k],
+                _ => {
+                    return Err(ModelError::Mismatch {
+                        path: path.clone(),
+                        message: format!("output shape {dims:?} for a batch of {batch}"),
+                    })
+                }
+            };
+            let per_out = matrix[0] * matrix[1];
             for (k, p) in prepared.iter().take(real).enumerate() {
-                results.push(read(
-                    p,
-                    [dims[1], dims[2]],
-                    &data[k * per_out..(k + 1) * per_out],
-                )?);
+                results.push(read(p, matrix, &data[k * per_out..(k + 1) * per_out])?);
             }
         }
         Ok(results)
@@ -243,12 +331,13 @@ impl DetectorSession {
             description.map_or_else(|| ModelDescription::sidecar(model), Path::to_path_buf);
         let description = match ModelDescription::from_file(&desc_path)? {
             ModelDescription::Detector(d) => d,
-            ModelDescription::PlateReader(_) => {
+            other => {
                 return Err(ModelError::Mismatch {
                     path: model.to_path_buf(),
                     message: format!(
-                        "{} describes a plate reader, not a detector",
-                        desc_path.display()
+                        "{} describes a {}, not a detector",
+                        desc_path.display(),
+                        other.kind()
                     ),
                 })
             }
@@ -294,6 +383,12 @@ impl DetectorSession {
 
     pub fn description(&self) -> &DetectorDescription {
         &self.description
+    }
+
+    /// Overrides the description's score threshold, e.g. to trace a whole
+    /// precision-recall curve in an evaluation.
+    pub fn set_score_threshold(&mut self, threshold: f32) {
+        self.description.score_threshold = threshold;
     }
 
     /// The largest batch one run takes: the model's fixed batch size, if it

@@ -1,0 +1,328 @@
+//! The event: what an edge sends and the server stores and returns.
+//!
+//! One JSON object per event, as in `DESIGN.md`. `id` is made on the edge
+//! ([`EventId`], a ULID: 48 bits of milliseconds then 80 random bits, in
+//! Crockford base 32) and is the idempotency key. `ts` is the frame's
+//! capture time in UTC. Unknown fields are refused, so a typo in a sender
+//! is an error rather than silently lost data.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::plate::{parse_plate, PlateFormat};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A vehicle pass with a plate read.
+    PlateRead,
+    /// A vehicle pass without a readable plate.
+    Vehicle,
+    /// A panic-pillar button press.
+    PanicAlarm,
+    /// A camera or pillar stream lost or recovered.
+    CameraStatus,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::PlateRead => "plate_read",
+            EventKind::Vehicle => "vehicle",
+            EventKind::PanicAlarm => "panic_alarm",
+            EventKind::CameraStatus => "camera_status",
+        }
+    }
+}
+
+/// One ranked reading of a plate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Candidate {
+    pub text: String,
+    pub confidence: f32,
+}
+
+/// The plate of a `plate_read` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlateInfo {
+    /// Canonical text, `123ABC02`.
+    pub text: String,
+    /// Display form, `123 ABC 02`.
+    pub display: String,
+    pub confidence: f32,
+    pub format: PlateFormat,
+    /// Kazakhstan region code, `02`; absent for foreign plates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub candidates: Vec<Candidate>,
+    /// `[x, y, w, h]` in source pixels.
+    pub bbox: [i32; 4],
+}
+
+/// The vehicle of a `plate_read` or `vehicle` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VehicleInfo {
+    /// `car`, `bus`, `truck` or `motorcycle`.
+    pub class: String,
+    /// Body colour name, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colour: Option<String>,
+    pub confidence: f32,
+    /// `[x, y, w, h]` in source pixels.
+    pub bbox: [i32; 4],
+    pub track_id: u64,
+}
+
+/// A pillar press (`panic_alarm`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmInfo {
+    /// What raised it: `button`, `http`, `mqtt`.
+    pub source: String,
+    /// Id of the event-clip object once the edge delivered the clip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<String>,
+}
+
+/// A stream's state change (`camera_status`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusInfo {
+    /// `online` or `offline`.
+    pub state: String,
+    /// Why, for people.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub id: String,
+    pub kind: EventKind,
+    pub edge_id: String,
+    pub camera_id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plate: Option<PlateInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vehicle: Option<VehicleInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<AlarmInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusInfo>,
+    /// Base64 JPEG of the best frame's crop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+}
+
+/// Why an event is refused, naming the field.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("event {id}: {field}: {message}")]
+pub struct EventError {
+    pub id: String,
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl Event {
+    /// Checks what serde cannot: id syntax, canonical plate text, value
+    /// ranges and the parts each kind needs.
+    pub fn validate(&self) -> Result<(), EventError> {
+        let err = |field: &'static str, message: String| EventError {
+            id: self.id.clone(),
+            field,
+            message,
+        };
+        EventId::parse(&self.id).map_err(|m| err("id", m))?;
+        for (field, v) in [("edge_id", &self.edge_id), ("camera_id", &self.camera_id)] {
+            if v.is_empty() || v.len() > 64 || !v.chars().all(|c| c.is_ascii_graphic()) {
+                return Err(err(
+                    field,
+                    format!("{v:?} must be 1 to 64 printable ASCII characters"),
+                ));
+            }
+        }
+        let unit = |field: &'static str, v: f32| {
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(err(field, format!("confidence {v} is outside 0..1")))
+            }
+        };
+        let bbox = |field: &'static str, b: [i32; 4]| {
+            if b[2] < 0 || b[3] < 0 {
+                Err(err(field, format!("{b:?} has a negative width or height")))
+            } else {
+                Ok(())
+            }
+        };
+        if let Some(p) = &self.plate {
+            let parsed = parse_plate(&p.text).map_err(|e| err("plate.text", e.to_string()))?;
+            if parsed.text != p.text {
+                return Err(err(
+                    "plate.text",
+                    format!(
+                        "{:?} is not canonical; send {:?} (upper-case Latin letters and digits)",
+                        p.text, parsed.text
+                    ),
+                ));
+            }
+            unit("plate.confidence", p.confidence)?;
+            for c in &p.candidates {
+                unit("plate.candidates", c.confidence)?;
+            }
+            bbox("plate.bbox", p.bbox)?;
+        }
+        if let Some(v) = &self.vehicle {
+            unit("vehicle.confidence", v.confidence)?;
+            bbox("vehicle.bbox", v.bbox)?;
+        }
+        let need = |field: &'static str, present: bool| {
+            if present {
+                Ok(())
+            } else {
+                Err(err(
+                    field,
+                    format!("a {} event needs it", self.kind.as_str()),
+                ))
+            }
+        };
+        match self.kind {
+            EventKind::PlateRead => need("plate", self.plate.is_some()),
+            EventKind::Vehicle => need("vehicle", self.vehicle.is_some()),
+            EventKind::PanicAlarm => need("alarm", self.alarm.is_some()),
+            EventKind::CameraStatus => need("status", self.status.is_some()),
+        }
+    }
+}
+
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// A ULID: sortable by time, unique without coordination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventId(u128);
+
+impl EventId {
+    /// From a time in milliseconds since 1970 and 80 random bits (the
+    /// caller's randomness keeps this crate free of a random source).
+    pub fn new(unix_ms: u64, random: u128) -> EventId {
+        EventId(((unix_ms as u128 & ((1 << 48) - 1)) << 80) | (random & ((1 << 80) - 1)))
+    }
+
+    /// Reads the 26-character text form, in either case.
+    pub fn parse(s: &str) -> Result<EventId, String> {
+        if s.len() != 26 {
+            return Err(format!(
+                "{s:?} is not a ULID (26 characters of Crockford base 32)"
+            ));
+        }
+        let mut v: u128 = 0;
+        for (i, c) in s.bytes().enumerate() {
+            let c = c.to_ascii_uppercase();
+            let d = CROCKFORD.iter().position(|&x| x == c).ok_or_else(|| {
+                format!(
+                    "{s:?} is not a ULID: {:?} is not Crockford base 32",
+                    c as char
+                )
+            })?;
+            if i == 0 && d > 7 {
+                return Err(format!("{s:?} is not a ULID: it overflows 128 bits"));
+            }
+            v = (v << 5) | d as u128;
+        }
+        Ok(EventId(v))
+    }
+
+    /// Milliseconds since 1970 at which it was made.
+    pub fn unix_ms(self) -> u64 {
+        (self.0 >> 80) as u64
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = [0u8; 26];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = CROCKFORD[((self.0 >> (125 - 5 * i)) & 31) as usize];
+        }
+        f.write_str(std::str::from_utf8(&out).expect("ASCII"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"{
+      "id": "01JD3Q6Z8W4M2K9T7R5N1C0XYZ",
+      "kind": "plate_read",
+      "edge_id": "edge-alm-01",
+      "camera_id": "alm-cam-0042",
+      "ts": "2026-11-22T10:15:30.123Z",
+      "plate": {"text": "123ABC02", "display": "123 ABC 02", "confidence": 0.97,
+                "format": "kz_private", "region": "02",
+                "candidates": [{"text": "123ABC02", "confidence": 0.97}],
+                "bbox": [812, 540, 96, 24]},
+      "vehicle": {"class": "car", "colour": "white", "confidence": 0.91,
+                  "bbox": [700, 380, 320, 210], "track_id": 17},
+      "snapshot": "aGVsbG8="
+    }"#;
+
+    #[test]
+    fn the_design_example_round_trips() {
+        let e: Event = serde_json::from_str(EXAMPLE).unwrap();
+        e.validate().unwrap();
+        assert_eq!(e.kind, EventKind::PlateRead);
+        assert_eq!(e.ts.millisecond(), 123);
+        assert_eq!(e.plate.as_ref().unwrap().region.as_deref(), Some("02"));
+        let back: Event = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused_by_name() {
+        let typo = EXAMPLE.replace("\"camera_id\"", "\"camera\"");
+        let e = serde_json::from_str::<Event>(&typo)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("camera"), "{e}");
+        let mut ev: Event = serde_json::from_str(EXAMPLE).unwrap();
+        ev.plate.as_mut().unwrap().text = "123abc02".into();
+        let e = ev.validate().unwrap_err();
+        assert_eq!(e.field, "plate.text");
+        assert!(e.message.contains("123ABC02"), "{e}");
+        ev.plate = None;
+        assert_eq!(ev.validate().unwrap_err().field, "plate");
+        let mut ev: Event = serde_json::from_str(EXAMPLE).unwrap();
+        ev.vehicle.as_mut().unwrap().confidence = 1.5;
+        assert_eq!(ev.validate().unwrap_err().field, "vehicle.confidence");
+        ev.id = "not-a-ulid".into();
+        assert_eq!(ev.validate().unwrap_err().field, "id");
+    }
+
+    #[test]
+    fn ids_round_trip_and_sort_by_time() {
+        let a = EventId::new(1_764_000_000_000, 0xFFFF_FFFF_FFFF_FFFF_FFFF);
+        let b = EventId::new(1_764_000_000_001, 0);
+        assert!(a < b && a.to_string() < b.to_string());
+        for id in [a, b, EventId::new(0, 0), EventId::new(u64::MAX, u128::MAX)] {
+            let s = id.to_string();
+            assert_eq!(s.len(), 26);
+            assert_eq!(EventId::parse(&s).unwrap(), id);
+            assert_eq!(EventId::parse(&s.to_lowercase()).unwrap(), id);
+        }
+        assert_eq!(a.unix_ms(), 1_764_000_000_000);
+        assert!(EventId::parse("8ZZZZZZZZZZZZZZZZZZZZZZZZZ").is_err());
+        assert!(EventId::parse("01JD3Q6Z8W4M2K9T7R5N1C0XYU").is_err());
+    }
+}
