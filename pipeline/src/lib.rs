@@ -3,6 +3,10 @@
 //!
 //! - [`VideoFrames`] decodes a video file to RGB frames, sampled down to a
 //!   detection rate before colour conversion.
+//! - [`Source`] reads a live camera or pillar (RTSP, HTTP) or a file for
+//!   the edge: hardware decoding where there is a decoder for it, sampling
+//!   to the detection rate, scaling, RGB frames with capture times through
+//!   a bounded hand-off, and reconnects with backoff ([`source`]).
 //! - [`IouTracker`] follows vehicles across a camera's frames, predicting
 //!   each box forward; [`PlateVote`] turns a track's plate reads into one
 //!   text by a character-level vote.
@@ -12,10 +16,15 @@
 
 mod decode;
 pub mod sim;
+pub mod source;
 mod track;
 mod vote;
 
 pub use decode::{DecodeError, VideoFrame, VideoFrames};
 pub use safecity_core::iou;
+pub use source::{
+    CaptureClock, Frame, RtspTransport, Source, SourceConfig, SourceError, SourceEvent,
+    SourceStats, SourceStatus,
+};
 pub use track::{IouTracker, Track, TrackInput, TrackUpdate, TrackerConfig};
 pub use vote::{PlateVote, VoteResult};

@@ -1,0 +1,585 @@
+//! Live video sources for the edge: RTSP cameras and pillars, HTTP streams
+//! and video files, decoded (in hardware where there is a decoder for it),
+//! sampled to the detection rate, scaled, converted to RGB and handed to a
+//! consumer through a bounded channel.
+//!
+//! One [`Source`] runs one GStreamer pipeline at a time:
+//!
+//! ```text
+//! rtspsrc | souphttpsrc | filesrc -> decodebin -> [sampling] -> queue
+//!   -> videoscale -> videoconvert -> RGB -> appsink -> hand-off -> SyncSender
+//! ```
+//!
+//! - **Latency.** `rtspsrc` buffers 2 s by default; a source asks for
+//!   [`SourceConfig::latency_ms`] (200 ms) with `drop-on-latency`, and hands
+//!   frames on as they are decoded rather than waiting on the clock.
+//! - **Decoders.** Hardware H.264/H.265 decoders (`nvh264dec`, `nvh265dec`,
+//!   `vah264dec`, `vah265dec`) are ranked above the software ones when
+//!   GStreamer has them, so `decodebin` picks them; otherwise it falls back to
+//!   `avdec_h264` and friends. The decoder in use is in [`SourceStats`] and in
+//!   [`SourceStatus::Online`].
+//! - **Sampling.** Decoded frames are thinned to [`SourceConfig::fps`] on
+//!   their timestamps before anything scales or converts them, so dropped
+//!   frames cost nothing beyond decoding.
+//! - **Hand-off.** Sampled frames wait in a queue of
+//!   [`SourceConfig::queue`] frames. A live source never blocks its
+//!   streaming thread: when the consumer falls behind, the oldest waiting
+//!   frame is dropped and counted, and the gap shows in [`Frame::seq`]. A file
+//!   read as fast as possible (`realtime_files: false`) drops nothing: the
+//!   consumer sets the pace.
+//! - **Capture time.** Every frame carries its capture time in unix
+//!   milliseconds, and which [`CaptureClock`] it came from: the sender's NTP
+//!   wall clock from RTCP sender reports for RTSP (once the first report has
+//!   arrived; `rtspsrc add-reference-timestamp-meta`), the arrival time for
+//!   live streams without one (and for senders whose clock is more than
+//!   10 s off), and the start time plus the position in the file for files.
+//! - **Reconnects.** A live source that fails, ends, or delivers no video for
+//!   [`SourceConfig::stall_timeout`] is torn down and started again after
+//!   0.5 s, doubling up to 30 s, and back to 0.5 s once a connection has
+//!   lasted a minute. The consumer hears [`SourceStatus::Offline`] once when
+//!   video is lost and [`SourceStatus::Online`] once when it is back, with
+//!   no repeats while retrying. A file that ends (and does not loop) or fails
+//!   reports `Offline` with `retrying: false` and the source finishes.
+
+mod backoff;
+mod location;
+mod run;
+mod sampler;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use gst::prelude::*;
+use gstreamer as gst;
+use serde::Serialize;
+
+use location::{redact, Location, COMMON_ELEMENTS, SUPPORTED};
+use run::Shared;
+
+/// How RTSP media reach the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RtspTransport {
+    /// Interleaved in the RTSP connection: passes firewalls and NAT, loses
+    /// nothing; the default.
+    #[default]
+    Tcp,
+    /// Separate UDP ports: less delay on a clean network, but lost packets
+    /// are lost frames.
+    Udp,
+}
+
+impl FromStr for RtspTransport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<RtspTransport, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "tcp" => Ok(RtspTransport::Tcp),
+            "udp" => Ok(RtspTransport::Udp),
+            other => Err(format!("unknown RTSP transport {other:?}; use tcp or udp")),
+        }
+    }
+}
+
+impl fmt::Display for RtspTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RtspTransport::Tcp => "tcp",
+            RtspTransport::Udp => "udp",
+        })
+    }
+}
+
+/// What a [`Source`] reads and how it delivers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceConfig {
+    /// The camera's or pillar's id; frames and statuses carry it.
+    pub id: String,
+    /// `rtsp://`, `rtsps://`, `http://`, `https://`, `file://` or a path.
+    pub url: String,
+    /// RTSP transport (default TCP).
+    pub transport: RtspTransport,
+    /// RTSP jitter buffer in milliseconds (default 200; `rtspsrc` would use
+    /// 2000). Packets later than this are dropped.
+    pub latency_ms: u32,
+    /// Frames a second handed on (default 10); `0` hands on every frame.
+    pub fps: f64,
+    /// Largest frame size handed on, as (width, height): larger video is
+    /// scaled down to fit with its aspect kept, smaller video is left alone.
+    /// `None` (the default) keeps the stream's size.
+    pub max_size: Option<(u32, u32)>,
+    /// Frames that may wait for the consumer (default 4).
+    pub queue: usize,
+    /// Play files at their own speed, like a camera (default true); when
+    /// false a file is read as fast as the consumer takes its frames.
+    pub realtime_files: bool,
+    /// Start files again at their end instead of finishing (default false).
+    pub loop_files: bool,
+    /// A live source that decodes no frame for this long is reconnected
+    /// (default 5 s). It also bounds how long a connection may take.
+    pub stall_timeout: Duration,
+    /// Use a hardware decoder when one is there (default true).
+    pub hardware_decode: bool,
+}
+
+impl SourceConfig {
+    /// A source with the defaults described at each field.
+    pub fn new(id: impl Into<String>, url: impl Into<String>) -> SourceConfig {
+        SourceConfig {
+            id: id.into(),
+            url: url.into(),
+            transport: RtspTransport::Tcp,
+            latency_ms: 200,
+            fps: 10.0,
+            max_size: None,
+            queue: 4,
+            realtime_files: true,
+            loop_files: false,
+            stall_timeout: Duration::from_secs(5),
+            hardware_decode: true,
+        }
+    }
+
+    /// Checks the settings; the error names the bad one and what to use.
+    fn validate(&self) -> Result<Location, SourceError> {
+        let config_error = |message: String| SourceError::Config {
+            id: self.id.clone(),
+            url: redact(&self.url),
+            message,
+        };
+        if self.id.trim().is_empty() {
+            return Err(config_error("the source has no id; give it one".into()));
+        }
+        if !(self.fps.is_finite() && self.fps >= 0.0) {
+            return Err(config_error(format!(
+                "fps {} is not a rate; use a positive number, or 0 for every frame",
+                self.fps
+            )));
+        }
+        if self.queue == 0 {
+            return Err(config_error(
+                "a queue of 0 frames holds nothing; use 1 or more".into(),
+            ));
+        }
+        if let Some((w, h)) = self.max_size {
+            if w < 2 || h < 2 {
+                return Err(config_error(format!(
+                    "max size {w}x{h} is too small; use at least 2x2, or none for full size"
+                )));
+            }
+        }
+        if self.stall_timeout < Duration::from_millis(100) {
+            return Err(config_error(format!(
+                "stall timeout {:?} is too short; use 100 ms or more",
+                self.stall_timeout
+            )));
+        }
+        let location = Location::parse(&self.url).map_err(|reason| SourceError::Url {
+            id: self.id.clone(),
+            url: redact(&self.url),
+            reason,
+        })?;
+        if let Location::File(path) = &location {
+            if !path.is_file() {
+                return Err(SourceError::NoFile {
+                    id: self.id.clone(),
+                    path: path.clone(),
+                });
+            }
+        }
+        Ok(location)
+    }
+}
+
+/// Where a frame's capture time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaptureClock {
+    /// The sender's wall clock, from the NTP times in its RTCP sender
+    /// reports: when the camera took the frame, as far as its clock is right.
+    RtcpNtp,
+    /// When the frame arrived here (smoothed by the jitter buffer): later
+    /// than the capture by the network and the sender's encoding delay.
+    Arrival,
+    /// When the file started playing plus the frame's position in it.
+    File,
+}
+
+impl CaptureClock {
+    /// `rtcp-ntp`, `arrival` or `file`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaptureClock::RtcpNtp => "rtcp-ntp",
+            CaptureClock::Arrival => "arrival",
+            CaptureClock::File => "file",
+        }
+    }
+}
+
+impl fmt::Display for CaptureClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One decoded, sampled and scaled frame.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The source's id.
+    pub source: Arc<str>,
+    /// Counts the frames this source sampled, from 0, across reconnects;
+    /// a gap means frames were dropped because the consumer fell behind.
+    pub seq: u64,
+    /// Presentation time in milliseconds: for files the position in the
+    /// file (plus the loops played before), for live streams the time since
+    /// the connection started (it starts again after a reconnect).
+    pub pts_ms: u64,
+    /// When the frame was captured, in milliseconds since the unix epoch.
+    pub capture_unix_ms: u64,
+    /// Where `capture_unix_ms` comes from.
+    pub clock: CaptureClock,
+    pub width: u32,
+    pub height: u32,
+    /// Packed RGB, `width * height * 3` bytes, rows top to bottom.
+    pub data: Vec<u8>,
+}
+
+impl Frame {
+    /// The capture time as a [`SystemTime`].
+    pub fn capture_time(&self) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(self.capture_unix_ms)
+    }
+}
+
+impl fmt::Debug for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Frame")
+            .field("source", &self.source)
+            .field("seq", &self.seq)
+            .field("pts_ms", &self.pts_ms)
+            .field("capture_unix_ms", &self.capture_unix_ms)
+            .field("clock", &self.clock)
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("data", &format_args!("[{} bytes]", self.data.len()))
+            .finish()
+    }
+}
+
+/// A change in whether a source delivers video.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SourceStatus {
+    /// Frames flow (told before the first frame of each connection that
+    /// follows an `Offline`, and before the very first frame).
+    Online {
+        /// The decoder's element factory, e.g. `avdec_h264` or `nvh264dec`;
+        /// `none` for raw video.
+        decoder: String,
+    },
+    /// No frames: told once when a source loses its video (or never gets
+    /// any), not again while it keeps retrying.
+    Offline {
+        /// What went wrong, e.g. `end of file` or the GStreamer error.
+        reason: String,
+        /// Whether the source keeps trying; false once a file has ended or
+        /// failed, after which the source sends nothing more.
+        retrying: bool,
+    },
+}
+
+/// What a source sends its consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceEvent {
+    Frame(Frame),
+    Status {
+        /// The source's id.
+        source: Arc<str>,
+        status: SourceStatus,
+    },
+}
+
+/// A source's counters and state, as [`Source::stats`] reads them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceStats {
+    pub id: String,
+    /// Whether frames flow at the moment.
+    pub online: bool,
+    /// Whether the source has stopped for good (a file that ended or failed).
+    pub finished: bool,
+    /// Decoded frames, before sampling.
+    pub frames_in: u64,
+    /// Frames handed to the consumer.
+    pub frames_out: u64,
+    /// Sampled frames dropped because the consumer fell behind.
+    pub frames_dropped: u64,
+    /// Attempts to connect again after a failure.
+    pub reconnects: u64,
+    /// The decoder in use (or last used), e.g. `avdec_h264`.
+    pub decoder: Option<String>,
+    /// Whether that decoder is a hardware one.
+    pub hardware_decoder: bool,
+    /// Where the latest frame's capture time came from.
+    pub clock: Option<CaptureClock>,
+    /// The latest failure, if any.
+    pub last_error: Option<String>,
+}
+
+/// Why a source could not start. Each names the source and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("source {id}: cannot initialise GStreamer: {message}; install the GStreamer runtime (`make setup`)")]
+    Init { id: String, message: String },
+    #[error("source {id}: cannot read {url:?}: {reason}; {SUPPORTED}")]
+    Url {
+        id: String,
+        url: String,
+        reason: String,
+    },
+    #[error("source {id}: no video file at {path}; check the path, or {SUPPORTED}")]
+    NoFile { id: String, path: PathBuf },
+    #[error("source {id} ({url}): {message}")]
+    Config {
+        id: String,
+        url: String,
+        message: String,
+    },
+    #[error("source {id} ({url}): the GStreamer element {element} is missing; install {package}")]
+    MissingElement {
+        id: String,
+        url: String,
+        element: String,
+        package: String,
+    },
+    #[error("source {id} ({url}): cannot build its pipeline: {message}")]
+    Pipeline {
+        id: String,
+        url: String,
+        message: String,
+    },
+    #[error("source {id}: cannot start a thread: {message}")]
+    Thread { id: String, message: String },
+}
+
+/// Hardware decoders ranked above the software ones when present.
+const HARDWARE_DECODERS: [&str; 4] = ["nvh264dec", "nvh265dec", "vah264dec", "vah265dec"];
+
+/// The hardware decoders GStreamer has here, ranked above the software
+/// decoders so that `decodebin` picks them. Done once per process.
+pub fn hardware_decoders() -> Vec<String> {
+    static FOUND: OnceLock<Vec<String>> = OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            if gst::init().is_err() {
+                return Vec::new();
+            }
+            HARDWARE_DECODERS
+                .iter()
+                .filter_map(|name| {
+                    let factory = gst::ElementFactory::find(name)?;
+                    let above_software = gst::Rank::PRIMARY + 16;
+                    if factory.rank() < above_software {
+                        factory.set_rank(above_software);
+                    }
+                    Some(name.to_string())
+                })
+                .collect()
+        })
+        .clone()
+}
+
+/// A running source: its own threads read, decode and hand frames to the
+/// channel given to [`Source::start`] until [`Source::stop`] (or drop).
+pub struct Source {
+    shared: Arc<Shared>,
+    config: SourceConfig,
+    runner: Option<JoinHandle<()>>,
+    forwarder: Option<JoinHandle<()>>,
+}
+
+impl Source {
+    /// Checks `config` and starts reading. Frames and status changes go to
+    /// `tx`; several sources may share one channel (clone the sender). The
+    /// first status comes with the first frame (`Online`) or the first
+    /// failure (`Offline`). If the receiver is dropped the source stops.
+    pub fn start(config: SourceConfig, tx: SyncSender<SourceEvent>) -> Result<Source, SourceError> {
+        let location = config.validate()?;
+        gst::init().map_err(|e| SourceError::Init {
+            id: config.id.clone(),
+            message: e.to_string(),
+        })?;
+        let missing = std::iter::once(location.source_element())
+            .chain(COMMON_ELEMENTS)
+            .find(|(element, _)| gst::ElementFactory::find(element).is_none());
+        if let Some((element, package)) = missing {
+            return Err(SourceError::MissingElement {
+                id: config.id.clone(),
+                url: redact(&config.url),
+                element: element.into(),
+                package: package.into(),
+            });
+        }
+        if config.hardware_decode {
+            hardware_decoders();
+        }
+        // Build the graph once here, so that a graph GStreamer rejects is an
+        // error now rather than an endless round of reconnects.
+        let line = location::launch_line(&location, &config);
+        if let Err(e) = gst::parse::launch(&line) {
+            return Err(SourceError::Pipeline {
+                id: config.id.clone(),
+                url: redact(&config.url),
+                message: e.to_string(),
+            });
+        }
+
+        let shared = Arc::new(Shared::new(&config));
+        let thread_error = |e: std::io::Error| SourceError::Thread {
+            id: config.id.clone(),
+            message: e.to_string(),
+        };
+        let forwarder = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name(format!("src-out-{}", config.id))
+                .spawn(move || run::forward(&shared, &tx))
+                .map_err(thread_error)?
+        };
+        let runner = {
+            let (shared, config) = (shared.clone(), config.clone());
+            std::thread::Builder::new()
+                .name(format!("src-{}", config.id))
+                .spawn(move || run::run(&shared, &config, &location))
+        };
+        let runner = match runner {
+            Ok(handle) => handle,
+            Err(e) => {
+                shared.stop.store(true, Ordering::SeqCst);
+                shared.ring.close();
+                let _ = forwarder.join();
+                return Err(thread_error(e));
+            }
+        };
+        Ok(Source {
+            shared,
+            config,
+            runner: Some(runner),
+            forwarder: Some(forwarder),
+        })
+    }
+
+    /// The source's id.
+    pub fn id(&self) -> &str {
+        &self.config.id
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &SourceConfig {
+        &self.config
+    }
+
+    /// Counters and state now.
+    pub fn stats(&self) -> SourceStats {
+        self.shared.stats()
+    }
+
+    /// Whether the source has stopped for good (a file that ended or failed,
+    /// or a consumer that went away).
+    pub fn is_finished(&self) -> bool {
+        self.runner.as_ref().is_none_or(|h| h.is_finished())
+    }
+
+    /// Stops reading: the pipeline goes to `Null` and the threads are
+    /// joined. Frames not yet handed on are dropped.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.ring.close();
+        for handle in [self.runner.take(), self.forwarder.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Source {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Source")
+            .field("id", &self.config.id)
+            .field("url", &redact(&self.config.url))
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transports_parse_and_print() {
+        assert_eq!("TCP".parse::<RtspTransport>(), Ok(RtspTransport::Tcp));
+        assert_eq!("udp".parse::<RtspTransport>(), Ok(RtspTransport::Udp));
+        assert!("http"
+            .parse::<RtspTransport>()
+            .unwrap_err()
+            .contains("tcp or udp"));
+        assert_eq!(RtspTransport::default().to_string(), "tcp");
+        assert_eq!(CaptureClock::RtcpNtp.to_string(), "rtcp-ntp");
+        assert_eq!(
+            serde_json::to_string(&CaptureClock::RtcpNtp).unwrap(),
+            "\"rtcp-ntp\""
+        );
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let (tx, _rx) = std::sync::mpsc::sync_channel(1);
+        let start = |c: SourceConfig| Source::start(c, tx.clone()).unwrap_err().to_string();
+
+        let err = start(SourceConfig::new("cam-9", "rtmp://host/live"));
+        assert!(
+            err.contains("cam-9") && err.contains("rtmp://host/live"),
+            "{err}"
+        );
+        assert!(
+            err.contains("use rtsp://, http(s)://, file:// or a path"),
+            "{err}"
+        );
+
+        let err = start(SourceConfig::new("cam-9", "/no/such/clip.mp4"));
+        assert!(err.contains("/no/such/clip.mp4"), "{err}");
+
+        let mut c = SourceConfig::new("cam-9", "rtsp://admin:pw@cam/s");
+        c.fps = f64::NAN;
+        let err = start(c.clone());
+        assert!(err.contains("fps") && !err.contains(":pw@"), "{err}");
+        c.fps = 5.0;
+        c.queue = 0;
+        assert!(start(c.clone()).contains("queue"));
+        c.queue = 2;
+        c.max_size = Some((0, 10));
+        assert!(start(c.clone()).contains("max size"));
+        c.max_size = None;
+        c.stall_timeout = Duration::ZERO;
+        assert!(start(c.clone()).contains("stall timeout"));
+        c.id = " ".into();
+        assert!(start(c).contains("no id"));
+    }
+}
