@@ -5,7 +5,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Where `make setup` puts ONNX Runtime; the binaries and tests find it there.
 export SAFECITY_ORT_LIB := $(CURDIR)/.deps/onnxruntime/libonnxruntime.so
 
-.PHONY: setup build lint test demo simulator-sheet clean-sim-cache models models-eval
+.PHONY: setup build lint test demo simulator-sheet clean-sim-cache models models-eval eval
 
 ## Install Debian GStreamer packages and ONNX Runtime if missing (idempotent).
 setup:
@@ -43,6 +43,10 @@ models-eval: build
 	cd models/train && ../../.deps/train-venv/bin/python evaluate.py \
 	  --detector ../safecity-detector.onnx --plate ../safecity-plate.onnx \
 	  --sim ../../target/train-data/sim/val-1000
+
+## Score the models through the Rust sessions (simulator hold-out, openalpr test split, latency).
+eval: build
+	bash scripts/eval.sh
 
 clean-sim-cache:
 	rm -rf "$${XDG_CACHE_HOME:-$$HOME/.cache}/safecity/sim"

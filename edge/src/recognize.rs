@@ -9,12 +9,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use safecity_core::parse_plate;
-use safecity_models::{
-    find_model, DetectorSession, ObjectDetection, PlateCandidate, PlateCrop, PlateReaderSession,
-    RgbFrame, Runtime, SessionOptions, DETECTOR_FILE, PLATE_READER_FILE,
-};
-use safecity_pipeline::{IouTracker, PlateVote, TrackInput, TrackerConfig, VideoFrames};
+use safecity_models::{PlateCandidate, RgbFrame, SessionOptions};
+use safecity_pipeline::VideoFrames;
+
+use crate::analyse::{Analyser, ModelPaths};
+use crate::passes::{PassBuilder, PassConfig};
 use serde_json::json;
 
 #[derive(Debug, Args)]
@@ -44,11 +43,6 @@ pub struct RecognizeArgs {
 
 const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "bmp", "webp", "tif"];
 
-struct Models {
-    detector: DetectorSession,
-    reader: PlateReaderSession,
-}
-
 /// One plate read, as reported.
 struct Read {
     frame: u64,
@@ -57,29 +51,30 @@ struct Read {
     candidates: Vec<PlateCandidate>,
     /// `x1, y1, x2, y2`.
     plate_box: [f32; 4],
-    vehicle: Option<ObjectDetection>,
+    vehicle: Option<ReadVehicle>,
+}
+
+struct ReadVehicle {
+    class: String,
+    score: f32,
+    colour: Option<String>,
+    bbox: [f32; 4],
 }
 
 pub fn run(args: RecognizeArgs) -> anyhow::Result<()> {
     if !(args.fps > 0.0 && args.fps <= 120.0) {
         bail!("--fps {} is out of range (0, 120]", args.fps);
     }
-    let runtime = Runtime::get(None)?;
     let options = SessionOptions {
         intra_threads: args.threads,
+        ..SessionOptions::default()
     };
-    let detector = match &args.detector {
-        Some(p) => p.clone(),
-        None => find_model(DETECTOR_FILE)?,
+    let paths = ModelPaths {
+        detector: args.detector.clone(),
+        plate_reader: args.plate_reader.clone(),
+        colour: None,
     };
-    let reader = match &args.plate_reader {
-        Some(p) => p.clone(),
-        None => find_model(PLATE_READER_FILE)?,
-    };
-    let mut models = Models {
-        detector: DetectorSession::open(runtime, &detector, None, &options)?,
-        reader: PlateReaderSession::open(runtime, &reader, None, &options)?,
-    };
+    let mut models = Analyser::open(&paths, &options)?;
     let bar = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(args.paths.len() as u64);
         bar.set_style(
@@ -137,222 +132,88 @@ fn is_image(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
-/// A frame's vehicles, and its plates each with their ranked reads.
-type FrameAnalysis = (
-    Vec<ObjectDetection>,
-    Vec<(ObjectDetection, Vec<PlateCandidate>)>,
-);
-
-/// Detects vehicles and plates in one frame and reads the plates.
-fn analyse(models: &mut Models, frame: RgbFrame<'_>) -> anyhow::Result<FrameAnalysis> {
-    let detections = models.detector.detect(&[frame])?.pop().unwrap_or_default();
-    let (plates, vehicles): (Vec<_>, Vec<_>) =
-        detections.into_iter().partition(|d| d.class == "plate");
-    let crops: Vec<PlateCrop<'_>> = plates
-        .iter()
-        .map(|p| PlateCrop {
-            frame,
-            bbox: p.bbox,
-        })
-        .collect();
-    let reads = models.reader.read(&crops, 5)?;
-    Ok((vehicles, plates.into_iter().zip(reads).collect()))
-}
-
-/// The smallest vehicle box around the plate's centre.
-fn carrier<'a>(
-    plate: &ObjectDetection,
-    vehicles: &'a [ObjectDetection],
-) -> Option<(usize, &'a ObjectDetection)> {
-    let (cx, cy) = (
-        (plate.bbox[0] + plate.bbox[2]) / 2.0,
-        (plate.bbox[1] + plate.bbox[3]) / 2.0,
-    );
-    let area = |b: [f32; 4]| (b[2] - b[0]) * (b[3] - b[1]);
-    vehicles
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| v.bbox[0] <= cx && cx <= v.bbox[2] && v.bbox[1] <= cy && cy <= v.bbox[3])
-        .min_by(|a, b| area(a.1.bbox).total_cmp(&area(b.1.bbox)))
-}
-
-fn recognize_image(models: &mut Models, path: &Path) -> anyhow::Result<Vec<Read>> {
+fn recognize_image(models: &mut Analyser, path: &Path) -> anyhow::Result<Vec<Read>> {
     let img = image::open(path)
         .with_context(|| format!("{}: cannot read the image", path.display()))?
         .to_rgb8();
     let frame = RgbFrame::packed(img.as_raw(), img.width(), img.height());
-    let (vehicles, plates) = analyse(models, frame)?;
-    Ok(plates
-        .into_iter()
-        .filter_map(|(plate, candidates)| {
-            let best = candidates.first()?.clone();
+    let analysis = models.analyse(&[frame])?.pop().unwrap_or_default();
+    Ok(analysis
+        .plates
+        .iter()
+        .filter_map(|p| {
+            let best = p.candidates.first()?.clone();
+            let (cx, cy) = (
+                (p.det.bbox[0] + p.det.bbox[2]) / 2.0,
+                (p.det.bbox[1] + p.det.bbox[3]) / 2.0,
+            );
+            let area = |b: [f32; 4]| (b[2] - b[0]) * (b[3] - b[1]);
+            let vehicle = analysis
+                .vehicles
+                .iter()
+                .filter(|v| {
+                    let b = v.det.bbox;
+                    b[0] <= cx && cx <= b[2] && b[1] <= cy && cy <= b[3]
+                })
+                .min_by(|a, b| area(a.det.bbox).total_cmp(&area(b.det.bbox)));
             Some(Read {
                 frame: 0,
                 ts_ms: 0,
                 best,
-                candidates,
-                plate_box: plate.bbox,
-                vehicle: carrier(&plate, &vehicles).map(|(_, v)| v.clone()),
+                candidates: p.candidates.clone(),
+                plate_box: p.det.bbox,
+                vehicle: vehicle.map(|v| ReadVehicle {
+                    class: v.det.class.clone(),
+                    score: v.det.score,
+                    colour: v.colour.as_ref().map(|c| c.0.clone()),
+                    bbox: v.det.bbox,
+                }),
             })
         })
         .collect())
 }
 
-/// What a track has gathered so far.
-#[derive(Default)]
-struct TrackState {
-    vote: PlateVote,
-    /// The most confident single read, kept for its frame, box and vehicle.
-    best: Option<Read>,
-}
-
 fn recognize_video(
-    models: &mut Models,
+    models: &mut Analyser,
     path: &Path,
     fps: f64,
     bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<Vec<Read>> {
     let frames = VideoFrames::open(path, Some(fps), None)?;
-    let mut vehicles_tracker = IouTracker::new(TrackerConfig::default());
-    // Plates whose vehicle was not detected are tracked on their own.
-    let mut plates_tracker = IouTracker::new(TrackerConfig::default());
-    let mut states: std::collections::HashMap<(bool, u64), TrackState> = Default::default();
+    let mut passes = PassBuilder::new(PassConfig {
+        snapshots: false,
+        ..PassConfig::default()
+    });
     let mut out = Vec::new();
-    let finish = |states: &mut std::collections::HashMap<(bool, u64), TrackState>,
-                  key: (bool, u64),
-                  out: &mut Vec<Read>| {
-        if let Some(state) = states.remove(&key) {
-            if let (Some(vote), Some(mut best)) = (state.vote.result(5), state.best) {
-                // The voted text, with the best single read's frame and boxes.
-                if let Ok(parsed) = parse_plate(&vote.text) {
-                    best.best = PlateCandidate {
-                        text: parsed.text,
-                        display: parsed.display,
-                        format: parsed.format,
-                        region: parsed.region,
-                        confidence: vote.confidence,
-                    };
-                    best.candidates = vote
-                        .candidates
-                        .iter()
-                        .filter_map(|(t, c)| {
-                            let p = parse_plate(t).ok()?;
-                            Some(PlateCandidate {
-                                text: p.text,
-                                display: p.display,
-                                format: p.format,
-                                region: p.region,
-                                confidence: *c,
-                            })
-                        })
-                        .collect();
-                    out.push(best);
-                }
-            }
-        }
-    };
     for frame in frames {
         let frame = frame?;
         let rgb = RgbFrame::packed(&frame.data, frame.width, frame.height);
-        let (vehicles, plates) = analyse(models, rgb)?;
-        let inputs: Vec<TrackInput> = vehicles
-            .iter()
-            .map(|v| TrackInput {
-                bbox: v.bbox,
-                class: v.class.clone(),
-                score: v.score,
-            })
-            .collect();
-        let update = vehicles_tracker.update(&inputs, frame.pts_ms);
-        let mut orphans = Vec::new();
-        for (plate, candidates) in plates {
-            let Some(best) = candidates.first().cloned() else {
-                continue;
-            };
-            let (key, vehicle) = match carrier(&plate, &vehicles) {
-                Some((i, v)) => ((true, update.assigned[i]), Some(v.clone())),
-                None => {
-                    orphans.push((plate.clone(), best.clone(), candidates.clone()));
-                    continue;
-                }
-            };
-            record(
-                &mut states,
-                key,
-                frame.index,
-                frame.pts_ms,
-                plate.bbox,
-                best,
-                candidates,
-                vehicle,
-            );
-        }
-        let plate_inputs: Vec<TrackInput> = orphans
-            .iter()
-            .map(|(p, _, _)| TrackInput {
-                bbox: p.bbox,
-                class: "plate".into(),
-                score: p.score,
-            })
-            .collect();
-        let plate_update = plates_tracker.update(&plate_inputs, frame.pts_ms);
-        for ((plate, best, candidates), id) in orphans.into_iter().zip(plate_update.assigned) {
-            record(
-                &mut states,
-                (false, id),
-                frame.index,
-                frame.pts_ms,
-                plate.bbox,
-                best,
-                candidates,
-                None,
-            );
-        }
-        for t in update.ended {
-            finish(&mut states, (true, t.id), &mut out);
-        }
-        for t in plate_update.ended {
-            finish(&mut states, (false, t.id), &mut out);
-        }
+        let analysis = models.analyse(&[rgb])?.pop().unwrap_or_default();
+        out.extend(passes.update(frame.index, frame.pts_ms, &rgb, &analysis));
         bar.set_message(format!("{} frame {}", path.display(), frame.index));
     }
-    for t in vehicles_tracker.finish() {
-        finish(&mut states, (true, t.id), &mut out);
-    }
-    for t in plates_tracker.finish() {
-        finish(&mut states, (false, t.id), &mut out);
-    }
-    out.sort_by_key(|r| r.frame);
-    Ok(out)
-}
-
-#[allow(clippy::too_many_arguments)]
-fn record(
-    states: &mut std::collections::HashMap<(bool, u64), TrackState>,
-    key: (bool, u64),
-    frame: u64,
-    ts_ms: u64,
-    plate_box: [f32; 4],
-    best: PlateCandidate,
-    candidates: Vec<PlateCandidate>,
-    vehicle: Option<ObjectDetection>,
-) {
-    let state = states.entry(key).or_default();
-    state.vote.add(&best.text, best.confidence);
-    if state
-        .best
-        .as_ref()
-        .is_none_or(|b| best.confidence > b.best.confidence)
-    {
-        state.best = Some(Read {
-            frame,
-            ts_ms,
-            best,
-            candidates,
-            plate_box,
-            vehicle,
-        });
-    }
+    out.extend(passes.finish());
+    let mut reads: Vec<Read> = out
+        .into_iter()
+        .filter_map(|p| {
+            let plate = p.plate?;
+            Some(Read {
+                frame: p.frame,
+                ts_ms: p.ts_ms,
+                best: plate.best,
+                candidates: plate.candidates,
+                plate_box: plate.bbox,
+                vehicle: p.vehicle_bbox.map(|bbox| ReadVehicle {
+                    class: p.class.clone(),
+                    score: p.class_confidence,
+                    colour: p.colour.clone(),
+                    bbox,
+                }),
+            })
+        })
+        .collect();
+    reads.sort_by_key(|r| r.frame);
+    Ok(reads)
 }
 
 /// `x1, y1, x2, y2` to whole-pixel `[x, y, w, h]`.
@@ -380,6 +241,7 @@ fn json_line(path: &Path, r: &Read) -> String {
         "bbox": xywh(r.plate_box),
         "vehicle": r.vehicle.as_ref().map(|v| json!({
             "class": v.class,
+            "colour": v.colour,
             "confidence": round3(v.score),
             "bbox": xywh(v.bbox),
         })),

@@ -1,0 +1,562 @@
+//! `safecity-edge run --config edge.toml`: the daemon at each site.
+//!
+//! ```text
+//! source threads (one GStreamer pipeline per camera/pillar)
+//!   -> shared bounded frame queue -> inference workers (batches)
+//!   -> event thread: per-stream PassBuilder -> events -> spool (fsync)
+//!   -> forwarder -> server
+//! local API: pillar alarms -> spool at alarm priority, forwarder woken
+//! ```
+//! An event counts as produced once the spool has it on disk; the
+//! forwarder removes it only when the server acknowledged it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::http::StatusCode;
+use clap::Args;
+use safecity_core::Event;
+use safecity_models::SessionOptions;
+use safecity_pipeline::source::{
+    Frame, RtspTransport, Source, SourceConfig, SourceEvent, SourceStatus,
+};
+
+use crate::analyse::{Analyser, FrameAnalysis, ModelPaths};
+use crate::api::EdgeHandle;
+use crate::config::{EdgeConfig, Transport};
+use crate::events::{alarm_event, pass_event, status_event};
+use crate::forward::{ForwarderConfig, ForwarderStats};
+use crate::infer::{start_workers, BatchConfig, InferStats, StreamFrame};
+use crate::passes::{PassBuilder, PassConfig};
+use crate::spool::{Priority, Spool, SpoolConfig};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The site's edge.toml (see the `config` module docs for its fields).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// Counters of one stream.
+#[derive(Debug, Default)]
+struct StreamStats {
+    online: AtomicBool,
+    frames: AtomicU64,
+    /// Frames that reached the trackers out of order and were skipped.
+    stale: AtomicU64,
+    events: AtomicU64,
+    status: Mutex<String>,
+}
+
+/// One configured stream.
+struct StreamInfo {
+    id: String,
+    pillar: bool,
+    stats: StreamStats,
+}
+
+/// What the API and the threads share.
+struct Shared {
+    edge_id: String,
+    streams: Vec<StreamInfo>,
+    spool: Arc<Mutex<Spool>>,
+    wake: SyncSender<()>,
+    /// The latest frame of each pillar, for alarm snapshots.
+    latest: Mutex<HashMap<usize, Arc<StreamFrame>>>,
+    infer: Arc<InferStats>,
+    forward: Arc<ForwarderStats>,
+    sources: Mutex<Vec<Source>>,
+    events: [AtomicU64; 4],
+    spool_errors: AtomicU64,
+}
+
+impl Shared {
+    /// Puts an event in the spool; it is produced once this returns Ok.
+    fn produce(&self, event: &Event, priority: Priority) -> anyhow::Result<()> {
+        let json = serde_json::to_vec(event)?;
+        self.spool
+            .lock()
+            .expect("spool lock")
+            .append(priority, &json)
+            .map_err(|e| {
+                self.spool_errors.fetch_add(1, Ordering::Relaxed);
+                anyhow::anyhow!("{e}")
+            })?;
+        let k = event.kind as usize;
+        self.events[k.min(3)].fetch_add(1, Ordering::Relaxed);
+        let _ = self.wake.try_send(());
+        Ok(())
+    }
+}
+
+impl EdgeHandle for Shared {
+    fn alarm(
+        &self,
+        pillar_id: &str,
+        unix_ms: u64,
+        source: &str,
+    ) -> Result<String, (StatusCode, String)> {
+        let Some(index) = self
+            .streams
+            .iter()
+            .position(|s| s.pillar && s.id == pillar_id)
+        else {
+            let known: Vec<&str> = self
+                .streams
+                .iter()
+                .filter(|s| s.pillar)
+                .map(|s| s.id.as_str())
+                .collect();
+            return Err((
+                StatusCode::NOT_FOUND,
+                format!("no pillar {pillar_id:?} at this edge; known: {known:?}"),
+            ));
+        };
+        let snapshot = self
+            .latest
+            .lock()
+            .expect("latest lock")
+            .get(&index)
+            .cloned()
+            .and_then(|f| frame_jpeg(&f));
+        let event = alarm_event(
+            &self.edge_id,
+            pillar_id,
+            unix_ms,
+            source,
+            snapshot.as_deref(),
+        );
+        self.produce(&event, Priority::Alarm).map_err(|e| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the alarm could not be stored: {e}"),
+            )
+        })?;
+        tracing::warn!(pillar = pillar_id, id = %event.id, "panic alarm");
+        Ok(event.id)
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let sources = self.sources.lock().expect("sources lock");
+        let streams: Vec<serde_json::Value> = self
+            .streams
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let src = sources
+                    .get(i)
+                    .and_then(|src| serde_json::to_value(src.stats()).ok());
+                serde_json::json!({
+                    "id": s.id,
+                    "kind": if s.pillar { "pillar" } else { "camera" },
+                    "online": s.stats.online.load(Ordering::Relaxed),
+                    "status": *s.stats.status.lock().expect("status lock"),
+                    "frames_analysed": s.stats.frames.load(Ordering::Relaxed),
+                    "events": s.stats.events.load(Ordering::Relaxed),
+                    "source": src,
+                })
+            })
+            .collect();
+        let spool = self.spool.lock().expect("spool lock").stats();
+        serde_json::json!({
+            "edge_id": self.edge_id,
+            "streams": streams,
+            "spool": format!("{spool:?}"),
+            "forwarder": {
+                "sent_events": self.forward.sent_events.load(Ordering::Relaxed),
+                "failures": self.forward.failures.load(Ordering::Relaxed),
+                "rejected": self.forward.rejected.load(Ordering::Relaxed),
+                "offline": self.forward.offline.load(Ordering::Relaxed) == 1,
+            },
+        })
+    }
+
+    fn metrics(&self) -> String {
+        use std::fmt::Write;
+        let mut m = String::new();
+        let sources = self.sources.lock().expect("sources lock");
+        for (i, s) in self.streams.iter().enumerate() {
+            let l = format!("stream=\"{}\"", s.id);
+            let _ = writeln!(
+                m,
+                "safecity_edge_stream_online{{{l}}} {}",
+                s.stats.online.load(Ordering::Relaxed) as u8
+            );
+            let _ = writeln!(
+                m,
+                "safecity_edge_frames_analysed_total{{{l}}} {}",
+                s.stats.frames.load(Ordering::Relaxed)
+            );
+            let _ = writeln!(
+                m,
+                "safecity_edge_frames_stale_total{{{l}}} {}",
+                s.stats.stale.load(Ordering::Relaxed)
+            );
+            let _ = writeln!(
+                m,
+                "safecity_edge_stream_events_total{{{l}}} {}",
+                s.stats.events.load(Ordering::Relaxed)
+            );
+            if let Some(src) = sources.get(i) {
+                let st = src.stats();
+                let _ = writeln!(
+                    m,
+                    "safecity_edge_frames_decoded_total{{{l}}} {}",
+                    st.frames_in
+                );
+                let _ = writeln!(
+                    m,
+                    "safecity_edge_frames_dropped_total{{{l}}} {}",
+                    st.frames_dropped
+                );
+                let _ = writeln!(m, "safecity_edge_reconnects_total{{{l}}} {}", st.reconnects);
+            }
+        }
+        for (k, name) in ["plate_read", "vehicle", "panic_alarm", "camera_status"]
+            .iter()
+            .enumerate()
+        {
+            let _ = writeln!(
+                m,
+                "safecity_edge_events_total{{kind=\"{name}\"}} {}",
+                self.events[k].load(Ordering::Relaxed)
+            );
+        }
+        let i = &self.infer;
+        let _ = writeln!(
+            m,
+            "safecity_edge_inference_batches_total {}",
+            i.batches.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            m,
+            "safecity_edge_inference_frames_total {}",
+            i.frames.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            m,
+            "safecity_edge_inference_errors_total {}",
+            i.errors.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            m,
+            "safecity_edge_inference_busy_seconds_total {:.3}",
+            i.busy_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let f = &self.forward;
+        let _ = writeln!(
+            m,
+            "safecity_edge_forwarded_events_total {}",
+            f.sent_events.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            m,
+            "safecity_edge_forward_failures_total {}",
+            f.failures.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            m,
+            "safecity_edge_forward_rejected_total {}",
+            f.rejected.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            m,
+            "safecity_edge_server_offline {}",
+            f.offline.load(Ordering::Relaxed)
+        );
+        let sp = self.spool.lock().expect("spool lock").stats();
+        let _ = writeln!(
+            m,
+            "safecity_edge_spool_pending_events {}",
+            sp.pending_records()
+        );
+        let _ = writeln!(
+            m,
+            "safecity_edge_spool_pending_bytes {}",
+            sp.pending_bytes()
+        );
+        let _ = writeln!(m, "safecity_edge_spool_dropped_total {}", sp.dropped);
+        let _ = writeln!(
+            m,
+            "safecity_edge_spool_errors_total {}",
+            self.spool_errors.load(Ordering::Relaxed)
+        );
+        m
+    }
+}
+
+/// A pillar frame as a JPEG at most 640 wide.
+fn frame_jpeg(f: &StreamFrame) -> Option<Vec<u8>> {
+    let img = image::RgbImage::from_raw(f.width, f.height, f.data.clone())?;
+    let img = if f.width > 640 {
+        let h = (f.height as u64 * 640 / f.width as u64).max(1) as u32;
+        image::imageops::resize(&img, 640, h, image::imageops::FilterType::Triangle)
+    } else {
+        img
+    };
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80)
+        .encode_image(&img)
+        .ok()?;
+    Some(out.into_inner())
+}
+
+/// Runs the daemon until `shutdown`.
+pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
+    let config = EdgeConfig::load(&args.config)?;
+    let stop = Arc::new(AtomicBool::new(false));
+
+    let spool = Spool::open(SpoolConfig {
+        dir: config.spool.dir.clone(),
+        max_bytes: config.spool.max_mb * 1024 * 1024,
+        segment_bytes: 8 * 1024 * 1024,
+    })
+    .with_context(|| format!("spool {}", config.spool.dir.display()))?;
+    let spool = Arc::new(Mutex::new(spool));
+
+    let options = SessionOptions {
+        intra_threads: config.models.threads,
+        provider: config.provider(),
+    };
+    let paths = ModelPaths {
+        detector: config.models.detector.clone(),
+        plate_reader: config.models.plate_reader.clone(),
+        colour: config.models.colour.clone(),
+    };
+    let analysers = (0..config.models.workers)
+        .map(|_| Analyser::open(&paths, &options))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    let (wake_tx, wake_rx) = sync_channel::<()>(1);
+    let forward_stats = Arc::new(ForwarderStats::default());
+    let shared = Arc::new(Shared {
+        edge_id: config.edge_id.clone(),
+        streams: config
+            .streams()
+            .map(|(s, pillar)| StreamInfo {
+                id: s.id.clone(),
+                pillar,
+                stats: StreamStats::default(),
+            })
+            .collect(),
+        spool: spool.clone(),
+        wake: wake_tx,
+        latest: Mutex::new(HashMap::new()),
+        infer: Arc::new(InferStats::default()),
+        forward: forward_stats.clone(),
+        sources: Mutex::new(Vec::new()),
+        events: Default::default(),
+        spool_errors: AtomicU64::new(0),
+    });
+
+    let forwarder = {
+        let cfg = ForwarderConfig {
+            server: config.server.url.clone(),
+            token: config.token(),
+            batch: config.server.batch,
+            max_bytes: 4 * 1024 * 1024,
+            rejected: config.spool.dir.join("rejected.jsonl"),
+            timeout: Duration::from_secs(15),
+        };
+        let (spool, stats, stop) = (spool.clone(), forward_stats.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("forwarder".into())
+            .spawn(move || crate::forward::run(cfg, spool, wake_rx, stats, stop))?
+    };
+
+    let (api_addr, api) = crate::api::serve(config.api_addr(), shared.clone(), stop.clone())?;
+    tracing::info!("edge {} API on http://{api_addr}", config.edge_id);
+
+    // Frames from every stream into the workers, results to the event thread.
+    let workers_n = analysers.len();
+    let (frame_tx, frame_rx) = sync_channel::<StreamFrame>(config.batching.max_batch * workers_n);
+    let (result_tx, result_rx) = sync_channel::<(StreamFrame, FrameAnalysis)>(64);
+    let (status_tx, status_rx) = sync_channel::<(usize, SourceStatus)>(64);
+    let workers = start_workers(
+        analysers,
+        frame_rx,
+        result_tx,
+        BatchConfig {
+            max_batch: config.batching.max_batch,
+            max_wait: Duration::from_millis(config.batching.max_wait_ms),
+        },
+        shared.infer.clone(),
+        stop.clone(),
+    );
+    let events = {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("events".into())
+            .spawn(move || event_loop(&shared, result_rx, status_rx))?
+    };
+
+    let mut relays = Vec::new();
+    for (index, (stream, _pillar)) in config.streams().enumerate() {
+        let (tx, rx) = sync_channel::<SourceEvent>(config.batching.queue);
+        let mut source_config = SourceConfig::new(stream.id.clone(), stream.url.clone());
+        source_config.transport = match stream.transport {
+            Transport::Tcp => RtspTransport::Tcp,
+            Transport::Udp => RtspTransport::Udp,
+        };
+        source_config.latency_ms = stream.latency_ms;
+        source_config.fps = stream.fps;
+        source_config.max_size = stream.max_width.map(|w| (w, w));
+        source_config.queue = config.batching.queue;
+        source_config.loop_files = true;
+        let source =
+            Source::start(source_config, tx).with_context(|| format!("stream {}", stream.id))?;
+        shared.sources.lock().expect("sources lock").push(source);
+        let (frame_tx, status_tx, stop) = (frame_tx.clone(), status_tx.clone(), stop.clone());
+        relays.push(
+            std::thread::Builder::new()
+                .name(format!("relay-{}", stream.id))
+                .spawn(move || relay(index, rx, frame_tx, status_tx, stop))?,
+        );
+    }
+    drop(frame_tx);
+    drop(status_tx);
+    tracing::info!(
+        "edge {}: {} streams, {} inference workers, delivering to {}",
+        config.edge_id,
+        relays.len(),
+        workers_n,
+        config.server.url
+    );
+
+    while !shutdown.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tracing::info!("shutting down");
+    for s in shared.sources.lock().expect("sources lock").drain(..) {
+        s.stop();
+    }
+    stop.store(true, Ordering::SeqCst);
+    for r in relays {
+        let _ = r.join();
+    }
+    for w in workers {
+        let _ = w.join();
+    }
+    let _ = events.join();
+    let _ = forwarder.join();
+    let _ = api.join();
+    let pending = spool.lock().expect("spool lock").stats().pending_records();
+    tracing::info!("stopped; {pending} events wait in the spool for the next start");
+    Ok(())
+}
+
+/// Moves one source's frames into the shared queue (blocking: that is the
+/// back-pressure) and its status changes to the event thread.
+fn relay(
+    index: usize,
+    rx: Receiver<SourceEvent>,
+    frames: SyncSender<StreamFrame>,
+    status: SyncSender<(usize, SourceStatus)>,
+    stop: Arc<AtomicBool>,
+) {
+    while !stop.load(Ordering::SeqCst) {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(SourceEvent::Frame(f)) => {
+                let f = stream_frame(index, f);
+                if frames.send(f).is_err() {
+                    return;
+                }
+            }
+            Ok(SourceEvent::Status { status: s, .. }) => {
+                if status.send((index, s)).is_err() {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+fn stream_frame(index: usize, f: Frame) -> StreamFrame {
+    StreamFrame {
+        stream: index,
+        seq: f.seq,
+        capture_unix_ms: f.capture_unix_ms,
+        width: f.width,
+        height: f.height,
+        data: f.data,
+    }
+}
+
+/// Tracks every stream and turns passes and status changes into events.
+fn event_loop(
+    shared: &Shared,
+    results: Receiver<(StreamFrame, FrameAnalysis)>,
+    statuses: Receiver<(usize, SourceStatus)>,
+) {
+    let mut builders: Vec<PassBuilder> = shared
+        .streams
+        .iter()
+        .map(|_| PassBuilder::new(PassConfig::default()))
+        .collect();
+    let mut last_seq: Vec<Option<u64>> = vec![None; shared.streams.len()];
+    let emit = |stream: usize, passes: Vec<crate::passes::Pass>| {
+        let info = &shared.streams[stream];
+        for p in passes {
+            let event = pass_event(&shared.edge_id, &info.id, &p, p.ts_ms);
+            match shared.produce(&event, Priority::Normal) {
+                Ok(()) => {
+                    info.stats.events.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => tracing::error!("stream {}: event lost before the spool: {e}", info.id),
+            }
+        }
+    };
+    loop {
+        while let Ok((stream, status)) = statuses.try_recv() {
+            let info = &shared.streams[stream];
+            let (online, message) = match &status {
+                SourceStatus::Online { decoder } => (true, format!("decoding with {decoder}")),
+                SourceStatus::Offline { reason, .. } => (false, reason.clone()),
+            };
+            info.stats.online.store(online, Ordering::Relaxed);
+            *info.stats.status.lock().expect("status lock") = message.clone();
+            if !online {
+                // The stream is gone: its vehicles' passes end now.
+                emit(stream, builders[stream].finish());
+            }
+            let event = status_event(&shared.edge_id, &info.id, online, &message);
+            if let Err(e) = shared.produce(&event, Priority::Normal) {
+                tracing::error!("stream {}: status event lost: {e}", info.id);
+            }
+        }
+        match results.recv_timeout(Duration::from_millis(200)) {
+            Ok((frame, analysis)) => {
+                let s = frame.stream;
+                let info = &shared.streams[s];
+                if last_seq[s].is_some_and(|l| frame.seq <= l) {
+                    info.stats.stale.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                last_seq[s] = Some(frame.seq);
+                info.stats.frames.fetch_add(1, Ordering::Relaxed);
+                let passes =
+                    builders[s].update(frame.seq, frame.capture_unix_ms, &frame.rgb(), &analysis);
+                emit(s, passes);
+                if info.pillar {
+                    shared
+                        .latest
+                        .lock()
+                        .expect("latest lock")
+                        .insert(s, Arc::new(frame));
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    for (s, b) in builders.iter_mut().enumerate() {
+        emit(s, b.finish());
+    }
+}

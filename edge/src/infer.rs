@@ -1,0 +1,187 @@
+//! Inference across streams: frames from every stream share one bounded
+//! queue; a pool of workers, each with its own sessions, takes batches of
+//! up to `max_batch` frames, waiting at most `max_wait` for a batch to
+//! fill, and passes each analysed frame on in the order it took them.
+//!
+//! The queue is the back-pressure: when the workers fall behind, a stream's
+//! reader blocks on it, and the stream's own bounded hand-off drops its
+//! oldest frames (counted there).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use safecity_models::RgbFrame;
+
+use crate::analyse::{Analyser, FrameAnalysis};
+
+/// A decoded frame from one of the streams.
+#[derive(Debug, Clone)]
+pub struct StreamFrame {
+    /// Index of the stream in the edge's list.
+    pub stream: usize,
+    /// Per stream, increasing.
+    pub seq: u64,
+    /// When the camera captured it.
+    pub capture_unix_ms: u64,
+    pub width: u32,
+    pub height: u32,
+    /// Packed RGB.
+    pub data: Vec<u8>,
+}
+
+impl StreamFrame {
+    pub fn rgb(&self) -> RgbFrame<'_> {
+        RgbFrame::packed(&self.data, self.width, self.height)
+    }
+}
+
+/// Counters for metrics.
+#[derive(Debug, Default)]
+pub struct InferStats {
+    pub batches: AtomicU64,
+    pub frames: AtomicU64,
+    pub errors: AtomicU64,
+    /// Total microseconds spent in the models.
+    pub busy_us: AtomicU64,
+}
+
+/// Batching settings.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchConfig {
+    pub max_batch: usize,
+    pub max_wait: Duration,
+}
+
+/// Starts `analysers.len()` workers reading `frames` and sending
+/// `(frame, analysis)` to `out`. They stop when `shutdown` is set or the
+/// frame senders are gone.
+pub fn start_workers(
+    analysers: Vec<Analyser>,
+    frames: Receiver<StreamFrame>,
+    out: SyncSender<(StreamFrame, FrameAnalysis)>,
+    batch: BatchConfig,
+    stats: Arc<InferStats>,
+    shutdown: Arc<AtomicBool>,
+) -> Vec<JoinHandle<()>> {
+    let frames = Arc::new(Mutex::new(frames));
+    analysers
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut analyser)| {
+            let frames = frames.clone();
+            let out = out.clone();
+            let stats = stats.clone();
+            let shutdown = shutdown.clone();
+            std::thread::Builder::new()
+                .name(format!("infer-{i}"))
+                .spawn(move || {
+                    while !shutdown.load(Ordering::SeqCst) {
+                        let Some(batch) = take_batch(&frames, batch) else {
+                            break;
+                        };
+                        if batch.is_empty() {
+                            continue;
+                        }
+                        let t0 = Instant::now();
+                        let rgbs: Vec<RgbFrame<'_>> = batch.iter().map(StreamFrame::rgb).collect();
+                        let result = analyser.analyse(&rgbs);
+                        stats
+                            .busy_us
+                            .fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+                        match result {
+                            Ok(analyses) => {
+                                stats.batches.fetch_add(1, Ordering::Relaxed);
+                                stats
+                                    .frames
+                                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                                for pair in batch.into_iter().zip(analyses) {
+                                    if out.send(pair).is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                            Err(e) => {
+                                stats.errors.fetch_add(1, Ordering::Relaxed);
+                                tracing::error!("inference failed on a batch: {e:#}");
+                            }
+                        }
+                    }
+                })
+                .expect("spawn inference worker")
+        })
+        .collect()
+}
+
+/// Up to `max_batch` frames: blocks for the first (up to 200 ms, so
+/// shutdown is noticed), then waits at most `max_wait` for more. `None`
+/// when every sender is gone.
+fn take_batch(frames: &Mutex<Receiver<StreamFrame>>, cfg: BatchConfig) -> Option<Vec<StreamFrame>> {
+    let rx = frames.lock().expect("frame queue lock");
+    let first = match rx.recv_timeout(Duration::from_millis(200)) {
+        Ok(f) => f,
+        Err(RecvTimeoutError::Timeout) => return Some(Vec::new()),
+        Err(RecvTimeoutError::Disconnected) => return None,
+    };
+    let deadline = Instant::now() + cfg.max_wait;
+    let mut batch = vec![first];
+    while batch.len() < cfg.max_batch {
+        // Whatever is already queued goes in without waiting.
+        match rx.try_recv() {
+            Ok(f) => {
+                batch.push(f);
+                continue;
+            }
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+            Err(std::sync::mpsc::TryRecvError::Empty) => {}
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match rx.recv_timeout(left) {
+            Ok(f) => batch.push(f),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(seq: u64) -> StreamFrame {
+        StreamFrame {
+            stream: 0,
+            seq,
+            capture_unix_ms: seq,
+            width: 1,
+            height: 1,
+            data: vec![0; 3],
+        }
+    }
+
+    #[test]
+    fn batches_fill_up_to_the_limit_and_stop_when_senders_go() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        for i in 0..11 {
+            tx.send(frame(i)).unwrap();
+        }
+        let rx = Mutex::new(rx);
+        let cfg = BatchConfig {
+            max_batch: 4,
+            max_wait: Duration::from_millis(5),
+        };
+        let sizes: Vec<usize> = (0..3)
+            .map(|_| take_batch(&rx, cfg).unwrap().len())
+            .collect();
+        assert_eq!(sizes, [4, 4, 3]);
+        // Nothing queued: an empty batch after the poll interval.
+        assert_eq!(take_batch(&rx, cfg).unwrap().len(), 0);
+        drop(tx);
+        assert!(take_batch(&rx, cfg).is_none());
+    }
+}

@@ -1,0 +1,520 @@
+//! From per-frame detections to one record per vehicle pass.
+//!
+//! Vehicles are tracked per stream ([`IouTracker`]); each plate goes to the
+//! vehicle whose box holds its centre, and plates seen without a vehicle
+//! are tracked on their own. A track's reads are voted character by
+//! character ([`PlateVote`]). When a track ends (or reaches the maximum
+//! dwell time) it yields one [`Pass`]: with the voted plate if any read was
+//! made, else as a plain vehicle. The snapshot is the vehicle (or plate)
+//! crop from the frame of the most confident read, or of the largest view.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+
+use image::codecs::jpeg::JpegEncoder;
+use image::RgbImage;
+use safecity_core::parse_plate;
+use safecity_models::{PlateCandidate, RgbFrame};
+use safecity_pipeline::{IouTracker, PlateVote, Track, TrackInput, TrackerConfig};
+
+use crate::analyse::FrameAnalysis;
+
+/// Candidates kept per plate.
+const TOP_K: usize = 5;
+/// Snapshots are scaled down to at most this width.
+const SNAPSHOT_MAX_WIDTH: u32 = 480;
+
+/// The plate of a pass: the voted text and the best single read's box.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassPlate {
+    pub best: PlateCandidate,
+    pub candidates: Vec<PlateCandidate>,
+    /// `x1, y1, x2, y2` in the best frame.
+    pub bbox: [f32; 4],
+    /// Frames whose read went into the vote.
+    pub reads: usize,
+}
+
+/// One vehicle pass through a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pass {
+    pub track_id: u64,
+    /// `car`, `bus`, `truck`, `motorcycle`; empty for a plate seen without
+    /// its vehicle.
+    pub class: String,
+    /// The detector's mean score over the track (0 for a lone plate).
+    pub class_confidence: f32,
+    pub colour: Option<String>,
+    /// Frame index and time (ms, the caller's clock) of the best view.
+    pub frame: u64,
+    pub ts_ms: u64,
+    pub first_ms: u64,
+    pub last_ms: u64,
+    /// `x1, y1, x2, y2` of the vehicle in the best frame.
+    pub vehicle_bbox: Option<[f32; 4]>,
+    pub plate: Option<PassPlate>,
+    /// JPEG of the best view's crop.
+    pub snapshot: Option<Vec<u8>>,
+    /// Frames the vehicle was detected in.
+    pub hits: u32,
+}
+
+/// The best view of a track so far.
+struct View {
+    frame: u64,
+    ts_ms: u64,
+    /// Read confidence, or the box area for views without a read.
+    score: f32,
+    vehicle_bbox: Option<[f32; 4]>,
+    plate: Option<([f32; 4], PlateCandidate, Vec<PlateCandidate>)>,
+    crop: Option<RgbImage>,
+}
+
+#[derive(Default)]
+struct TrackState {
+    vote: PlateVote,
+    best: Option<View>,
+    colours: HashMap<String, f32>,
+    /// Summed detector scores and their count.
+    scores: (f32, u32),
+}
+
+/// Settings of a [`PassBuilder`].
+#[derive(Debug, Clone)]
+pub struct PassConfig {
+    pub tracker: TrackerConfig,
+    /// Keep a JPEG of each pass's best view.
+    pub snapshots: bool,
+    /// Vehicle tracks seen in fewer frames and never read are dropped as
+    /// noise.
+    pub min_hits: u32,
+}
+
+impl Default for PassConfig {
+    fn default() -> Self {
+        PassConfig {
+            tracker: TrackerConfig::default(),
+            snapshots: true,
+            min_hits: 2,
+        }
+    }
+}
+
+/// Tracks one stream and yields its passes.
+pub struct PassBuilder {
+    config: PassConfig,
+    vehicles: IouTracker,
+    plates: IouTracker,
+    /// `(is_vehicle_track, track id)`.
+    states: HashMap<(bool, u64), TrackState>,
+}
+
+impl PassBuilder {
+    pub fn new(config: PassConfig) -> PassBuilder {
+        PassBuilder {
+            vehicles: IouTracker::new(config.tracker.clone()),
+            plates: IouTracker::new(config.tracker.clone()),
+            config,
+            states: HashMap::new(),
+        }
+    }
+
+    /// Feeds one analysed frame (index, time in ms, pixels); returns the
+    /// passes that ended.
+    pub fn update(
+        &mut self,
+        frame: u64,
+        ts_ms: u64,
+        rgb: &RgbFrame<'_>,
+        analysis: &FrameAnalysis,
+    ) -> Vec<Pass> {
+        let inputs: Vec<TrackInput> = analysis
+            .vehicles
+            .iter()
+            .map(|v| TrackInput {
+                bbox: v.det.bbox,
+                class: v.det.class.clone(),
+                score: v.det.score,
+            })
+            .collect();
+        let update = self.vehicles.update(&inputs, ts_ms);
+        for (v, &id) in analysis.vehicles.iter().zip(&update.assigned) {
+            let state = self.states.entry((true, id)).or_default();
+            state.scores.0 += v.det.score;
+            state.scores.1 += 1;
+            if let Some((c, p)) = &v.colour {
+                *state.colours.entry(c.clone()).or_default() += p;
+            }
+        }
+        let mut orphans = Vec::new();
+        let mut read_vehicles = Vec::new();
+        for p in &analysis.plates {
+            let Some(best) = p.candidates.first() else {
+                continue;
+            };
+            match carrier(p.det.bbox, analysis) {
+                Some(i) => {
+                    read_vehicles.push(i);
+                    let key = (true, update.assigned[i]);
+                    let vb = analysis.vehicles[i].det.bbox;
+                    self.record(
+                        key,
+                        frame,
+                        ts_ms,
+                        rgb,
+                        Some(vb),
+                        p.det.bbox,
+                        best,
+                        &p.candidates,
+                    );
+                }
+                None => orphans.push(p),
+            }
+        }
+        // Views without a read: the largest so far stands for the track.
+        for (i, v) in analysis.vehicles.iter().enumerate() {
+            if read_vehicles.contains(&i) {
+                continue;
+            }
+            let state = self.states.entry((true, update.assigned[i])).or_default();
+            let area = (v.det.bbox[2] - v.det.bbox[0]) * (v.det.bbox[3] - v.det.bbox[1]);
+            let better = match &state.best {
+                None => true,
+                Some(b) => b.plate.is_none() && area > b.score,
+            };
+            if better {
+                state.best = Some(View {
+                    frame,
+                    ts_ms,
+                    score: area,
+                    vehicle_bbox: Some(v.det.bbox),
+                    plate: None,
+                    crop: self.config.snapshots.then(|| crop(rgb, v.det.bbox)),
+                });
+            }
+        }
+        let plate_inputs: Vec<TrackInput> = orphans
+            .iter()
+            .map(|p| TrackInput {
+                bbox: p.det.bbox,
+                class: "plate".into(),
+                score: p.det.score,
+            })
+            .collect();
+        let plate_update = self.plates.update(&plate_inputs, ts_ms);
+        for (p, id) in orphans.into_iter().zip(plate_update.assigned) {
+            let best = p.candidates.first().expect("filtered above");
+            self.record(
+                (false, id),
+                frame,
+                ts_ms,
+                rgb,
+                None,
+                p.det.bbox,
+                best,
+                &p.candidates,
+            );
+        }
+        let mut out = Vec::new();
+        for t in update.ended {
+            out.extend(self.finish_track(true, t));
+        }
+        for t in plate_update.ended {
+            out.extend(self.finish_track(false, t));
+        }
+        out
+    }
+
+    /// Ends every track (the stream is over) and returns their passes.
+    pub fn finish(&mut self) -> Vec<Pass> {
+        let mut out = Vec::new();
+        for t in self.vehicles.finish() {
+            out.extend(self.finish_track(true, t));
+        }
+        for t in self.plates.finish() {
+            out.extend(self.finish_track(false, t));
+        }
+        self.states.clear();
+        out
+    }
+
+    /// Tracks alive now.
+    pub fn active(&self) -> usize {
+        self.vehicles.tracks().len() + self.plates.tracks().len()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        key: (bool, u64),
+        frame: u64,
+        ts_ms: u64,
+        rgb: &RgbFrame<'_>,
+        vehicle_bbox: Option<[f32; 4]>,
+        plate_bbox: [f32; 4],
+        best: &PlateCandidate,
+        candidates: &[PlateCandidate],
+    ) {
+        let snapshots = self.config.snapshots;
+        let state = self.states.entry(key).or_default();
+        state.vote.add(&best.text, best.confidence);
+        let better = match &state.best {
+            None => true,
+            Some(b) => b.plate.is_none() || best.confidence > b.score,
+        };
+        if better {
+            let area = vehicle_bbox.unwrap_or_else(|| widen(plate_bbox, 1.5, 3.0));
+            state.best = Some(View {
+                frame,
+                ts_ms,
+                score: best.confidence,
+                vehicle_bbox,
+                plate: Some((plate_bbox, best.clone(), candidates.to_vec())),
+                crop: snapshots.then(|| crop(rgb, area)),
+            });
+        }
+    }
+
+    fn finish_track(&mut self, vehicle: bool, track: Track) -> Option<Pass> {
+        let state = self.states.remove(&(vehicle, track.id))?;
+        let view = state.best?;
+        let plate = state.vote.result(TOP_K).and_then(|vote| {
+            let (bbox, single, singles) = view.plate.clone()?;
+            let parsed = parse_plate(&vote.text).ok()?;
+            let mut candidates: Vec<PlateCandidate> = vote
+                .candidates
+                .iter()
+                .filter_map(|(t, c)| {
+                    let p = parse_plate(t).ok()?;
+                    Some(PlateCandidate {
+                        text: p.text,
+                        display: p.display,
+                        format: p.format,
+                        region: p.region,
+                        confidence: *c,
+                    })
+                })
+                .collect();
+            // A single read gives its own ranked alternatives.
+            if vote.reads == 1 {
+                candidates = singles;
+            }
+            let _ = single;
+            Some(PassPlate {
+                best: PlateCandidate {
+                    text: parsed.text,
+                    display: parsed.display,
+                    format: parsed.format,
+                    region: parsed.region,
+                    confidence: vote.confidence,
+                },
+                candidates,
+                bbox,
+                reads: vote.reads,
+            })
+        });
+        if plate.is_none() && (!vehicle || track.hits < self.config.min_hits) {
+            return None;
+        }
+        let colour = state
+            .colours
+            .into_iter()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(c, _)| c);
+        let class_confidence = state.scores.0 / state.scores.1.max(1) as f32;
+        Some(Pass {
+            track_id: track.id,
+            class: if vehicle {
+                track.class().to_owned()
+            } else {
+                String::new()
+            },
+            class_confidence,
+            colour,
+            frame: view.frame,
+            ts_ms: view.ts_ms,
+            first_ms: track.first_seen_ms,
+            last_ms: track.last_seen_ms,
+            vehicle_bbox: view.vehicle_bbox,
+            plate,
+            snapshot: view.crop.as_ref().and_then(jpeg),
+            hits: track.hits,
+        })
+    }
+}
+
+/// The vehicle whose box holds the plate's centre; the smallest if several.
+fn carrier(plate: [f32; 4], analysis: &FrameAnalysis) -> Option<usize> {
+    let (cx, cy) = ((plate[0] + plate[2]) / 2.0, (plate[1] + plate[3]) / 2.0);
+    let area = |b: [f32; 4]| (b[2] - b[0]) * (b[3] - b[1]);
+    analysis
+        .vehicles
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| {
+            let b = v.det.bbox;
+            b[0] <= cx && cx <= b[2] && b[1] <= cy && cy <= b[3]
+        })
+        .min_by(|a, b| area(a.1.det.bbox).total_cmp(&area(b.1.det.bbox)))
+        .map(|(i, _)| i)
+}
+
+/// A box grown about its centre.
+fn widen(b: [f32; 4], fx: f32, fy: f32) -> [f32; 4] {
+    let (cx, cy) = ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0);
+    let (w, h) = ((b[2] - b[0]) * fx, (b[3] - b[1]) * fy);
+    [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0]
+}
+
+/// The pixels of `b` (clamped to the frame), scaled to at most
+/// [`SNAPSHOT_MAX_WIDTH`].
+fn crop(frame: &RgbFrame<'_>, b: [f32; 4]) -> RgbImage {
+    let x0 = (b[0].max(0.0) as u32).min(frame.width.saturating_sub(1));
+    let y0 = (b[1].max(0.0) as u32).min(frame.height.saturating_sub(1));
+    let x1 = (b[2].ceil().max(0.0) as u32).clamp(x0 + 1, frame.width);
+    let y1 = (b[3].ceil().max(0.0) as u32).clamp(y0 + 1, frame.height);
+    let (w, h) = (x1 - x0, y1 - y0);
+    let mut img = RgbImage::new(w, h);
+    for y in 0..h {
+        let row = (y0 + y) as usize * frame.stride + x0 as usize * 3;
+        let dst = y as usize * w as usize * 3;
+        img.as_mut()[dst..dst + w as usize * 3]
+            .copy_from_slice(&frame.data[row..row + w as usize * 3]);
+    }
+    if w > SNAPSHOT_MAX_WIDTH {
+        let nh = (h as u64 * SNAPSHOT_MAX_WIDTH as u64 / w as u64).max(1) as u32;
+        img = image::imageops::resize(
+            &img,
+            SNAPSHOT_MAX_WIDTH,
+            nh,
+            image::imageops::FilterType::Triangle,
+        );
+    }
+    img
+}
+
+fn jpeg(img: &RgbImage) -> Option<Vec<u8>> {
+    let mut out = Cursor::new(Vec::new());
+    JpegEncoder::new_with_quality(&mut out, 85)
+        .encode_image(img)
+        .ok()?;
+    Some(out.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyse::{PlateDetection, VehicleDetection};
+    use safecity_models::ObjectDetection;
+
+    fn candidate(text: &str, confidence: f32) -> PlateCandidate {
+        let p = parse_plate(text).unwrap();
+        PlateCandidate {
+            text: p.text,
+            display: p.display,
+            format: p.format,
+            region: p.region,
+            confidence,
+        }
+    }
+
+    fn frame_with(
+        vehicle: Option<[f32; 4]>,
+        plate: Option<([f32; 4], &str, f32)>,
+    ) -> FrameAnalysis {
+        FrameAnalysis {
+            vehicles: vehicle
+                .map(|b| VehicleDetection {
+                    det: ObjectDetection {
+                        class: "car".into(),
+                        score: 0.9,
+                        bbox: b,
+                    },
+                    colour: Some(("red".into(), 0.8)),
+                })
+                .into_iter()
+                .collect(),
+            plates: plate
+                .map(|(b, t, c)| PlateDetection {
+                    det: ObjectDetection {
+                        class: "plate".into(),
+                        score: 0.8,
+                        bbox: b,
+                    },
+                    candidates: vec![candidate(t, c)],
+                })
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn one_pass_per_vehicle_with_the_voted_plate_and_a_snapshot() {
+        let pixels = vec![128u8; 320 * 240 * 3];
+        let rgb = RgbFrame::packed(&pixels, 320, 240);
+        let mut b = PassBuilder::new(PassConfig::default());
+        let mut passes = Vec::new();
+        // A car drives down the frame for 8 frames at 100 ms; one misread.
+        for i in 0..8u64 {
+            let y = 20.0 + i as f32 * 8.0;
+            let text = if i == 3 { "123ABG02" } else { "123ABC02" };
+            let fa = frame_with(
+                Some([100.0, y, 200.0, y + 80.0]),
+                Some((
+                    [130.0, y + 60.0, 170.0, y + 70.0],
+                    text,
+                    0.6 + i as f32 * 0.01,
+                )),
+            );
+            passes.extend(b.update(i, i * 100, &rgb, &fa));
+        }
+        assert!(passes.is_empty(), "still tracking");
+        // Nothing for a second: the track ends.
+        passes.extend(b.update(8, 2000, &rgb, &FrameAnalysis::default()));
+        assert_eq!(passes.len(), 1);
+        let p = &passes[0];
+        let plate = p.plate.as_ref().unwrap();
+        assert_eq!(plate.best.text, "123ABC02");
+        assert_eq!(plate.best.display, "123 ABC 02");
+        assert_eq!(plate.reads, 8);
+        assert_eq!(p.class, "car");
+        assert_eq!(p.colour.as_deref(), Some("red"));
+        assert_eq!(p.frame, 7, "the most confident read");
+        assert_eq!((p.first_ms, p.last_ms), (0, 700));
+        let jpeg = p.snapshot.as_ref().unwrap();
+        assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
+        assert!(b.finish().is_empty());
+    }
+
+    #[test]
+    fn unread_vehicles_and_lone_plates_become_their_own_passes() {
+        let pixels = vec![0u8; 320 * 240 * 3];
+        let rgb = RgbFrame::packed(&pixels, 320, 240);
+        let mut b = PassBuilder::new(PassConfig {
+            snapshots: false,
+            ..PassConfig::default()
+        });
+        for i in 0..3u64 {
+            let mut fa = frame_with(Some([10.0, 10.0, 90.0, 70.0]), None);
+            // A plate far from any vehicle box.
+            fa.plates =
+                frame_with(None, Some(([250.0, 200.0, 290.0, 210.0], "715KXM02", 0.9))).plates;
+            b.update(i, i * 100, &rgb, &fa);
+        }
+        // A one-frame flicker is noise.
+        b.update(
+            3,
+            300,
+            &rgb,
+            &frame_with(Some([200.0, 10.0, 240.0, 40.0]), None),
+        );
+        let mut passes = b.finish();
+        passes.sort_by_key(|p| p.class.clone());
+        assert_eq!(passes.len(), 2, "{passes:?}");
+        assert_eq!(passes[0].class, "");
+        assert_eq!(passes[0].plate.as_ref().unwrap().best.text, "715KXM02");
+        assert_eq!(passes[1].class, "car");
+        assert!(passes[1].plate.is_none());
+        assert!(passes[1].snapshot.is_none());
+    }
+}

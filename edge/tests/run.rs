@@ -1,0 +1,377 @@
+//! `safecity-edge run`, driven as a site drives it: simulated RTSP camera
+//! and pillar, a receiver standing in for the server, the daemon as a
+//! process that is killed and restarted.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn edge() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_safecity-edge"))
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the simulator; returns it and its stream URLs by id.
+fn start_sim(args: &[&str], streams: usize) -> (Killed, HashMap<String, String>) {
+    let mut child = edge()
+        .arg("simulate")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut urls = HashMap::new();
+    while urls.len() < streams {
+        let line = lines
+            .next()
+            .expect("simulator printed its streams")
+            .unwrap();
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first() == Some(&"stream") {
+            urls.insert(words[1].to_owned(), words[3].to_owned());
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (Killed(child), urls)
+}
+
+/// A stand-in for the server's `POST /api/v1/events`: keeps every event it
+/// gets (with how often), answers 200, and can be taken down and up.
+#[derive(Clone, Default)]
+struct Receiver {
+    events: Arc<Mutex<Vec<Value>>>,
+    up: Arc<AtomicBool>,
+    tokens: Arc<Mutex<Vec<String>>>,
+}
+
+impl Receiver {
+    fn start(port: u16) -> Receiver {
+        let r = Receiver::default();
+        r.up.store(true, Ordering::SeqCst);
+        let me = r.clone();
+        std::thread::spawn(move || loop {
+            if !me.up.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            // Bound only while up: a down server refuses connections.
+            let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) else {
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            };
+            listener.set_nonblocking(true).unwrap();
+            while me.up.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((s, _)) => me.handle(s),
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        r
+    }
+
+    fn handle(&self, mut s: TcpStream) {
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut reader = BufReader::new(s.try_clone().unwrap());
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_err() {
+            return;
+        }
+        let (mut len, mut gzip) = (0usize, false);
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                break;
+            }
+            let lower = h.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+            if lower.starts_with("content-encoding:") && lower.contains("gzip") {
+                gzip = true;
+            }
+            if let Some(v) = h
+                .strip_prefix("Authorization: Bearer ")
+                .or_else(|| h.strip_prefix("authorization: Bearer "))
+            {
+                self.tokens.lock().unwrap().push(v.trim().to_owned());
+            }
+        }
+        let mut body = vec![0; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if gzip {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&body[..])
+                .read_to_end(&mut out)
+                .unwrap();
+            body = out;
+        }
+        assert!(line.starts_with("POST /api/v1/events "), "{line}");
+        let batch: Vec<Value> = serde_json::from_slice(&body).expect("a JSON array of events");
+        let n = batch.len();
+        self.events.lock().unwrap().extend(batch);
+        let reply = format!("{{\"accepted\":{n}}}");
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+            reply.len()
+        );
+    }
+
+    fn events(&self) -> Vec<Value> {
+        self.events.lock().unwrap().clone()
+    }
+
+    /// Waits until `pred` holds for the events received so far.
+    fn wait_for(&self, what: &str, secs: u64, pred: impl Fn(&[Value]) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if pred(&self.events()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let kinds: Vec<String> = self
+            .events()
+            .iter()
+            .map(|e| format!("{}@{}", e["kind"], e["camera_id"]))
+            .collect();
+        panic!("timed out waiting for {what}; received {kinds:?}");
+    }
+}
+
+fn start_edge(config: &Path) -> Killed {
+    Killed(
+        edge()
+            .args(["run", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn post_alarm(api: u16, pillar: &str) -> Result<String, String> {
+    let body = format!("{{\"pillar_id\":\"{pillar}\",\"source\":\"button\"}}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match TcpStream::connect(("127.0.0.1", api)) {
+            Ok(mut s) => {
+                write!(
+                    s,
+                    "POST /api/v1/alarm HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+                let mut reply = String::new();
+                s.read_to_string(&mut reply).unwrap();
+                let json = reply.split("\r\n\r\n").nth(1).unwrap_or("");
+                if reply.starts_with("HTTP/1.1 202") {
+                    let v: Value = serde_json::from_str(json).unwrap();
+                    return Ok(v["id"].as_str().unwrap().to_owned());
+                }
+                return Err(reply);
+            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+fn count(events: &[Value], pred: impl Fn(&Value) -> bool) -> usize {
+    events.iter().filter(|e| pred(e)).count()
+}
+
+#[test]
+fn the_edge_delivers_passes_alarms_and_status_across_an_outage_and_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let truth = tmp.path().join("truth.jsonl");
+    let (_sim, urls) = start_sim(
+        &[
+            "--cameras",
+            "1",
+            "--pillars",
+            "1",
+            "--rtsp-port",
+            "0",
+            "--width",
+            "640",
+            "--height",
+            "360",
+            "--fps",
+            "10",
+            "--loop",
+            "30",
+            "--vehicles-per-minute",
+            "30",
+            "--seed",
+            "8",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "--truth",
+            truth.to_str().unwrap(),
+            "--duration",
+            "600",
+        ],
+        2,
+    );
+    let server_port = free_port();
+    let api_port = free_port();
+    let receiver = Receiver::start(server_port);
+    let spool = tmp.path().join("spool");
+    let config = tmp.path().join("edge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"edge_id = "edge-test"
+[server]
+url = "http://127.0.0.1:{server_port}"
+token = "edge-secret"
+[spool]
+dir = "{}"
+[api]
+listen = "127.0.0.1:{api_port}"
+[models]
+threads = 2
+[[cameras]]
+id = "cam-a"
+url = "{}"
+lat = 43.2389
+lon = 76.9455
+fps = 5
+[[pillars]]
+id = "pil-a"
+url = "{}"
+lat = 43.2391
+lon = 76.946
+fps = 2
+"#,
+            spool.display(),
+            urls["cam1"],
+            urls["pillar1"]
+        ),
+    )
+    .unwrap();
+
+    let edge1 = start_edge(&config);
+    receiver.wait_for("both streams online", 90, |ev| {
+        ["cam-a", "pil-a"].iter().all(|id| {
+            ev.iter().any(|e| {
+                e["kind"] == "camera_status"
+                    && e["camera_id"] == *id
+                    && e["status"]["state"] == "online"
+            })
+        })
+    });
+    assert!(receiver
+        .tokens
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|t| t == "edge-secret"));
+
+    // A press goes out at once, with a snapshot of the pillar's view.
+    let first = post_alarm(api_port, "pil-a").unwrap();
+    receiver.wait_for("the first alarm", 30, |ev| {
+        ev.iter().any(|e| e["id"] == first.as_str())
+    });
+    let alarm = receiver
+        .events()
+        .into_iter()
+        .find(|e| e["id"] == first.as_str())
+        .unwrap();
+    assert_eq!(alarm["kind"], "panic_alarm");
+    assert_eq!(alarm["camera_id"], "pil-a");
+    assert_eq!(alarm["edge_id"], "edge-test");
+    assert!(alarm["snapshot"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("/9j/")));
+    // An unknown pillar is refused with a reason.
+    let e = post_alarm(api_port, "nope").unwrap_err();
+    assert!(e.contains("404") && e.contains("pil-a"), "{e}");
+
+    // Traffic makes one event per vehicle pass.
+    receiver.wait_for("a vehicle pass from the camera", 120, |ev| {
+        ev.iter().any(|e| {
+            (e["kind"] == "plate_read" || e["kind"] == "vehicle") && e["camera_id"] == "cam-a"
+        })
+    });
+    for e in receiver.events() {
+        let parsed: safecity_core::Event =
+            serde_json::from_value(e.clone()).expect("every event follows the schema");
+        parsed.validate().unwrap();
+    }
+
+    // The server goes away: the next alarm waits in the spool, through a
+    // crash of the edge, and arrives once both are back.
+    receiver.up.store(false, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_secs(1));
+    let second = post_alarm(api_port, "pil-a").unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count(&receiver.events(), |e| e["id"] == second.as_str()), 0);
+    drop(edge1); // SIGKILL: no clean shutdown
+    let before_restart = receiver.events().len();
+    receiver.up.store(true, Ordering::SeqCst);
+    let _edge2 = start_edge(&config);
+    receiver.wait_for("the alarm raised while the server was down", 60, |ev| {
+        ev.iter().any(|e| e["id"] == second.as_str())
+    });
+    assert!(receiver.events().len() > before_restart);
+
+    // Delivery is at least once and the server dedupes by id; the edge
+    // itself must not invent duplicates of one pass under new ids.
+    let events = receiver.events();
+    let mut ids: Vec<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert!(ids.contains(&first.as_str()) && ids.contains(&second.as_str()));
+}
+
+#[test]
+fn a_bad_config_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("edge.toml");
+    std::fs::write(&config, "edge_id = \"x\"\n[server]\nurl = \"ftp://x\"\n").unwrap();
+    let o = edge()
+        .args(["run", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("edge.toml") && err.contains("spool"), "{err}");
+    let o = edge()
+        .args(["run", "--config", "/nonexistent/edge.toml"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/edge.toml"));
+}
