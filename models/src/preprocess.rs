@@ -94,28 +94,55 @@ pub fn preprocess_into(
         .iter()
         .map(|(mul, sub)| input.pad as f32 * mul - sub)
         .collect();
-    // Source x sample positions and weights per output column.
-    let columns: Vec<Option<(usize, usize, f32)>> = (0..iw)
-        .map(|x| {
-            let sx = (x as f32 + 0.5 - offset[0]) / scale[0] - 0.5 + rx;
-            sample_pos(sx, rx, rw, frame.width)
-        })
+    // Separable triangle filter, widened when shrinking so every source
+    // pixel counts (antialiased, as PIL's and OpenCV's area-aware resizes
+    // are); plain bilinear when enlarging.
+    let columns: Vec<Option<Taps>> = (0..iw)
+        .map(|x| taps(x, offset[0], scale[0], rx, rw, frame.width))
         .collect();
+    let rows: Vec<Option<Taps>> = (0..ih)
+        .map(|y| taps(y, offset[1], scale[1], ry, rh, frame.height))
+        .collect();
+    // Rows filtered horizontally once, kept while later output rows need
+    // them.
+    let mut filtered: Vec<Option<Vec<f32>>> = vec![None; frame.height as usize];
     let plane = iw * ih;
-    for y in 0..ih {
-        let sy = (y as f32 + 0.5 - offset[1]) / scale[1] - 0.5 + ry;
-        let row = sample_pos(sy, ry, rh, frame.height);
+    for (y, row) in rows.iter().enumerate() {
+        if let Some(row) = row {
+            for &(sy, _) in &row.0 {
+                if filtered[sy].is_none() {
+                    let src = &frame.data[sy * frame.stride..];
+                    let mut line = vec![0.0f32; iw * 3];
+                    for (x, col) in columns.iter().enumerate() {
+                        if let Some(col) = col {
+                            let mut v = [0.0f32; 3];
+                            for &(sx, w) in &col.0 {
+                                for (c, vc) in v.iter_mut().enumerate() {
+                                    *vc += src[sx * 3 + c] as f32 * w;
+                                }
+                            }
+                            line[x * 3..x * 3 + 3].copy_from_slice(&v);
+                        }
+                    }
+                    filtered[sy] = Some(line);
+                }
+            }
+            // Rows above the lowest one this output row needs are done with
+            // (output rows walk down the source).
+            let lowest = row.0.iter().map(|t| t.0).min().unwrap_or(0);
+            for done in filtered.iter_mut().take(lowest) {
+                *done = None;
+            }
+        }
         for (x, col) in columns.iter().enumerate() {
             let rgb = match (row, col) {
-                (Some((y0, y1, fy)), &Some((x0, x1, fx))) => {
-                    let px = |xx: usize, yy: usize, c: usize| {
-                        frame.data[yy * frame.stride + xx * 3 + c] as f32
-                    };
+                (Some(row), Some(_)) => {
                     let mut v = [0.0f32; 3];
-                    for (c, vc) in v.iter_mut().enumerate() {
-                        let top = px(x0, y0, c) * (1.0 - fx) + px(x1, y0, c) * fx;
-                        let bottom = px(x0, y1, c) * (1.0 - fx) + px(x1, y1, c) * fx;
-                        *vc = top * (1.0 - fy) + bottom * fy;
+                    for &(sy, w) in &row.0 {
+                        let line = filtered[sy].as_ref().expect("filtered above");
+                        for (c, vc) in v.iter_mut().enumerate() {
+                            *vc += line[x * 3 + c] * w;
+                        }
                     }
                     Some(v)
                 }
@@ -150,17 +177,42 @@ pub fn preprocess_into(
     }
 }
 
-/// Bilinear neighbours of source coordinate `s`, or `None` outside the
-/// region `[start, start + len)` (the letterbox padding).
-fn sample_pos(s: f32, start: f32, len: f32, size: u32) -> Option<(usize, usize, f32)> {
-    if s < start - 0.5 || s > start + len - 0.5 {
+/// Source pixels and weights (summing to 1) for one output column or row.
+#[derive(Debug, Clone)]
+struct Taps(Vec<(usize, f32)>);
+
+/// The taps of output pixel `o` along one axis, or `None` when it falls in
+/// the letterbox padding: its centre maps outside `[start, start + len]`.
+/// Taps that fall outside the frame are dropped and the rest weigh more (as
+/// PIL does); a region wholly outside the frame repeats its nearest edge.
+fn taps(o: usize, offset: f32, scale: f32, start: f32, len: f32, size: u32) -> Option<Taps> {
+    let centre = (o as f32 + 0.5 - offset) / scale + start;
+    if centre < start || centre > start + len {
         return None;
     }
-    let max = (size - 1) as f32;
-    let s = s.clamp(0.0, max);
-    let s0 = s.floor();
-    let s1 = (s0 + 1.0).min(max);
-    Some((s0 as usize, s1 as usize, s - s0))
+    let support = (1.0 / scale).max(1.0);
+    let first = (centre - support - 0.5).floor() as i64;
+    let last = (centre + support - 0.5).ceil() as i64;
+    let max = size as i64 - 1;
+    let mut taps: Vec<(usize, f32)> = Vec::with_capacity((last - first + 1) as usize);
+    let mut total = 0.0;
+    for i in first..=last {
+        let w = 1.0 - ((i as f32 + 0.5 - centre) / support).abs();
+        if w <= 0.0 || i < 0 || i > max {
+            continue;
+        }
+        let i = i as usize;
+        total += w;
+        taps.push((i, w));
+    }
+    if taps.is_empty() {
+        let nearest = ((centre - 0.5).round() as i64).clamp(0, max) as usize;
+        return Some(Taps(vec![(nearest, 1.0)]));
+    }
+    for t in &mut taps {
+        t.1 /= total;
+    }
+    Some(Taps(taps))
 }
 
 #[cfg(test)]
@@ -208,10 +260,12 @@ mod tests {
 
     #[test]
     fn stretches_a_region_with_normalisation() {
-        // Left half black, right half white; crop the right half.
+        // Black then white from x = 5; crop the right half. Shrinking
+        // filters reach a little past the region, so its edge stays clear
+        // of the black.
         let mut data = vec![0u8; 20 * 10 * 3];
         for y in 0..10 {
-            for x in 10..20 {
+            for x in 5..20 {
                 data[(y * 20 + x) * 3..(y * 20 + x) * 3 + 3].fill(255);
             }
         }
@@ -224,5 +278,34 @@ mod tests {
         let lb = preprocess_into(&frame, Some([10.0, 0.0, 10.0, 10.0]), &spec, &mut out);
         assert!(out.iter().all(|v| (v - 1.0).abs() < 1e-5), "{out:?}");
         assert_eq!(lb.to_source([0.0, 0.0, 8.0, 4.0]), [10.0, 0.0, 20.0, 10.0]);
+    }
+
+    #[test]
+    fn shrinking_averages_fine_detail_instead_of_picking_pixels() {
+        // One-pixel black and white stripes, shrunk 4:1, are mid grey (a
+        // point sampler would give all black, all white or a moire).
+        let mut data = vec![0u8; 64 * 16 * 3];
+        for y in 0..16 {
+            for x in (1..64).step_by(2) {
+                data[(y * 64 + x) * 3..(y * 64 + x) * 3 + 3].fill(255);
+            }
+        }
+        let frame = RgbFrame::packed(&data, 64, 16);
+        let spec = input(16, 4, Channels::Gray, Resize::Stretch);
+        let mut out = vec![0.0; input_len(&spec)];
+        preprocess_into(&frame, None, &spec, &mut out);
+        assert!(out.iter().all(|v| (v - 127.5).abs() < 12.0), "{out:?}");
+        // Enlarging stays bilinear: a 2x2 picture to 4x4 keeps its corners
+        // and blends in between.
+        let data = [0u8, 0, 0, 255, 255, 255, 255, 255, 255, 0, 0, 0];
+        let frame = RgbFrame::packed(&data, 2, 2);
+        let spec = input(4, 4, Channels::Gray, Resize::Stretch);
+        let mut out = vec![0.0; input_len(&spec)];
+        preprocess_into(&frame, None, &spec, &mut out);
+        assert!(
+            out[0].abs() < 1e-3 && (out[3] - 255.0).abs() < 1e-3,
+            "{out:?}"
+        );
+        assert!((out[1] - 63.75).abs() < 1e-3, "{out:?}");
     }
 }
