@@ -4,7 +4,7 @@
 //! - Simulator stills (`safecity-edge simulate --images N --out DIR`): plate
 //!   recall on readable plates, plate AP50, vehicle mAP50, exact reads end to
 //!   end and on ground-truth plate boxes, character accuracy, and the body
-//!   colour named from pixels.
+//!   colour named by the colour classifier (or from pixels without one).
 //! - openalpr-style photo folders (`NAME.jpg` beside `NAME.txt`): plate
 //!   recall, plate AP50 and exact reads on the fixed test split (every third
 //!   picture by sorted name, starting with the third).
@@ -25,9 +25,9 @@ use clap::Args;
 use image::RgbImage;
 use safecity_core::normalize_plate;
 use safecity_models::{
-    find_model, iou, vehicle_colour, DetectorSession, ObjectDetection, PlateCrop,
-    PlateReaderSession, RgbFrame, Runtime, SessionOptions, COLOURS, DETECTOR_FILE,
-    PLATE_READER_FILE,
+    find_model, iou, vehicle_colour, ClassifierSession, DetectorSession, ObjectDetection,
+    PlateCrop, PlateReaderSession, RgbFrame, Runtime, SessionOptions, COLOURS, COLOUR_FILE,
+    DETECTOR_FILE, PLATE_READER_FILE,
 };
 use safecity_pipeline::sim::{FrameTruth, VehicleClass};
 use serde::Deserialize;
@@ -458,6 +458,8 @@ fn frame(img: &RgbImage) -> RgbFrame<'_> {
 struct Models {
     detector: DetectorSession,
     reader: PlateReaderSession,
+    /// The shipped colour classifier; the pixel rule when it is absent.
+    colour: Option<ClassifierSession>,
     detector_path: PathBuf,
     reader_path: PathBuf,
     /// The description's score threshold: what the edge reports at.
@@ -485,9 +487,17 @@ impl Models {
             .with_context(|| format!("plate reader {}", reader_path.display()))?;
         let operating = detector.description().score_threshold;
         detector.set_score_threshold(CURVE_THRESHOLD.min(operating));
+        let colour = match find_model(COLOUR_FILE) {
+            Ok(path) => Some(
+                ClassifierSession::open(runtime, &path, None, &options)
+                    .with_context(|| format!("colour model {}", path.display()))?,
+            ),
+            Err(_) => None,
+        };
         Ok(Models {
             detector,
             reader,
+            colour,
             detector_path,
             reader_path,
             operating,
@@ -496,6 +506,38 @@ impl Models {
 
     fn detect(&mut self, frames: &[RgbFrame<'_>]) -> anyhow::Result<Vec<Vec<ObjectDetection>>> {
         Ok(self.detector.detect(frames)?)
+    }
+
+    /// The colour named for each vehicle box: by the classifier, or from
+    /// pixels without one.
+    fn colours(
+        &mut self,
+        frame: &RgbFrame<'_>,
+        boxes: &[[f32; 4]],
+    ) -> anyhow::Result<Vec<Option<String>>> {
+        match &mut self.colour {
+            Some(model) => {
+                if boxes.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let crops: Vec<PlateCrop<'_>> = boxes
+                    .iter()
+                    .map(|&bbox| PlateCrop {
+                        frame: *frame,
+                        bbox,
+                    })
+                    .collect();
+                Ok(model
+                    .classify(&crops)?
+                    .into_iter()
+                    .map(|(c, _)| Some(c))
+                    .collect())
+            }
+            None => Ok(boxes
+                .iter()
+                .map(|&b| vehicle_colour(frame, b).map(|(name, _)| name.to_owned()))
+                .collect()),
+        }
     }
 
     /// The best text read from each crop, empty where nothing was read.
@@ -663,22 +705,25 @@ fn eval_sim(
             }
 
             // Colours.
-            for v in &truth.vehicles {
-                if v.bbox[3] < MIN_VEHICLE_HEIGHT {
-                    continue;
-                }
-                let Some(row) = COLOURS.iter().position(|c| *c == v.colour.as_str()) else {
-                    continue;
-                };
+            let scored: Vec<(usize, [f32; 4])> = truth
+                .vehicles
+                .iter()
+                .filter(|v| v.bbox[3] >= MIN_VEHICLE_HEIGHT)
+                .filter_map(|v| {
+                    let row = COLOURS.iter().position(|c| *c == v.colour.as_str())?;
+                    Some((row, xyxy(v.bbox)))
+                })
+                .collect();
+            let boxes: Vec<[f32; 4]> = scored.iter().map(|s| s.1).collect();
+            let named = models.colours(frame, &boxes)?;
+            for ((row, _), name) in scored.iter().zip(named) {
                 t.colour_scored += 1;
-                match vehicle_colour(frame, xyxy(v.bbox))
-                    .and_then(|(name, _)| COLOURS.iter().position(|c| *c == name))
-                {
+                match name.and_then(|name| COLOURS.iter().position(|c| *c == name)) {
                     Some(col) => {
-                        t.colour_confusion[row][col] += 1;
-                        t.colour_right += usize::from(row == col);
+                        t.colour_confusion[*row][col] += 1;
+                        t.colour_right += usize::from(*row == col);
                     }
-                    None => t.colour_none[row] += 1,
+                    None => t.colour_none[*row] += 1,
                 }
             }
         }
@@ -1249,6 +1294,13 @@ pub fn run(args: EvalArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
         "plate_reader".into(),
         json!(models.reader_path.display().to_string()),
     );
+    let colour_by = if models.colour.is_some() {
+        "classifier (models/safecity-colour.onnx)"
+    } else {
+        "pixel rule (no colour model found)"
+    };
+    stdout_report(&format!("  colour named by {colour_by}"), &bar);
+    report.insert("colour_by".into(), json!(colour_by));
     report.insert("threads".into(), json!(args.threads));
     report.insert("batch".into(), json!(args.batch));
     report.insert("operating_threshold".into(), json!(operating));
