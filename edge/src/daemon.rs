@@ -248,6 +248,7 @@ impl EdgeHandle for Shared {
             "safecity_edge_inference_busy_seconds_total {:.3}",
             i.busy_us.load(Ordering::Relaxed) as f64 / 1e6
         );
+        m.push_str(&i.histogram("safecity_edge_inference_batch_seconds"));
         let f = &self.forward;
         let _ = writeln!(
             m,

@@ -52,6 +52,11 @@ pub struct ForwarderStats {
     pub rejected: AtomicU64,
     /// 1 while the server cannot be reached.
     pub offline: AtomicU64,
+    /// Milliseconds from capture to acknowledgement of the oldest event in
+    /// the last delivered batch (event ids carry their capture time).
+    pub lag_ms: AtomicU64,
+    /// Unix ms of the last acknowledged batch (0: none yet).
+    pub last_delivery_ms: AtomicU64,
 }
 
 /// What one delivery attempt came to.
@@ -104,6 +109,13 @@ pub fn run(
                 stats
                     .sent_events
                     .fetch_add(records.len() as u64, Ordering::Relaxed);
+                let now = crate::events::now_ms();
+                if let Some(oldest) = records.iter().filter_map(capture_ms).min() {
+                    stats
+                        .lag_ms
+                        .store(now.saturating_sub(oldest), Ordering::Relaxed);
+                }
+                stats.last_delivery_ms.store(now, Ordering::Relaxed);
                 if stats.offline.swap(0, Ordering::Relaxed) == 1 {
                     tracing::info!("server {} reachable again", config.server);
                 }
@@ -191,6 +203,19 @@ fn send(agent: &ureq::Agent, url: &str, token: Option<&str>, records: &[Record])
         }
         Err(e) => Outcome::Retry(e.to_string()),
     }
+}
+
+/// The capture time an event's id carries.
+fn capture_ms(r: &Record) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Id<'a> {
+        #[serde(borrow)]
+        id: &'a str,
+    }
+    let id: Id<'_> = serde_json::from_slice(&r.payload).ok()?;
+    safecity_core::EventId::parse(id.id)
+        .ok()
+        .map(|i| i.unix_ms())
 }
 
 fn keep_rejected(path: &PathBuf, r: &Record, status: u16, reason: &str) -> std::io::Result<()> {

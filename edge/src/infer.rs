@@ -46,6 +46,42 @@ pub struct InferStats {
     pub errors: AtomicU64,
     /// Total microseconds spent in the models.
     pub busy_us: AtomicU64,
+    /// Batch latency histogram: counts per bucket of [`LATENCY_BUCKETS`]
+    /// (seconds, cumulative as Prometheus wants them when read), the last
+    /// slot is +Inf.
+    pub latency_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+}
+
+/// Upper bounds (seconds) of the inference latency histogram.
+pub const LATENCY_BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+impl InferStats {
+    /// Counts one batch that took `seconds`.
+    pub fn observe(&self, seconds: f64) {
+        let slot = LATENCY_BUCKETS
+            .iter()
+            .position(|&b| seconds <= b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.latency_buckets[slot].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The histogram in Prometheus text format, as `name`.
+    pub fn histogram(&self, name: &str) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, b) in LATENCY_BUCKETS.iter().enumerate() {
+            cumulative += self.latency_buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        cumulative += self.latency_buckets[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let sum = self.busy_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum:.6}");
+        let _ = writeln!(out, "{name}_count {cumulative}");
+        out
+    }
 }
 
 /// Batching settings.
@@ -88,9 +124,11 @@ pub fn start_workers(
                         let t0 = Instant::now();
                         let rgbs: Vec<RgbFrame<'_>> = batch.iter().map(StreamFrame::rgb).collect();
                         let result = analyser.analyse(&rgbs);
+                        let took = t0.elapsed();
                         stats
                             .busy_us
-                            .fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+                            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+                        stats.observe(took.as_secs_f64());
                         match result {
                             Ok(analyses) => {
                                 stats.batches.fetch_add(1, Ordering::Relaxed);
@@ -183,5 +221,20 @@ mod tests {
         assert_eq!(take_batch(&rx, cfg).unwrap().len(), 0);
         drop(tx);
         assert!(take_batch(&rx, cfg).is_none());
+    }
+
+    #[test]
+    fn the_latency_histogram_is_cumulative() {
+        let stats = InferStats::default();
+        for s in [0.003, 0.02, 0.02, 0.3, 9.0] {
+            stats.observe(s);
+        }
+        let text = stats.histogram("lat");
+        assert!(text.contains("lat_bucket{le=\"0.005\"} 1\n"), "{text}");
+        assert!(text.contains("lat_bucket{le=\"0.025\"} 3\n"), "{text}");
+        assert!(text.contains("lat_bucket{le=\"0.5\"} 4\n"), "{text}");
+        assert!(text.contains("lat_bucket{le=\"5\"} 4\n"), "{text}");
+        assert!(text.contains("lat_bucket{le=\"+Inf\"} 5\n"), "{text}");
+        assert!(text.contains("lat_count 5\n"), "{text}");
     }
 }

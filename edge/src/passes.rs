@@ -77,6 +77,8 @@ struct TrackState {
     colours: HashMap<String, f32>,
     /// Summed detector scores and their count.
     scores: (f32, u32),
+    /// The best detector score of the track.
+    peak: f32,
 }
 
 /// Settings of a [`PassBuilder`].
@@ -88,6 +90,9 @@ pub struct PassConfig {
     /// Vehicle tracks seen in fewer frames and never read are dropped as
     /// noise.
     pub min_hits: u32,
+    /// Vehicle tracks never read must have been detected this surely at
+    /// least once: a flicker of low scores is not a vehicle.
+    pub min_peak_score: f32,
 }
 
 impl Default for PassConfig {
@@ -95,7 +100,8 @@ impl Default for PassConfig {
         PassConfig {
             tracker: TrackerConfig::default(),
             snapshots: true,
-            min_hits: 2,
+            min_hits: 3,
+            min_peak_score: 0.4,
         }
     }
 }
@@ -142,6 +148,7 @@ impl PassBuilder {
             let state = self.states.entry((true, id)).or_default();
             state.scores.0 += v.det.score;
             state.scores.1 += 1;
+            state.peak = state.peak.max(v.det.score);
             if let Some((c, p)) = &v.colour {
                 *state.colours.entry(c.clone()).or_default() += p;
             }
@@ -313,7 +320,11 @@ impl PassBuilder {
                 reads: vote.reads,
             })
         });
-        if plate.is_none() && (!vehicle || track.hits < self.config.min_hits) {
+        if plate.is_none()
+            && (!vehicle
+                || track.hits < self.config.min_hits
+                || state.peak < self.config.min_peak_score)
+        {
             return None;
         }
         let colour = state
@@ -484,6 +495,27 @@ mod tests {
         let jpeg = p.snapshot.as_ref().unwrap();
         assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
         assert!(b.finish().is_empty());
+    }
+
+    #[test]
+    fn a_steady_flicker_of_unsure_detections_is_not_a_vehicle() {
+        let pixels = vec![0u8; 320 * 240 * 3];
+        let rgb = RgbFrame::packed(&pixels, 320, 240);
+        let mut b = PassBuilder::new(PassConfig {
+            snapshots: false,
+            ..PassConfig::default()
+        });
+        for i in 0..10u64 {
+            let mut unsure = frame_with(Some([10.0, 10.0, 90.0, 70.0]), None);
+            unsure.vehicles[0].det.score = 0.3;
+            let mut sure = frame_with(Some([150.0, 10.0, 230.0, 70.0]), None);
+            sure.vehicles[0].det.score = if i == 5 { 0.6 } else { 0.3 };
+            unsure.vehicles.extend(sure.vehicles);
+            b.update(i, i * 100, &rgb, &unsure);
+        }
+        let passes = b.finish();
+        assert_eq!(passes.len(), 1, "{passes:?}");
+        assert_eq!(passes[0].vehicle_bbox.unwrap()[0], 150.0);
     }
 
     #[test]

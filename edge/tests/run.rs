@@ -206,6 +206,26 @@ fn post_alarm(api: u16, pillar: &str) -> Result<String, String> {
     }
 }
 
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{path}: {reply}");
+    reply.split("\r\n\r\n").nth(1).unwrap_or("").to_owned()
+}
+
+/// The value of one Prometheus sample line.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
 fn count(events: &[Value], pred: impl Fn(&Value) -> bool) -> usize {
     events.iter().filter(|e| pred(e)).count()
 }
@@ -325,6 +345,18 @@ fps = 2
             (e["kind"] == "plate_read" || e["kind"] == "vehicle") && e["camera_id"] == "cam-a"
         })
     });
+    // What an operator's monitoring sees.
+    assert_eq!(http_get(api_port, "/healthz").trim(), "ok");
+    let m = http_get(api_port, "/metrics");
+    assert!(metric(&m, "safecity_edge_frames_decoded_total{stream=\"cam-a\"}") > 0.0);
+    assert!(metric(&m, "safecity_edge_frames_analysed_total{stream=\"pil-a\"}") > 0.0);
+    assert!(metric(&m, "safecity_edge_inference_batch_seconds_count") > 0.0);
+    assert!(metric(&m, "safecity_edge_forwarded_events_total") >= 3.0);
+    assert_eq!(metric(&m, "safecity_edge_server_offline"), 0.0);
+    let status: Value = serde_json::from_str(&http_get(api_port, "/api/v1/status")).unwrap();
+    assert_eq!(status["edge_id"], "edge-test");
+    assert_eq!(status["streams"][0]["id"], "cam-a");
+    assert_eq!(status["streams"][0]["online"], true);
     for e in receiver.events() {
         let parsed: safecity_core::Event =
             serde_json::from_value(e.clone()).expect("every event follows the schema");
