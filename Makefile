@@ -5,7 +5,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Where `make setup` puts ONNX Runtime; the binaries and tests find it there.
 export SAFECITY_ORT_LIB := $(CURDIR)/.deps/onnxruntime/libonnxruntime.so
 
-.PHONY: setup build lint test demo simulator-sheet clean-sim-cache models models-eval eval
+.PHONY: setup build lint test demo simulator-sheet clean-sim-cache models models-eval eval eval-edge
 
 ## Install Debian GStreamer packages and ONNX Runtime if missing (idempotent).
 setup:
@@ -47,6 +47,11 @@ models-eval: build
 ## Score the models through the Rust sessions (simulator hold-out, openalpr test split, latency).
 eval: build
 	bash scripts/eval.sh
+
+## The edge daemon against the simulator's ground truth: 4 cameras at 720p25,
+## a SIGKILL and restart, a 30 s server outage (python3, standard library).
+eval-edge: build
+	python3 scripts/eval_edge.py --json target/eval/edge.json
 
 clean-sim-cache:
 	rm -rf "$${XDG_CACHE_HOME:-$$HOME/.cache}/safecity/sim"
