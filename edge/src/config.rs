@@ -447,6 +447,20 @@ clip_before_s = 5
     }
 
     #[test]
+    fn the_example_config_is_valid() {
+        std::env::set_var("SAFECITY_EDGE_TOKEN", "from-the-environment");
+        let c = load(include_str!("../edge.example.toml")).unwrap();
+        assert_eq!(c.edge_id, "edge-alm-01");
+        assert_eq!(c.token().as_deref(), Some("from-the-environment"));
+        assert_eq!(c.cameras.len(), 2);
+        assert_eq!(c.cameras[0].max_width, Some(1920));
+        assert_eq!(c.cameras[1].fps, 10.0);
+        assert_eq!(c.pillars[0].stream.fps, 5.0);
+        assert_eq!(c.pillars[0].clip_after_s, 20);
+        assert_eq!(c.models.threads, 2);
+    }
+
+    #[test]
     fn a_minimal_config_gets_the_defaults() {
         let c = load(GOOD).unwrap();
         assert_eq!(c.cameras[0].fps, 10.0);
@@ -496,6 +510,8 @@ clip_before_s = 5
                 "models.provider",
             ),
             ("lon = 76.9455", "lon = 76.9455\nfps = 0", "fps = 0"),
+            // A typo in a pillar (its fields are flattened) is caught too.
+            ("clip_before_s = 5", "clip_befor_s = 5", "clip_befor_s"),
         ] {
             assert!(GOOD.contains(from), "{from}");
             let e = load(&GOOD.replacen(from, to, 1)).unwrap_err();
