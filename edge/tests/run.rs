@@ -268,6 +268,13 @@ fn the_edge_delivers_passes_alarms_and_status_across_an_outage_and_a_crash() {
     let api_port = free_port();
     let receiver = Receiver::start(server_port);
     let spool = tmp.path().join("spool");
+    // Two bad streams beside the good ones: a camera that does not answer
+    // and a file of garbage.
+    let dead_port = free_port();
+    let corrupt = tmp.path().join("corrupt.mp4");
+    let mut garbage = b"\x00\x00\x00\x18ftypmp42".to_vec();
+    garbage.extend((0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    std::fs::write(&corrupt, garbage).unwrap();
     let config = tmp.path().join("edge.toml");
     std::fs::write(
         &config,
@@ -288,6 +295,16 @@ url = "{}"
 lat = 43.2389
 lon = 76.9455
 fps = 5
+[[cameras]]
+id = "cam-dead"
+url = "rtsp://127.0.0.1:{dead_port}/nothing"
+lat = 43.24
+lon = 76.95
+[[cameras]]
+id = "cam-corrupt"
+url = "{}"
+lat = 43.24
+lon = 76.95
 [[pillars]]
 id = "pil-a"
 url = "{}"
@@ -297,6 +314,7 @@ fps = 2
 "#,
             spool.display(),
             urls["cam1"],
+            corrupt.display(),
             urls["pillar1"]
         ),
     )
