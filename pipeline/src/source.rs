@@ -40,8 +40,15 @@
 //!   video is lost and [`SourceStatus::Online`] once when it is back, with
 //!   no repeats while retrying. A file that ends (and does not loop) or fails
 //!   reports `Offline` with `retrying: false` and the source finishes.
+//! - **Clips.** With [`SourceConfig::clip_buffer`] set, the source also
+//!   keeps the last seconds of the *encoded* stream (H.264 or H.265, as the
+//!   parser hands it to the decoder) in memory, and [`Source::clip`] cuts
+//!   the span around a moment from it, to be written as MP4 with
+//!   [`EncodedClip::write_mp4`] without re-encoding. See [`clip`] for how
+//!   the ring is kept and bounded.
 
 mod backoff;
+pub mod clip;
 mod location;
 mod run;
 mod sampler;
@@ -59,6 +66,9 @@ use gst::prelude::*;
 use gstreamer as gst;
 use serde::Serialize;
 
+pub use clip::{
+    ClipBufferStats, ClipError, ClipInfo, EncodedClip, VideoCodec, CLIP_BUFFER_MAX_BYTES,
+};
 use location::{redact, Location, COMMON_ELEMENTS, SUPPORTED};
 use run::Shared;
 
@@ -126,6 +136,10 @@ pub struct SourceConfig {
     pub stall_timeout: Duration,
     /// Use a hardware decoder when one is there (default true).
     pub hardware_decode: bool,
+    /// Keep this much of the encoded stream for [`Source::clip`] (default
+    /// `None`: nothing is kept). H.264 and H.265 only; memory is bounded by
+    /// this length plus one GOP, and by [`CLIP_BUFFER_MAX_BYTES`].
+    pub clip_buffer: Option<Duration>,
 }
 
 impl SourceConfig {
@@ -143,6 +157,7 @@ impl SourceConfig {
             loop_files: false,
             stall_timeout: Duration::from_secs(5),
             hardware_decode: true,
+            clip_buffer: None,
         }
     }
 
@@ -179,6 +194,14 @@ impl SourceConfig {
                 "stall timeout {:?} is too short; use 100 ms or more",
                 self.stall_timeout
             )));
+        }
+        if let Some(length) = self.clip_buffer {
+            if length < Duration::from_secs(1) || length > MAX_CLIP_BUFFER {
+                return Err(config_error(format!(
+                    "clip buffer {length:?} is out of range; use 1 s to {} s, or none",
+                    MAX_CLIP_BUFFER.as_secs()
+                )));
+            }
         }
         let location = Location::parse(&self.url).map_err(|reason| SourceError::Url {
             id: self.id.clone(),
@@ -367,6 +390,9 @@ pub enum SourceError {
     Thread { id: String, message: String },
 }
 
+/// The longest [`SourceConfig::clip_buffer`].
+const MAX_CLIP_BUFFER: Duration = Duration::from_secs(3600);
+
 /// Hardware decoders ranked above the software ones when present.
 const HARDWARE_DECODERS: [&str; 4] = ["nvh264dec", "nvh265dec", "vah264dec", "vah265dec"];
 
@@ -489,6 +515,55 @@ impl Source {
         self.shared.stats()
     }
 
+    /// The buffered encoded video that covers `[from_unix_ms, to_unix_ms]`
+    /// (capture times, on the clock of [`Frame::capture_unix_ms`]): from
+    /// the keyframe at or before `from_unix_ms` (or the oldest buffered one,
+    /// if the span starts before the buffer) to the last frame captured at
+    /// or before `to_unix_ms`. A span that reaches past the newest frame
+    /// ends at it; ask again later for the rest. Frames reach the buffer
+    /// before they are decoded, about [`SourceConfig::latency_ms`] after
+    /// capture for RTSP.
+    ///
+    /// `None`, with the reason logged, when the source keeps no clip buffer,
+    /// the stream is not H.264 or H.265, nothing is buffered yet, or the
+    /// span lies outside what is buffered. [`Source::clip_buffer`] tells
+    /// what is buffered.
+    pub fn clip(&self, from_unix_ms: u64, to_unix_ms: u64) -> Option<EncodedClip> {
+        let Some(clips) = self.shared.clips.as_ref() else {
+            tracing::warn!(source = %self.config.id, "no clip: the source keeps no clip buffer");
+            return None;
+        };
+        match clips.clip(&self.config.id, from_unix_ms, to_unix_ms) {
+            Ok(clip) => Some(clip),
+            Err(reason) => {
+                let reason = self
+                    .clip_buffer()
+                    .and_then(|s| s.unsupported)
+                    .unwrap_or(reason);
+                tracing::warn!(source = %self.config.id, %reason, "no clip");
+                None
+            }
+        }
+    }
+
+    /// What the clip buffer holds now; `None` when the source keeps none.
+    pub fn clip_buffer(&self) -> Option<ClipBufferStats> {
+        let mut stats = self.shared.clips.as_ref()?.stats();
+        let source = self.shared.stats();
+        if stats.codec.is_none() && stats.unsupported.is_none() && source.frames_in > 0 {
+            // Frames were decoded, but no H.264 or H.265 parser handed
+            // anything on.
+            stats.unsupported = Some(match source.decoder {
+                Some(d) if !d.contains("264") && !d.contains("265") => {
+                    format!("the stream is decoded by {d}, not as H.264 or H.265")
+                }
+                Some(d) => format!("the stream is decoded by {d} without a parser to tap"),
+                None => "the stream is raw video, not H.264 or H.265".into(),
+            });
+        }
+        Some(stats)
+    }
+
     /// Whether the source has stopped for good (a file that ended or failed,
     /// or a consumer that went away).
     pub fn is_finished(&self) -> bool {
@@ -579,6 +654,10 @@ mod tests {
         c.max_size = None;
         c.stall_timeout = Duration::ZERO;
         assert!(start(c.clone()).contains("stall timeout"));
+        c.stall_timeout = Duration::from_secs(5);
+        c.clip_buffer = Some(Duration::from_millis(10));
+        assert!(start(c.clone()).contains("clip buffer"));
+        c.clip_buffer = Some(Duration::from_secs(12));
         c.id = " ".into();
         assert!(start(c).contains("no id"));
     }

@@ -27,9 +27,7 @@ use super::error::{Result, SimError};
 use super::pillar::PillarScene;
 use super::scene::{Scene, SceneConfig, ScriptedPass};
 use super::truth::{Direction, FrameTruth, Lighting, VehicleClass, VehicleColour};
-use super::video::{
-    encode_clip, gst_error, gst_init, read_access_units, AccessUnit, ClipSpec, SharedBytes,
-};
+use super::video::{encode_clip, gst_init, read_access_units, AccessUnit, ClipSpec, SharedBytes};
 
 /// Bump when rendering changes, so cached clips are made again.
 const RENDER_VERSION: u32 = 3;
@@ -512,15 +510,19 @@ width={w},height={h},framerate={fps}/1 \
             mount_paths.push(path);
         }
 
+        // The server's listening source and the session cleanup timer are
+        // kept as `glib::Source`s of this context, so that they can be
+        // destroyed there on stop (a `SourceId` is looked up in the global
+        // default context, where they are not).
         let context = glib::MainContext::new();
-        let source_id = context
-            .with_thread_default(|| server.attach(Some(&context)))
-            .map_err(|e| gst_error("RTSP main context", e))?
+        let listener = server
+            .create_source(None::<&gst_rtsp_server::gio::Cancellable>)
             .map_err(|e| port_error(format!("cannot serve RTSP: {e}")))?;
+        listener.attach(Some(&context));
         let port = server.bound_port() as u16;
         let pool = server.session_pool().expect("a server has a session pool");
         // Drop sessions of clients that went away without TEARDOWN.
-        glib::timeout_source_new(
+        let cleanup = glib::timeout_source_new(
             Duration::from_secs(2),
             None,
             glib::Priority::DEFAULT,
@@ -528,16 +530,25 @@ width={w},height={h},framerate={fps}/1 \
                 pool.cleanup();
                 glib::ControlFlow::Continue
             },
-        )
-        .attach(Some(&context));
+        );
+        cleanup.attach(Some(&context));
         let main_loop = glib::MainLoop::new(Some(&context), false);
         let server_thread = {
             let (main_loop, context) = (main_loop.clone(), context.clone());
             std::thread::Builder::new()
                 .name("sim-rtsp".into())
                 .spawn(move || {
-                    let _ = context.with_thread_default(|| main_loop.run());
-                    source_id.remove();
+                    let _ = context.with_thread_default(|| {
+                        main_loop.run();
+                        // Stop listening, then close the connections of the
+                        // clients still watching, so that they see the end
+                        // at once rather than a stalled stream.
+                        listener.destroy();
+                        cleanup.destroy();
+                        server.client_filter(Some(&mut |_, _| {
+                            gst_rtsp_server::RTSPFilterResult::Remove
+                        }));
+                    });
                     drop(server);
                 })
                 .expect("spawn RTSP thread")

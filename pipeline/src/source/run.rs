@@ -23,6 +23,7 @@ use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
 use super::backoff::{Backoff, STABLE_AFTER};
+use super::clip::{ClipRing, VideoCodec};
 use super::location::{launch_line, Location};
 use super::sampler::Sampler;
 use super::{
@@ -45,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) id: Arc<str>,
     pub(crate) stop: AtomicBool,
     pub(crate) ring: Ring,
+    /// Encoded video for clips, when the source keeps it.
+    pub(crate) clips: Option<ClipRing>,
     frames_in: AtomicU64,
     sampled: AtomicU64,
     frames_out: AtomicU64,
@@ -69,6 +72,7 @@ impl Shared {
             id: Arc::from(config.id.as_str()),
             stop: AtomicBool::new(false),
             ring: Ring::new(config.queue.max(1)),
+            clips: config.clip_buffer.map(ClipRing::new),
             frames_in: AtomicU64::new(0),
             sampled: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),
@@ -398,6 +402,8 @@ struct RunState {
     start_unix_ns: i128,
     /// Whether a sender clock that is off has been reported.
     skew_warned: AtomicBool,
+    /// Whether a parser's output is being buffered for clips.
+    clip_tapped: AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -431,7 +437,11 @@ fn run_once(shared: &Arc<Shared>, config: &SourceConfig, location: &Location) ->
         last_end_ns: AtomicU64::new(0),
         start_unix_ns: unix_ns(SystemTime::now()),
         skew_warned: AtomicBool::new(false),
+        clip_tapped: AtomicBool::new(false),
     });
+    if let Some(clips) = &shared.clips {
+        clips.restart();
+    }
     let pipeline = match build(&state, config, location) {
         Ok(p) => p,
         Err(reason) => {
@@ -653,6 +663,13 @@ fn build(
             let Some(factory) = element.factory() else {
                 return;
             };
+            if matches!(factory.name().as_str(), "h264parse" | "h265parse")
+                && run.shared.clips.is_some()
+                && !run.clip_tapped.swap(true, Ordering::SeqCst)
+            {
+                tap_parser(&run, element);
+                return;
+            }
             if factory.name() == "multipartdemux" {
                 // MJPEG over HTTP: one stream of JPEGs. Without this the
                 // demuxer never says that no more streams come, and
@@ -742,50 +759,10 @@ fn on_sample(run: &RunState, sink: &gst_app::AppSink) -> Result<gst::FlowSuccess
     let Some(buffer) = sample.buffer() else {
         return Ok(gst::FlowSuccess::Ok);
     };
-    let pts = buffer.pts();
     let segment = sample
         .segment()
         .and_then(|s| s.downcast_ref::<gst::ClockTime>());
-    let running = pts.and_then(|p| segment.and_then(|s| s.to_running_time(p)));
-    let (pts_ns, capture_ns, clock) = match run.location_kind {
-        Kind::File => {
-            let position = pts
-                .and_then(|p| segment.and_then(|s| s.to_stream_time(p)))
-                .or(pts)
-                .map_or(0, |p| p.nseconds());
-            let t = run.loop_offset_ns.load(Ordering::SeqCst) + position;
-            (t, run.start_unix_ns + t as i128, CaptureClock::File)
-        }
-        Kind::Rtsp => {
-            let pts_ns = running.map_or(0, |r| r.nseconds());
-            let from_meta = ntp_unix_ns(buffer).or_else(|| {
-                let offset = (*run.ntp_offset_ns.lock().unwrap())?;
-                Some(pts?.nseconds() as i128 + offset)
-            });
-            let arrival = arrival_ns(sink, running);
-            match from_meta {
-                Some(ntp) if (ntp - arrival).abs() <= MAX_SENDER_SKEW_NS => {
-                    (pts_ns, ntp, CaptureClock::RtcpNtp)
-                }
-                Some(ntp) => {
-                    if !run.skew_warned.swap(true, Ordering::Relaxed) {
-                        tracing::warn!(
-                            source = %run.shared.id,
-                            skew_s = (ntp - arrival) as f64 / 1e9,
-                            "the camera's clock is off; stamping frames on arrival instead"
-                        );
-                    }
-                    (pts_ns, arrival, CaptureClock::Arrival)
-                }
-                None => (pts_ns, arrival, CaptureClock::Arrival),
-            }
-        }
-        Kind::Http => (
-            running.map_or(0, |r| r.nseconds()),
-            arrival_ns(sink, running),
-            CaptureClock::Arrival,
-        ),
-    };
+    let (pts_ns, capture_ns, clock) = stamp(run, Some(sink.upcast_ref()), buffer, segment);
     let shared = &run.shared;
     let pending = Pending {
         sample,
@@ -806,11 +783,122 @@ fn on_sample(run: &RunState, sink: &gst_app::AppSink) -> Result<gst::FlowSuccess
     Ok(gst::FlowSuccess::Ok)
 }
 
+/// A buffer's time on the source's timeline (nanoseconds; see
+/// [`Frame::pts_ms`]), its capture time (unix nanoseconds) and where that
+/// came from. `element` is one the buffer passes (for the pipeline's clock)
+/// and `segment` the segment of its PTS. Decoded frames and the encoded
+/// units buffered for clips are stamped alike.
+fn stamp(
+    run: &RunState,
+    element: Option<&gst::Element>,
+    buffer: &gst::BufferRef,
+    segment: Option<&gst::FormattedSegment<gst::ClockTime>>,
+) -> (u64, i128, CaptureClock) {
+    let pts = buffer.pts();
+    let running = pts.and_then(|p| segment.and_then(|s| s.to_running_time(p)));
+    match run.location_kind {
+        Kind::File => {
+            let position = pts
+                .and_then(|p| segment.and_then(|s| s.to_stream_time(p)))
+                .or(pts)
+                .map_or(0, |p| p.nseconds());
+            let t = run.loop_offset_ns.load(Ordering::SeqCst) + position;
+            (t, run.start_unix_ns + t as i128, CaptureClock::File)
+        }
+        Kind::Rtsp => {
+            let pts_ns = running.map_or(0, |r| r.nseconds());
+            let from_meta = ntp_unix_ns(buffer).or_else(|| {
+                let offset = (*run.ntp_offset_ns.lock().unwrap())?;
+                Some(pts?.nseconds() as i128 + offset)
+            });
+            let arrival = arrival_ns(element, running);
+            match from_meta {
+                Some(ntp) if (ntp - arrival).abs() <= MAX_SENDER_SKEW_NS => {
+                    (pts_ns, ntp, CaptureClock::RtcpNtp)
+                }
+                Some(ntp) => {
+                    if !run.skew_warned.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            source = %run.shared.id,
+                            skew_s = (ntp - arrival) as f64 / 1e9,
+                            "the camera's clock is off; stamping frames on arrival instead"
+                        );
+                    }
+                    (pts_ns, arrival, CaptureClock::Arrival)
+                }
+                None => (pts_ns, arrival, CaptureClock::Arrival),
+            }
+        }
+        Kind::Http => (
+            running.map_or(0, |r| r.nseconds()),
+            arrival_ns(element, running),
+            CaptureClock::Arrival,
+        ),
+    }
+}
+
+/// Buffers the parser's output (encoded access units, before the decoder)
+/// in the source's clip ring, stamped like the decoded frames.
+fn tap_parser(run: &Arc<RunState>, parser: &gst::Element) {
+    let Some(src) = parser.static_pad("src") else {
+        return;
+    };
+    let run = run.clone();
+    let parser = parser.downgrade();
+    src.add_probe(
+        gst::PadProbeType::BUFFER
+            | gst::PadProbeType::BUFFER_LIST
+            | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |pad, info| {
+            let Some(clips) = run.shared.clips.as_ref() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let push = |buffer: &gst::Buffer| {
+                let Some(caps) = pad.current_caps() else {
+                    return;
+                };
+                let segment = pad.sticky_event::<gst::event::Segment>(0);
+                let segment = segment
+                    .as_ref()
+                    .and_then(|e| e.segment().downcast_ref::<gst::ClockTime>());
+                let element = pad.parent_element();
+                let (_, capture_ns, _) = stamp(&run, element.as_ref(), buffer, segment);
+                let capture_ms = (capture_ns.max(0) / 1_000_000) as u64;
+                clips.push(&run.shared.id, &caps, buffer.clone(), capture_ms);
+            };
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(buffer)) => push(buffer),
+                Some(gst::PadProbeData::BufferList(list)) => {
+                    list.iter_owned().for_each(|b| push(&b))
+                }
+                Some(gst::PadProbeData::Event(event)) => {
+                    if let gst::EventView::Caps(c) = event.view() {
+                        // Without codec_data, a keyframe must carry the
+                        // parameter sets to start a clip.
+                        if VideoCodec::is_byte_stream(c.caps()) {
+                            if let Some(parser) = parser.upgrade() {
+                                parser.set_property("config-interval", -1i32);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
+
 /// The wall-clock time at which the pipeline's clock read `running` (the
-/// buffer's running time), or now if it has none.
-fn arrival_ns(sink: &gst_app::AppSink, running: Option<gst::ClockTime>) -> i128 {
+/// buffer's running time), or now if it has none. `element` is one in the
+/// pipeline, for its clock and base time.
+fn arrival_ns(element: Option<&gst::Element>, running: Option<gst::ClockTime>) -> i128 {
     let now = unix_ns(SystemTime::now());
-    let (Some(running), Some(clock), Some(base)) = (running, sink.clock(), sink.base_time()) else {
+    let Some(element) = element else {
+        return now;
+    };
+    let (Some(running), Some(clock), Some(base)) = (running, element.clock(), element.base_time())
+    else {
         return now;
     };
     let clock_running = clock.time().nseconds() as i128 - base.nseconds() as i128;
