@@ -63,6 +63,10 @@ struct StreamInfo {
 /// What the API and the threads share.
 struct Shared {
     edge_id: String,
+    /// Pillar clip spans (seconds before and after a press), by stream.
+    clip_spans: HashMap<usize, (u32, u32)>,
+    clips_dir: PathBuf,
+    stop: Arc<AtomicBool>,
     streams: Vec<StreamInfo>,
     spool: Arc<Mutex<Spool>>,
     wake: SyncSender<()>,
@@ -73,6 +77,8 @@ struct Shared {
     sources: Mutex<Vec<Source>>,
     events: [AtomicU64; 4],
     spool_errors: AtomicU64,
+    /// A weak handle on this, for the clip threads.
+    me: Mutex<std::sync::Weak<Shared>>,
 }
 
 impl Shared {
@@ -92,6 +98,64 @@ impl Shared {
         let _ = self.wake.try_send(());
         Ok(())
     }
+}
+
+impl Shared {
+    /// Waits until the span after a press has been recorded, then writes
+    /// the pillar's clip where the forwarder picks it up.
+    fn cut_clip(self: &Shared, stream: usize, event_id: String, press_ms: u64) {
+        let Some(&(before, after)) = self.clip_spans.get(&stream) else {
+            return;
+        };
+        let Some(me) = self.me.lock().expect("self lock").upgrade() else {
+            return;
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("clip-{event_id}"))
+            .spawn(move || {
+                let from = press_ms.saturating_sub(u64::from(before) * 1000);
+                let to = press_ms + u64::from(after) * 1000;
+                // Frames reach the ring shortly after capture.
+                let ready = to + 2000;
+                while crate::events::now_ms() < ready {
+                    if me.stop.load(Ordering::SeqCst) {
+                        tracing::warn!("alarm {event_id}: stopped before its clip was recorded");
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                let clip = me
+                    .sources
+                    .lock()
+                    .expect("sources lock")
+                    .get(stream)
+                    .and_then(|s| s.clip(from, to));
+                let Some(clip) = clip else {
+                    tracing::error!("alarm {event_id}: no clip could be cut (see above)");
+                    return;
+                };
+                let path = me.clips_dir.join(format!("{event_id}.mp4"));
+                match clip.write_mp4(&path) {
+                    Ok(info) => {
+                        tracing::info!(
+                            "alarm {event_id}: clip of {} frames, {:.1} s, {} bytes",
+                            info.frames,
+                            (info.end_unix_ms - info.start_unix_ms) as f64 / 1e3,
+                            info.bytes
+                        );
+                        let _ = me.wake.try_send(());
+                    }
+                    Err(e) => tracing::error!("alarm {event_id}: {e}"),
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("alarm {}: cannot start its clip: {e}", stream);
+        }
+    }
+}
+
+fn clips_dir(config: &EdgeConfig) -> PathBuf {
+    config.spool.dir.join("clips")
 }
 
 impl EdgeHandle for Shared {
@@ -138,6 +202,7 @@ impl EdgeHandle for Shared {
             )
         })?;
         tracing::warn!(pillar = pillar_id, id = %event.id, "panic alarm");
+        self.cut_clip(index, event.id.clone(), unix_ms);
         Ok(event.id)
     }
 
@@ -335,8 +400,23 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
 
     let (wake_tx, wake_rx) = sync_channel::<()>(1);
     let forward_stats = Arc::new(ForwarderStats::default());
+    let clip_spans = config
+        .streams()
+        .enumerate()
+        .filter_map(|(i, (s, pillar))| {
+            let p = config
+                .pillars
+                .iter()
+                .find(|p| pillar && p.stream.id == s.id)?;
+            Some((i, (p.clip_before_s, p.clip_after_s)))
+        })
+        .collect();
     let shared = Arc::new(Shared {
         edge_id: config.edge_id.clone(),
+        clip_spans,
+        clips_dir: clips_dir(&config),
+        stop: stop.clone(),
+        me: Mutex::new(std::sync::Weak::new()),
         streams: config
             .streams()
             .map(|(s, pillar)| StreamInfo {
@@ -354,6 +434,7 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
         events: Default::default(),
         spool_errors: AtomicU64::new(0),
     });
+    *shared.me.lock().expect("self lock") = Arc::downgrade(&shared);
 
     let forwarder = {
         let cfg = ForwarderConfig {
@@ -362,6 +443,7 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
             batch: config.server.batch,
             max_bytes: 4 * 1024 * 1024,
             rejected: config.spool.dir.join("rejected.jsonl"),
+            clips: clips_dir(&config),
             timeout: Duration::from_secs(15),
         };
         let (spool, stats, stop) = (spool.clone(), forward_stats.clone(), stop.clone());
@@ -409,6 +491,13 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
         source_config.max_size = stream.max_width.map(|w| (w, w));
         source_config.queue = config.batching.queue;
         source_config.loop_files = true;
+        if let Some(p) = config.pillars.iter().find(|p| p.stream.id == stream.id) {
+            // The ring keeps the span before a press, and a margin for the
+            // time the clip waits after it.
+            source_config.clip_buffer = Some(Duration::from_secs(
+                u64::from(p.clip_before_s + p.clip_after_s) + 10,
+            ));
+        }
         let source =
             Source::start(source_config, tx).with_context(|| format!("stream {}", stream.id))?;
         shared.sources.lock().expect("sources lock").push(source);

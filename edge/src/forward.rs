@@ -15,6 +15,13 @@
 //!   the refused event is alone; that one is written to `rejected.jsonl`
 //!   in the spool directory with the server's reason, counted, and removed,
 //!   so one bad event cannot block the ones behind it.
+//!
+//! Pillar clips wait as `<event id>.mp4` files in the spool's `clips/`
+//! folder (written whole, synced, renamed) and go as
+//! `PUT {server}/api/v1/events/{id}/clip` (`video/mp4`) once their alarm
+//! event is delivered; a file is deleted only on a 2xx. A 404 (the server
+//! does not know the event yet) or any failure retries with the same
+//! backoff; another 4xx moves the file to `clips/rejected/`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -40,6 +47,8 @@ pub struct ForwarderConfig {
     pub max_bytes: usize,
     /// Where refused events are kept for people to look at.
     pub rejected: PathBuf,
+    /// Pillar clips waiting for delivery (`<event id>.mp4`).
+    pub clips: PathBuf,
     pub timeout: Duration,
 }
 
@@ -57,6 +66,8 @@ pub struct ForwarderStats {
     pub lag_ms: AtomicU64,
     /// Unix ms of the last acknowledged batch (0: none yet).
     pub last_delivery_ms: AtomicU64,
+    /// Clips the server took.
+    pub clips_sent: AtomicU64,
 }
 
 /// What one delivery attempt came to.
@@ -84,7 +95,9 @@ pub fn run(
     let mut backoff = BACKOFF_START;
     // Lowered while halving a refused batch.
     let mut limit = config.batch.max(1);
+    let mut clips = ClipQueue::new(&config);
     while !shutdown.load(Ordering::SeqCst) {
+        clips.deliver(&agent, &config, &stats);
         let records = {
             let spool = spool.lock().expect("spool lock");
             spool.peek(limit, config.max_bytes)
@@ -202,6 +215,93 @@ fn send(agent: &ureq::Agent, url: &str, token: Option<&str>, records: &[Record])
             }
         }
         Err(e) => Outcome::Retry(e.to_string()),
+    }
+}
+
+/// Delivery of the clips in the spool's `clips/` folder, with its own
+/// backoff so that a server without clip support does not hold up events.
+struct ClipQueue {
+    backoff: Duration,
+    next_try: std::time::Instant,
+}
+
+impl ClipQueue {
+    fn new(config: &ForwarderConfig) -> ClipQueue {
+        if let Err(e) = std::fs::create_dir_all(&config.clips) {
+            tracing::error!("cannot create {}: {e}", config.clips.display());
+        }
+        ClipQueue {
+            backoff: BACKOFF_START,
+            next_try: std::time::Instant::now(),
+        }
+    }
+
+    /// Sends every waiting clip whose alarm is delivered, if it is time.
+    fn deliver(&mut self, agent: &ureq::Agent, config: &ForwarderConfig, stats: &ForwarderStats) {
+        if std::time::Instant::now() < self.next_try {
+            return;
+        }
+        let Ok(dir) = std::fs::read_dir(&config.clips) else {
+            return;
+        };
+        let mut waiting: Vec<PathBuf> = dir
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "mp4"))
+            .collect();
+        waiting.sort();
+        for path in waiting {
+            let Some(id) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            let url = format!(
+                "{}/api/v1/events/{id}/clip",
+                config.server.trim_end_matches('/')
+            );
+            let body = match std::fs::read(&path) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!("cannot read clip {}: {e}", path.display());
+                    continue;
+                }
+            };
+            let mut request = agent.put(&url).set("Content-Type", "video/mp4");
+            if let Some(t) = &config.token {
+                request = request.set("Authorization", &format!("Bearer {t}"));
+            }
+            let failure = match request.send_bytes(&body) {
+                Ok(_) => {
+                    if let Err(e) = std::fs::remove_file(&path) {
+                        tracing::error!("cannot remove delivered clip {}: {e}", path.display());
+                    }
+                    stats.clips_sent.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("clip of alarm {id} delivered ({} bytes)", body.len());
+                    None
+                }
+                Err(ureq::Error::Status(code, _))
+                    if code != 404
+                        && (400..500).contains(&code)
+                        && ![401, 403, 408, 429].contains(&code) =>
+                {
+                    let rejected = config.clips.join("rejected");
+                    let _ = std::fs::create_dir_all(&rejected);
+                    let _ =
+                        std::fs::rename(&path, rejected.join(path.file_name().unwrap_or_default()));
+                    tracing::error!(
+                        "server refused the clip of alarm {id} ({code}); kept in {}",
+                        rejected.display()
+                    );
+                    None
+                }
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(why) = failure {
+                tracing::warn!("clip of alarm {id} not delivered yet: {why}");
+                self.next_try = std::time::Instant::now() + jitter(self.backoff);
+                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                return;
+            }
+        }
+        self.backoff = BACKOFF_START;
     }
 }
 

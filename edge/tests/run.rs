@@ -67,6 +67,8 @@ struct Receiver {
     events: Arc<Mutex<Vec<Value>>>,
     up: Arc<AtomicBool>,
     tokens: Arc<Mutex<Vec<String>>>,
+    /// Pillar clips by event id.
+    clips: Arc<Mutex<HashMap<String, Vec<u8>>>>,
 }
 
 impl Receiver {
@@ -133,6 +135,16 @@ impl Receiver {
                 .read_to_end(&mut out)
                 .unwrap();
             body = out;
+        }
+        if let Some(rest) = line.strip_prefix("PUT /api/v1/events/") {
+            let id = rest.split('/').next().unwrap().to_owned();
+            assert!(rest.starts_with(&format!("{id}/clip ")), "{line}");
+            self.clips.lock().unwrap().insert(id, body);
+            let _ = write!(
+                s,
+                "HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            return;
         }
         assert!(line.starts_with("POST /api/v1/events "), "{line}");
         let batch: Vec<Value> = serde_json::from_slice(&body).expect("a JSON array of events");
@@ -311,6 +323,8 @@ url = "{}"
 lat = 43.2391
 lon = 76.946
 fps = 2
+clip_before_s = 2
+clip_after_s = 3
 "#,
             spool.display(),
             urls["cam1"],
@@ -353,6 +367,22 @@ fps = 2
     assert!(alarm["snapshot"]
         .as_str()
         .is_some_and(|s| s.starts_with("/9j/")));
+    // Then its clip: MP4 cut from the pillar's own stream, nothing
+    // re-encoded.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let clip = loop {
+        if let Some(c) = receiver.clips.lock().unwrap().get(&first).cloned() {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "no clip for alarm {first}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(&clip[4..8], b"ftyp", "an MP4 file");
+    assert!(
+        clip.windows(4).any(|w| w == b"avc1"),
+        "H.264 as the camera sent it"
+    );
+    assert!(clip.len() > 5_000, "{} bytes", clip.len());
     // An unknown pillar is refused with a reason.
     let e = post_alarm(api_port, "nope").unwrap_err();
     assert!(e.contains("404") && e.contains("pil-a"), "{e}");
