@@ -53,6 +53,7 @@ class Receiver:
         self.port = port
         self.events = {}  # id -> (event, first arrival unix s)
         self.deliveries = 0  # events received, resends included
+        self.clips = {}  # event id -> (bytes, first arrival unix s)
         self.lock = threading.Lock()
         self.server = None
         self.thread = None
@@ -63,6 +64,17 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args):
                 pass
+
+            def do_PUT(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                parts = self.path.strip("/").split("/")
+                ok = len(parts) == 5 and parts[:3] == ["api", "v1", "events"] and parts[4] == "clip"
+                if ok:
+                    with receiver.lock:
+                        receiver.clips.setdefault(parts[3], (body, time.time()))
+                self.send_response(201 if ok else 404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
@@ -271,6 +283,13 @@ def main():
         got = receiver.snapshot().get(alarm_id)
         result["alarm_latency_s"] = round(got[1] - pressed, 3) if got else None
         print(f"alarm {alarm_id}: at the receiver after {result['alarm_latency_s']} s", flush=True)
+        while alarm_id not in receiver.clips and time.time() - pressed < 60:
+            time.sleep(0.1)
+        clip = receiver.clips.get(alarm_id)
+        result["clip_after_press_s"] = round(clip[1] - pressed, 1) if clip else None
+        result["clip_bytes"] = len(clip[0]) if clip else None
+        result["clip_is_mp4"] = bool(clip and clip[0][4:8] == b"ftyp")
+        print(f"clip: {result['clip_bytes']} bytes after {result['clip_after_press_s']} s", flush=True)
 
         killed = restarted = down = False
         killed_at = None
