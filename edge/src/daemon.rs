@@ -231,7 +231,13 @@ impl EdgeHandle for Shared {
         serde_json::json!({
             "edge_id": self.edge_id,
             "streams": streams,
-            "spool": format!("{spool:?}"),
+            "spool": {
+                "pending_events": spool.pending_records(),
+                "pending_alarms": spool.alarm_records,
+                "pending_bytes": spool.pending_bytes(),
+                "dropped": spool.dropped,
+                "disk_bytes": spool.disk_bytes,
+            },
             "forwarder": {
                 "sent_events": self.forward.sent_events.load(Ordering::Relaxed),
                 "failures": self.forward.failures.load(Ordering::Relaxed),
@@ -244,114 +250,63 @@ impl EdgeHandle for Shared {
     fn metrics(&self) -> String {
         use std::fmt::Write;
         let mut m = String::new();
+        let mut put = |name: &str, labels: &str, value: f64| {
+            let _ = if labels.is_empty() {
+                writeln!(m, "safecity_edge_{name} {value}")
+            } else {
+                writeln!(m, "safecity_edge_{name}{{{labels}}} {value}")
+            };
+        };
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
         let sources = self.sources.lock().expect("sources lock");
         for (i, s) in self.streams.iter().enumerate() {
             let l = format!("stream=\"{}\"", s.id);
-            let _ = writeln!(
-                m,
-                "safecity_edge_stream_online{{{l}}} {}",
-                s.stats.online.load(Ordering::Relaxed) as u8
-            );
-            let _ = writeln!(
-                m,
-                "safecity_edge_frames_analysed_total{{{l}}} {}",
-                s.stats.frames.load(Ordering::Relaxed)
-            );
-            let _ = writeln!(
-                m,
-                "safecity_edge_frames_stale_total{{{l}}} {}",
-                s.stats.stale.load(Ordering::Relaxed)
-            );
-            let _ = writeln!(
-                m,
-                "safecity_edge_stream_events_total{{{l}}} {}",
-                s.stats.events.load(Ordering::Relaxed)
-            );
+            let online = s.stats.online.load(Ordering::Relaxed);
+            put("stream_online", &l, f64::from(u8::from(online)));
+            put("frames_analysed_total", &l, load(&s.stats.frames));
+            put("frames_stale_total", &l, load(&s.stats.stale));
+            put("stream_events_total", &l, load(&s.stats.events));
             if let Some(src) = sources.get(i) {
                 let st = src.stats();
-                let _ = writeln!(
-                    m,
-                    "safecity_edge_frames_decoded_total{{{l}}} {}",
-                    st.frames_in
-                );
-                let _ = writeln!(
-                    m,
-                    "safecity_edge_frames_dropped_total{{{l}}} {}",
-                    st.frames_dropped
-                );
-                let _ = writeln!(m, "safecity_edge_reconnects_total{{{l}}} {}", st.reconnects);
+                put("frames_decoded_total", &l, st.frames_in as f64);
+                put("frames_sampled_total", &l, st.frames_out as f64);
+                put("frames_dropped_total", &l, st.frames_dropped as f64);
+                put("reconnects_total", &l, st.reconnects as f64);
             }
         }
         for (k, name) in ["plate_read", "vehicle", "panic_alarm", "camera_status"]
             .iter()
             .enumerate()
         {
-            let _ = writeln!(
-                m,
-                "safecity_edge_events_total{{kind=\"{name}\"}} {}",
-                self.events[k].load(Ordering::Relaxed)
+            put(
+                "events_total",
+                &format!("kind=\"{name}\""),
+                load(&self.events[k]),
             );
         }
         let i = &self.infer;
-        let _ = writeln!(
-            m,
-            "safecity_edge_inference_batches_total {}",
-            i.batches.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            m,
-            "safecity_edge_inference_frames_total {}",
-            i.frames.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            m,
-            "safecity_edge_inference_errors_total {}",
-            i.errors.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            m,
-            "safecity_edge_inference_busy_seconds_total {:.3}",
-            i.busy_us.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        m.push_str(&i.histogram("safecity_edge_inference_batch_seconds"));
+        put("inference_batches_total", "", load(&i.batches));
+        put("inference_frames_total", "", load(&i.frames));
+        put("inference_errors_total", "", load(&i.errors));
         let f = &self.forward;
-        let _ = writeln!(
-            m,
-            "safecity_edge_forwarded_events_total {}",
-            f.sent_events.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            m,
-            "safecity_edge_forward_failures_total {}",
-            f.failures.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            m,
-            "safecity_edge_forward_rejected_total {}",
-            f.rejected.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            m,
-            "safecity_edge_server_offline {}",
-            f.offline.load(Ordering::Relaxed)
-        );
+        put("forwarded_events_total", "", load(&f.sent_events));
+        put("forward_failures_total", "", load(&f.failures));
+        put("forward_rejected_total", "", load(&f.rejected));
+        put("clips_delivered_total", "", load(&f.clips_sent));
+        put("server_offline", "", load(&f.offline));
+        put("forward_lag_seconds", "", load(&f.lag_ms) / 1e3);
+        let last = f.last_delivery_ms.load(Ordering::Relaxed);
+        if last > 0 {
+            let since = crate::events::now_ms().saturating_sub(last);
+            put("seconds_since_delivery", "", since as f64 / 1e3);
+        }
         let sp = self.spool.lock().expect("spool lock").stats();
-        let _ = writeln!(
-            m,
-            "safecity_edge_spool_pending_events {}",
-            sp.pending_records()
-        );
-        let _ = writeln!(
-            m,
-            "safecity_edge_spool_pending_bytes {}",
-            sp.pending_bytes()
-        );
-        let _ = writeln!(m, "safecity_edge_spool_dropped_total {}", sp.dropped);
-        let _ = writeln!(
-            m,
-            "safecity_edge_spool_errors_total {}",
-            self.spool_errors.load(Ordering::Relaxed)
-        );
+        put("spool_pending_events", "", sp.pending_records() as f64);
+        put("spool_pending_alarms", "", sp.alarm_records as f64);
+        put("spool_pending_bytes", "", sp.pending_bytes() as f64);
+        put("spool_dropped_total", "", sp.dropped as f64);
+        put("spool_errors_total", "", load(&self.spool_errors));
+        m.push_str(&i.histogram("safecity_edge_inference_batch_seconds"));
         m
     }
 }

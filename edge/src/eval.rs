@@ -572,6 +572,33 @@ fn at_least(dets: &[ScoredBox], threshold: f32) -> Vec<ScoredBox> {
 }
 
 // ---------------------------------------------------------------------------
+/// Exact reads and misread examples, on ground-truth boxes and end to end.
+#[derive(Default)]
+struct ReadTally {
+    e2e_exact: usize,
+    gt_box_exact: usize,
+    char_accuracy: f64,
+    misreads: Vec<Value>,
+}
+
+impl ReadTally {
+    /// One plate: what the reader made of the ground-truth box, and of the
+    /// detected box that matched it (`None`: no detection matched).
+    fn add(&mut self, file: &str, truth: &str, on_box: &str, e2e: Option<&str>) {
+        self.e2e_exact += usize::from(e2e == Some(truth));
+        self.gt_box_exact += usize::from(on_box == truth);
+        self.char_accuracy += char_accuracy(on_box, truth);
+        if (on_box != truth || e2e != Some(truth)) && self.misreads.len() < MAX_EXAMPLES {
+            self.misreads.push(json!({
+                "file": file,
+                "truth": truth,
+                "gt_box": on_box,
+                "e2e": e2e,
+            }));
+        }
+    }
+}
+
 // Simulator stills.
 
 #[derive(Default)]
@@ -583,16 +610,13 @@ struct SimTally {
     recalled: usize,
     plate_ap: ApTally,
     vehicle_ap: [ApTally; 4],
-    e2e_exact: usize,
-    gt_box_exact: usize,
-    char_accuracy: f64,
+    reads: ReadTally,
     colour_scored: usize,
     colour_right: usize,
     /// Rows: truth, columns: named colour, both in `COLOURS` order.
     colour_confusion: [[usize; 9]; 9],
     /// Per truth colour, vehicles no colour was named for.
     colour_none: [usize; 9],
-    misreads: Vec<Value>,
     seconds: f64,
 }
 
@@ -734,19 +758,7 @@ fn eval_sim(
         for job in jobs {
             let e2e = job.detected.map(|i| reads[i].as_str());
             let on_box = reads[job.truth_box].as_str();
-            t.e2e_exact += usize::from(e2e == Some(job.text.as_str()));
-            t.gt_box_exact += usize::from(on_box == job.text);
-            t.char_accuracy += char_accuracy(on_box, &job.text);
-            if (on_box != job.text || e2e != Some(job.text.as_str()))
-                && t.misreads.len() < MAX_EXAMPLES
-            {
-                t.misreads.push(json!({
-                    "file": job.file,
-                    "truth": job.text,
-                    "gt_box": on_box,
-                    "e2e": e2e,
-                }));
-            }
+            t.reads.add(&job.file, &job.text, on_box, e2e);
         }
         bar.inc(chunk.len() as u64);
     }
@@ -798,11 +810,11 @@ fn sim_json(set: &SimSet, t: &SimTally, operating: f32) -> Value {
         "vehicle_map50": map.map(round4),
         "vehicle_map50_count": vehicle_gt,
         "vehicle_ap50": per_class,
-        "read_exact_readable_e2e": r(t.e2e_exact),
+        "read_exact_readable_e2e": r(t.reads.e2e_exact),
         "read_exact_readable_e2e_count": t.readable,
-        "read_exact_readable_gt_box": r(t.gt_box_exact),
+        "read_exact_readable_gt_box": r(t.reads.gt_box_exact),
         "read_exact_readable_gt_box_count": t.readable,
-        "char_accuracy_gt_box": (t.readable > 0).then(|| round4(t.char_accuracy / t.readable as f64)),
+        "char_accuracy_gt_box": (t.readable > 0).then(|| round4(t.reads.char_accuracy / t.readable as f64)),
         "char_accuracy_gt_box_count": t.readable,
         "colour_accuracy": rate(t.colour_right, t.colour_scored).map(round4),
         "colour_accuracy_count": t.colour_scored,
@@ -811,7 +823,7 @@ fn sim_json(set: &SimSet, t: &SimTally, operating: f32) -> Value {
             "counts": t.colour_confusion,
             "no_colour": t.colour_none,
         },
-        "misreads": t.misreads,
+        "misreads": t.reads.misreads,
     })
 }
 
@@ -824,10 +836,7 @@ struct PhotoTally {
     plates: usize,
     recalled: usize,
     plate_ap: ApTally,
-    e2e_exact: usize,
-    gt_box_exact: usize,
-    char_accuracy: f64,
-    misreads: Vec<Value>,
+    reads: ReadTally,
     seconds: f64,
 }
 
@@ -902,19 +911,7 @@ fn eval_photos(
         for job in jobs {
             let e2e = job.detected.map(|i| plate_key(&reads[i]));
             let on_box = plate_key(&reads[job.truth_box]);
-            t.e2e_exact += usize::from(e2e.as_deref() == Some(job.text.as_str()));
-            t.gt_box_exact += usize::from(on_box == job.text);
-            t.char_accuracy += char_accuracy(&on_box, &job.text);
-            if (on_box != job.text || e2e.as_deref() != Some(job.text.as_str()))
-                && t.misreads.len() < MAX_EXAMPLES
-            {
-                t.misreads.push(json!({
-                    "file": job.file,
-                    "truth": job.text,
-                    "gt_box": on_box,
-                    "e2e": e2e,
-                }));
-            }
+            t.reads.add(&job.file, &job.text, &on_box, e2e.as_deref());
         }
         bar.inc(chunk.len() as u64);
     }
@@ -943,13 +940,13 @@ fn photos_json(set: &PhotoSet, all: bool, t: &PhotoTally, operating: f32) -> Val
             "precision": precision.map(round4),
             "recall": recall.map(round4),
         },
-        "read_exact_e2e": r(t.e2e_exact),
+        "read_exact_e2e": r(t.reads.e2e_exact),
         "read_exact_e2e_count": t.plates,
-        "read_exact_gt_box": r(t.gt_box_exact),
+        "read_exact_gt_box": r(t.reads.gt_box_exact),
         "read_exact_gt_box_count": t.plates,
-        "char_accuracy_gt_box": (t.plates > 0).then(|| round4(t.char_accuracy / t.plates as f64)),
+        "char_accuracy_gt_box": (t.plates > 0).then(|| round4(t.reads.char_accuracy / t.plates as f64)),
         "char_accuracy_gt_box_count": t.plates,
-        "misreads": t.misreads,
+        "misreads": t.reads.misreads,
     })
 }
 

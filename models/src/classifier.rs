@@ -4,7 +4,6 @@ use std::path::Path;
 
 use crate::description::{ClassifierDescription, ModelDescription};
 use crate::plate_session::PlateCrop;
-use crate::preprocess::preprocess_into;
 use crate::runtime::Runtime;
 use crate::session::{ModelError, Runner, SessionOptions};
 
@@ -63,25 +62,9 @@ impl ClassifierSession {
     /// The best class and its probability for each object box.
     pub fn classify(&mut self, crops: &[PlateCrop<'_>]) -> Result<Vec<(String, f32)>, ModelError> {
         let d = &self.description;
-        let [mx, my] = d.crop_margin;
         self.runner.run(
             crops.len(),
-            |i, slot| {
-                let crop = &crops[i];
-                let [x1, y1, x2, y2] = crop.bbox;
-                let (w, h) = (x2 - x1, y2 - y1);
-                let (fw, fh) = (crop.frame.width as f32, crop.frame.height as f32);
-                let rx1 = (x1 - w * mx).clamp(0.0, fw - 1.0);
-                let ry1 = (y1 - h * my).clamp(0.0, fh - 1.0);
-                let rx2 = (x2 + w * mx).clamp(rx1 + 1.0, fw);
-                let ry2 = (y2 + h * my).clamp(ry1 + 1.0, fh);
-                preprocess_into(
-                    &crop.frame,
-                    Some([rx1, ry1, rx2 - rx1, ry2 - ry1]),
-                    &d.input,
-                    slot,
-                );
-            },
+            |i, slot| crops[i].preprocess_into(d.crop_margin, &d.input, slot),
             |_, [_, k], row| {
                 let probs: Vec<f32> = if d.logits {
                     let max = row.iter().copied().fold(f32::MIN, f32::max);

@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use crate::description::{ModelDescription, PlateDecoder, PlateReaderDescription};
+use crate::description::{
+    InputDescription, ModelDescription, PlateDecoder, PlateReaderDescription,
+};
 use crate::plate_decode::{ctc_beam, fixed_slots_k_best, rank_candidates, PlateCandidate};
 use crate::preprocess::{preprocess_into, RgbFrame};
 use crate::runtime::Runtime;
@@ -25,6 +27,32 @@ pub struct PlateCrop<'a> {
     pub frame: RgbFrame<'a>,
     /// `x1, y1, x2, y2` of the plate in the frame.
     pub bbox: [f32; 4],
+}
+
+impl PlateCrop<'_> {
+    /// The box widened by `margin` (fractions of its width and height on
+    /// each side), clamped to the frame, into `slot` as `input` wants it.
+    pub(crate) fn preprocess_into(
+        &self,
+        margin: [f32; 2],
+        input: &InputDescription,
+        slot: &mut [f32],
+    ) {
+        let [mx, my] = margin;
+        let [x1, y1, x2, y2] = self.bbox;
+        let (w, h) = (x2 - x1, y2 - y1);
+        let (fw, fh) = (self.frame.width as f32, self.frame.height as f32);
+        let rx1 = (x1 - w * mx).clamp(0.0, fw - 1.0);
+        let ry1 = (y1 - h * my).clamp(0.0, fh - 1.0);
+        let rx2 = (x2 + w * mx).clamp(rx1 + 1.0, fw);
+        let ry2 = (y2 + h * my).clamp(ry1 + 1.0, fh);
+        preprocess_into(
+            &self.frame,
+            Some([rx1, ry1, rx2 - rx1, ry2 - ry1]),
+            input,
+            slot,
+        );
+    }
 }
 
 impl PlateReaderSession {
@@ -85,25 +113,9 @@ impl PlateReaderSession {
     ) -> Result<Vec<Vec<PlateCandidate>>, ModelError> {
         let d = &self.description;
         let alphabet = &self.alphabet;
-        let [mx, my] = d.crop_margin;
         self.runner.run(
             crops.len(),
-            |i, slot| {
-                let crop = &crops[i];
-                let [x1, y1, x2, y2] = crop.bbox;
-                let (w, h) = (x2 - x1, y2 - y1);
-                let (fw, fh) = (crop.frame.width as f32, crop.frame.height as f32);
-                let rx1 = (x1 - w * mx).clamp(0.0, fw - 1.0);
-                let ry1 = (y1 - h * my).clamp(0.0, fh - 1.0);
-                let rx2 = (x2 + w * mx).clamp(rx1 + 1.0, fw);
-                let ry2 = (y2 + h * my).clamp(ry1 + 1.0, fh);
-                preprocess_into(
-                    &crop.frame,
-                    Some([rx1, ry1, rx2 - rx1, ry2 - ry1]),
-                    &d.input,
-                    slot,
-                );
-            },
+            |i, slot| crops[i].preprocess_into(d.crop_margin, &d.input, slot),
             |_, [_, classes], data| {
                 let raw = match d.decoder {
                     PlateDecoder::Ctc => ctc_beam(
