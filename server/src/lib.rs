@@ -1,35 +1,111 @@
 //! The safecity search server.
 //!
-//! It builds and runs without GStreamer or ONNX Runtime: it only needs
-//! `safecity-core` for plates and events. [`app`] is the HTTP router, kept
-//! apart from [`run`], which binds a socket and serves until shut down.
+//! It stores the events that edges send and answers investigators' searches,
+//! over the HTTP API in `DESIGN.md`. It builds and runs without GStreamer or
+//! ONNX Runtime: it only needs `safecity-core` for plates and events.
+//!
+//! - [`app`] is the HTTP router over an [`AppState`], kept apart from
+//!   [`run`], which binds a socket and serves until shut down.
+//! - [`Store`] is the storage trait; [`SqliteStore`] the embedded backend
+//!   (SQLite in WAL mode in the data directory).
+//! - [`BlobStore`] keeps snapshots and clips content-addressed on disk.
+//! - [`Role`] and [`new_token`]: bearer tokens, stored only as hashes.
+//! - [`ServerConfig`]: settings from TOML and the command line.
+//!
+//! # Data directory
+//!
+//! ```text
+//! DATA/safecity.sqlite3      events, distinct plates, cameras, tokens, audit log
+//! DATA/blobs/sha256/ab/cd..  snapshots and clips, named by their SHA-256
+//! DATA/blobs/tmp/            blobs being written
+//! ```
+//!
+//! # What an acknowledgement guarantees
+//!
+//! `POST /api/v1/events` answers 200 only after the batch's snapshots are
+//! synced to disk and the batch's transaction is committed with
+//! `synchronous=FULL`. An acknowledged event therefore survives a crash of
+//! the server or the machine, and is stored once however often it is sent
+//! again (the event id is the key). A batch that gets no answer may or may
+//! not be stored, and is safe to send again.
+
+mod api;
+mod auth;
+mod blobs;
+mod config;
+mod error;
+mod metrics;
+mod store;
 
 use std::future::Future;
-use std::net::SocketAddr;
 
-use axum::routing::get;
-use axum::Router;
+pub use api::{app, ApiError, AppState, Caller};
+pub use auth::{new_token, token_hash, Role};
+pub use blobs::{BlobHash, BlobStore};
+pub use config::ServerConfig;
+pub use error::{Error, Result};
+pub use metrics::Metrics;
+pub use store::{
+    cameras_near, haversine_m, AuditEntry, AuditRecord, Camera, CameraKind, Cursor, EventBlobs,
+    Hit, IngestOutcome, Near, NewEvent, PlateQuery, SearchPage, SearchQuery, SqliteStore, Store,
+    TokenOwner,
+};
 
-/// The HTTP router.
-pub fn app() -> Router {
-    Router::new().route("/healthz", get(healthz))
-}
-
-async fn healthz() -> &'static str {
-    "ok\n"
-}
-
-/// Serves [`app`] on `listen` until `shutdown` completes.
+/// Opens the data directory and serves [`app`] on `config.listen` until
+/// `shutdown` completes.
+///
+/// Prints `safecity-server listening on http://ADDR` on standard output once
+/// the socket is bound (useful with port 0).
 pub async fn run(
-    listen: SocketAddr,
+    config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-        anyhow::anyhow!("cannot listen on {listen}: {e}; pick another address with --listen")
-    })?;
-    tracing::info!(address = %listener.local_addr()?, "safecity-server listening");
-    axum::serve(listener, app())
+    use anyhow::Context;
+    let state = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || {
+            AppState::open(&config).with_context(|| {
+                format!(
+                    "cannot open the data directory {}",
+                    config.data_dir.display()
+                )
+            })
+        })
+        .await??
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {}; pick another address with --listen",
+                config.listen
+            )
+        })?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, data_dir = %config.data_dir.display(), "safecity-server listening");
+    println!("safecity-server listening on http://{address}");
+    axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
+}
+
+/// Makes a token with `role` and `name` in the store of `data_dir` and
+/// returns it; only its hash is kept, so it cannot be shown again.
+pub fn create_token(data_dir: &std::path::Path, role: Role, name: &str) -> Result<String> {
+    if name.trim().is_empty() || name.len() > 100 {
+        return Err(Error::Config(
+            "--name must be 1 to 100 characters (who holds the token)".into(),
+        ));
+    }
+    let store = SqliteStore::open(data_dir)?;
+    let token = new_token();
+    store.add_token(
+        &token_hash(&token),
+        &TokenOwner {
+            name: name.to_owned(),
+            role,
+        },
+    )?;
+    Ok(token)
 }

@@ -1,28 +1,104 @@
 //! `safecity-server`: the search server's command line.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
-use clap::Parser;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use safecity_server::{Role, ServerConfig};
 
 /// The safecity search server.
+///
+/// With no configuration file it stores everything in an embedded database
+/// under --data-dir (default ./safecity-data). SAFECITY_ADMIN_TOKEN, when
+/// set, is accepted as an admin token.
 #[derive(Debug, Parser)]
 #[command(name = "safecity-server", version, about)]
 struct Args {
-    /// Address to serve HTTP on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    /// TOML configuration file (see safecity-server.example.toml).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Data directory [default: safecity-data].
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Address to serve HTTP on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Manage bearer tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenAction {
+    /// Make a token and print it once (only its hash is stored).
+    Create {
+        /// edge, operator, investigator or admin.
+        #[arg(long)]
+        role: Role,
+        /// Who or what holds it; recorded in the audit log.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    match serve_or_run_command() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, with every cause, and no backtrace: it is for people.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn serve_or_run_command() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let args = Args::parse();
-    safecity_server::run(args.listen, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    let mut config = match &args.config {
+        Some(path) => ServerConfig::load(path)?,
+        None => ServerConfig::default(),
+    };
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    match args.command {
+        Some(Command::Token {
+            action: TokenAction::Create { role, name },
+        }) => {
+            let token = safecity_server::create_token(&config.data_dir, role, &name).with_context(
+                || format!("cannot create a token in {}", config.data_dir.display()),
+            )?;
+            println!("{token}");
+            Ok(())
+        }
+        None => {
+            config.admin_token = std::env::var("SAFECITY_ADMIN_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty());
+            config.validate()?;
+            safecity_server::run(config, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+        }
+    }
 }

@@ -1,19 +1,9 @@
-//! The server, driven over HTTP.
+//! The server, driven over HTTP: through the router without a socket
+//! (`api`) and as the real binary on a loopback port (`socket`).
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use tower::ServiceExt;
-
-#[tokio::test]
-async fn healthz_answers_ok() {
-    let res = safecity_server::app()
-        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    let body = axum::body::to_bytes(res.into_body(), 1024).await.unwrap();
-    assert_eq!(&body[..], b"ok\n");
-}
+mod api;
+mod socket;
+mod support;
 
 /// The server must build where GStreamer and ONNX Runtime are not installed,
 /// so none of its dependencies may link them.

@@ -1,0 +1,1077 @@
+//! The HTTP API under `/api/v1`, plus `/healthz` and `/metrics`.
+//!
+//! Every `/api/v1` call needs `Authorization: Bearer TOKEN`; a missing or
+//! unknown token gets 401, a token of the wrong role 403. Errors are JSON
+//! `{"error": "..."}` saying what is wrong and what to do; storage failures
+//! are logged and answered with a 500 that leaks no internals.
+//!
+//! Query strings are checked strictly: an unknown parameter is a 400 that
+//! names it, like an unknown field in an event.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, MatchedPath, Path, RawQuery, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use base64::Engine;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use safecity_core::{normalize_plate, Event, EventId, EventKind, PlatePattern};
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::auth::{token_hash, Role};
+use crate::blobs::BlobStore;
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+use crate::store::{
+    AuditEntry, Camera, Cursor, Near, NewEvent, PlateQuery, SearchQuery, SqliteStore, Store,
+    TokenOwner,
+};
+
+/// Largest camera registry entry accepted.
+const MAX_CAMERA_BODY: usize = 64 * 1024;
+/// Results per search page unless `limit` says otherwise, and the most.
+const DEFAULT_LIMIT: usize = 50;
+const MAX_LIMIT: usize = 500;
+/// Fuzzy distance unless `max_distance` says otherwise, and the most.
+const DEFAULT_MAX_DISTANCE: f32 = 1.0;
+const MAX_DISTANCE: f32 = 2.0;
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    blobs: Arc<BlobStore>,
+    metrics: Metrics,
+    max_body: usize,
+    max_clip: usize,
+    /// Token hashes already looked up; tokens cannot be revoked or
+    /// changed yet, so an entry stays valid while the server runs.
+    tokens: RwLock<HashMap<String, TokenOwner>>,
+}
+
+impl AppState {
+    /// State over any store and blob store.
+    pub fn new(store: Arc<dyn Store>, blobs: Arc<BlobStore>, config: &ServerConfig) -> AppState {
+        AppState {
+            inner: Arc::new(Inner {
+                store,
+                blobs,
+                metrics: Metrics::default(),
+                max_body: config.max_body_mb * 1024 * 1024,
+                max_clip: config.max_clip_mb * 1024 * 1024,
+                tokens: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Opens the embedded store and blobs in `config.data_dir`, and stores
+    /// the hash of `config.admin_token` if there is one.
+    pub fn open(config: &ServerConfig) -> crate::Result<AppState> {
+        config.validate()?;
+        let store = SqliteStore::open(&config.data_dir)?;
+        let blobs = BlobStore::open(&config.data_dir.join("blobs"))?;
+        if let Some(token) = &config.admin_token {
+            store.add_token(
+                &token_hash(token),
+                &TokenOwner {
+                    name: "admin (SAFECITY_ADMIN_TOKEN)".into(),
+                    role: Role::Admin,
+                },
+            )?;
+        }
+        Ok(AppState::new(Arc::new(store), Arc::new(blobs), config))
+    }
+
+    /// The store behind the API.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The server's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+}
+
+/// The HTTP router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/events", post(ingest))
+        .route("/api/v1/events/{id}/clip", put(put_clip).get(get_clip))
+        .route("/api/v1/events/{id}/snapshot", get(get_snapshot))
+        .route("/api/v1/search", get(search))
+        .route("/api/v1/cameras", get(list_cameras))
+        .route("/api/v1/cameras/{id}", get(get_camera).put(put_camera))
+        .route("/api/v1/audit", get(audit))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .fallback(no_route)
+        .with_state(state)
+}
+
+/// An error answer: a status and a message for the caller.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    fn internal(what: &str, detail: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %detail, "{what}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error while {what}; the server log has the details; retry later"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Runs blocking store work off the async threads.
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> crate::Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(ApiError::internal(what, e)),
+        Err(e) => Err(ApiError::internal(what, e)),
+    }
+}
+
+/// The caller, from its bearer token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// 403 unless the caller has one of `roles`.
+    fn require(&self, roles: &[Role], action: &str) -> ApiResult<()> {
+        if roles.contains(&self.role) {
+            return Ok(());
+        }
+        let allowed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "a token with role {} may not {action}; this needs role {}",
+                self.role,
+                allowed.join(" or ")
+            ),
+        ))
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Caller> {
+        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m);
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| {
+                unauthorized(
+                    "no token: send `Authorization: Bearer TOKEN` (an admin makes tokens with `safecity-server token create`)",
+                )
+            })?
+            .to_str()
+            .map_err(|_| unauthorized("the Authorization header is not ASCII"))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| unauthorized("the Authorization header must be `Bearer TOKEN`"))?;
+        let hash = token_hash(token);
+        let cached = state
+            .inner
+            .tokens
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&hash)
+            .cloned();
+        let owner = match cached {
+            Some(o) => o,
+            None => {
+                let store = state.inner.store.clone();
+                let h = hash.clone();
+                let owner = blocking("checking a token", move || store.token(&h))
+                    .await?
+                    .ok_or_else(|| {
+                        unauthorized("unknown token: check it, or ask an admin for a new one")
+                    })?;
+                state
+                    .inner
+                    .tokens
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(hash, owner.clone());
+                owner
+            }
+        };
+        Ok(Caller {
+            name: owner.name,
+            role: owner.role,
+        })
+    }
+}
+
+/// Query parameters, checked against the names a route knows.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(raw: Option<&str>, known: &[&str]) -> ApiResult<Params> {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        for (k, _) in &pairs {
+            if !known.contains(&k.as_str()) {
+                return Err(ApiError::bad_request(format!(
+                    "unknown parameter `{k}`; this route takes {}",
+                    known.join(", ")
+                )));
+            }
+        }
+        Ok(Params(pairs))
+    }
+
+    /// A parameter given at most once.
+    fn one(&self, name: &str) -> ApiResult<Option<&str>> {
+        let mut found = self.0.iter().filter(|(k, _)| k == name);
+        let first = found.next().map(|(_, v)| v.as_str());
+        if found.next().is_some() {
+            return Err(ApiError::bad_request(format!(
+                "parameter `{name}` is given more than once; give it once"
+            )));
+        }
+        Ok(first)
+    }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The `reason` every search and download must give.
+    fn reason(&self) -> ApiResult<String> {
+        match self.one("reason")?.map(str::trim) {
+            Some(r) if !r.is_empty() => {
+                if r.chars().count() > 1000 {
+                    Err(ApiError::bad_request(
+                        "reason is too long: keep it under 1000 characters",
+                    ))
+                } else {
+                    Ok(r.to_owned())
+                }
+            }
+            _ => Err(ApiError::bad_request(
+                "reason is required: add `reason=...` (a case number or why you look); it is kept in the audit log",
+            )),
+        }
+    }
+
+    fn time(&self, name: &str) -> ApiResult<Option<i64>> {
+        let Some(v) = self.one(name)? else {
+            return Ok(None);
+        };
+        // An unencoded `+` in an offset arrives as a space.
+        let parsed = OffsetDateTime::parse(v, &Rfc3339)
+            .or_else(|e| OffsetDateTime::parse(&v.replace(' ', "+"), &Rfc3339).map_err(|_| e));
+        match parsed {
+            Ok(t) => Ok(Some((t.unix_timestamp_nanos() / 1_000_000) as i64)),
+            Err(e) => Err(ApiError::bad_request(format!(
+                "`{name}`: {v:?} is not an RFC 3339 time ({e}); write e.g. 2026-11-22T10:15:30Z"
+            ))),
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn rfc3339(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// Appends an audit record; the answer is not given if this fails.
+async fn audit_call(
+    state: &AppState,
+    caller: &Caller,
+    method: &Method,
+    path: &str,
+    raw_query: Option<&str>,
+    reason: Option<String>,
+    results: Option<u64>,
+) -> ApiResult<()> {
+    let entry = AuditEntry {
+        at_ms: now_ms(),
+        who: caller.name.clone(),
+        role: caller.role.as_str().to_owned(),
+        route: format!("{method} {path}"),
+        query: raw_query.unwrap_or("").to_owned(),
+        reason,
+        results,
+    };
+    let store = state.inner.store.clone();
+    blocking("writing the audit log", move || store.append_audit(&entry)).await?;
+    Ok(())
+}
+
+/// Reads a body of at most `limit` bytes.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize, what: &str) -> ApiResult<Bytes> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{what} is over the limit of {} MiB; send smaller batches",
+                limit / (1024 * 1024)
+            ),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "cannot read the request body: {e}"
+        ))),
+    }
+}
+
+fn check_content_type(headers: &HeaderMap, expected: &str) -> ApiResult<()> {
+    match headers.get(header::CONTENT_TYPE).map(|v| v.to_str()) {
+        None => Ok(()),
+        Some(Ok(v)) if v.split(';').next().unwrap_or("").trim() == expected => Ok(()),
+        Some(v) => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "Content-Type {:?} is not accepted here; send {expected}",
+                v.unwrap_or("?")
+            ),
+        )),
+    }
+}
+
+fn check_event_id(id: &str) -> ApiResult<()> {
+    EventId::parse(id)
+        .map(|_| ())
+        .map_err(|e| ApiError::bad_request(format!("event id: {e}")))
+}
+
+/// Parses and checks a batch: the whole batch is refused if one event is
+/// wrong, so nothing is half stored and the sender can split it.
+fn parse_batch(body: &[u8]) -> ApiResult<Vec<(Event, Option<Vec<u8>>)>> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let events: Vec<Event> = match serde_path_to_error::deserialize(&mut de) {
+        Ok(v) => v,
+        Err(e) => {
+            let path = e.path().to_string();
+            // The path starts with the index of the event, `[3].plate...`.
+            let index: Option<usize> = path
+                .strip_prefix('[')
+                .and_then(|p| p.split(']').next())
+                .and_then(|i| i.parse().ok());
+            let message = match index {
+                _ if e.inner().is_syntax() || e.inner().is_eof() => format!(
+                    "the body is not valid JSON ({}); send a JSON array of events",
+                    e.inner()
+                ),
+                Some(i) => {
+                    let id = serde_json::from_slice::<Vec<Value>>(body)
+                        .ok()
+                        .and_then(|v| v.get(i)?.get("id")?.as_str().map(str::to_owned));
+                    let field = path.split_once('.').map(|(_, f)| f).unwrap_or("");
+                    let mut m = format!("event {i}");
+                    if let Some(id) = id {
+                        m.push_str(&format!(" (id {id})"));
+                    }
+                    if !field.is_empty() {
+                        m.push_str(&format!(", field `{field}`"));
+                    }
+                    format!("{m}: {}", e.inner())
+                }
+                None => format!("the body must be a JSON array of events: {}", e.inner()),
+            };
+            return Err(ApiError::bad_request(format!(
+                "{message}; nothing in this batch was stored"
+            )));
+        }
+    };
+    de.end().map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body must be one JSON array of events: {e}; nothing in this batch was stored"
+        ))
+    })?;
+    let mut out = Vec::with_capacity(events.len());
+    for (i, mut event) in events.into_iter().enumerate() {
+        if let Err(e) = event.validate() {
+            return Err(ApiError::bad_request(format!(
+                "event {i} (id {}), field `{}`: {}; nothing in this batch was stored",
+                e.id, e.field, e.message
+            )));
+        }
+        let snapshot = match event.snapshot.take().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(b64) => Some(base64::engine::general_purpose::STANDARD.decode(b64).map_err(
+                |e| {
+                    ApiError::bad_request(format!(
+                        "event {i} (id {}), field `snapshot`: not base64 ({e}); nothing in this batch was stored",
+                        event.id
+                    ))
+                },
+            )?),
+        };
+        out.push((event, snapshot));
+    }
+    Ok(out)
+}
+
+async fn ingest(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    caller.require(&[Role::Edge, Role::Admin], "send events")?;
+    check_content_type(&headers, "application/json")?;
+    let limit = state.inner.max_body;
+    let raw = read_body(&headers, body, limit, "the request body").await?;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    let json = match encoding.as_deref() {
+        None | Some("identity") => raw.to_vec(),
+        Some("gzip") => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(&raw[..])
+                .take(limit as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "the body says Content-Encoding: gzip but is not valid gzip ({e})"
+                    ))
+                })?;
+            if out.len() > limit {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the decompressed body is over the limit of {} MiB; send smaller batches",
+                        limit / (1024 * 1024)
+                    ),
+                ));
+            }
+            out
+        }
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Encoding {other:?} is not supported; send gzip or none"),
+            ))
+        }
+    };
+    let batch = parse_batch(&json)?;
+    let store = state.inner.store.clone();
+    let blobs = state.inner.blobs.clone();
+    let outcome = blocking("storing events", move || {
+        let mut events = Vec::with_capacity(batch.len());
+        for (event, snapshot) in batch {
+            let snapshot = snapshot.map(|bytes| blobs.put(&bytes)).transpose()?;
+            events.push(NewEvent { event, snapshot });
+        }
+        store.ingest(&events)
+    })
+    .await?;
+    let m = &state.inner.metrics;
+    m.events_ingested
+        .fetch_add(outcome.accepted, Ordering::Relaxed);
+    m.events_duplicate
+        .fetch_add(outcome.duplicates, Ordering::Relaxed);
+    m.ingest_batches.fetch_add(1, Ordering::Relaxed);
+    Ok(Json(json!({
+        "accepted": outcome.accepted,
+        "duplicates": outcome.duplicates,
+    })))
+}
+
+async fn put_clip(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    caller.require(&[Role::Edge, Role::Admin], "upload clips")?;
+    check_event_id(&id)?;
+    check_content_type(&headers, "video/mp4")?;
+    let store = state.inner.store.clone();
+    let i = id.clone();
+    if blocking("looking up an event", move || store.event_blobs(&i))
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::not_found(format!(
+            "no event {id}: send the event first, then its clip"
+        )));
+    }
+    let bytes = read_body(&headers, body, state.inner.max_clip, "the clip").await?;
+    if bytes.is_empty() {
+        return Err(ApiError::bad_request(
+            "the clip is empty; send the MP4 bytes",
+        ));
+    }
+    let (store, blobs, i) = (
+        state.inner.store.clone(),
+        state.inner.blobs.clone(),
+        id.clone(),
+    );
+    let size = bytes.len();
+    let (hash, linked) = blocking("storing a clip", move || {
+        let hash = blobs.put(&bytes)?;
+        let linked = store.attach_clip(&i, &hash)?;
+        Ok((hash, linked))
+    })
+    .await?;
+    if !linked {
+        return Err(ApiError::not_found(format!("no event {id}")));
+    }
+    state
+        .inner
+        .metrics
+        .clips_stored
+        .fetch_add(1, Ordering::Relaxed);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "sha256": hash, "bytes": size })),
+    )
+        .into_response())
+}
+
+#[derive(Clone, Copy)]
+enum Media {
+    Snapshot,
+    Clip,
+}
+
+async fn get_media(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    raw: Option<String>,
+    media: Media,
+) -> ApiResult<Response> {
+    let (noun, path, content_type) = match media {
+        Media::Snapshot => (
+            "snapshot",
+            format!("/api/v1/events/{id}/snapshot"),
+            "image/jpeg",
+        ),
+        Media::Clip => ("clip", format!("/api/v1/events/{id}/clip"), "video/mp4"),
+    };
+    caller.require(
+        &[Role::Investigator, Role::Operator, Role::Admin],
+        &format!("download {noun}s"),
+    )?;
+    let params = Params::parse(raw.as_deref(), &["reason"])?;
+    let reason = params.reason()?;
+    check_event_id(&id)?;
+    let store = state.inner.store.clone();
+    let i = id.clone();
+    let blobs = blocking("looking up an event", move || store.event_blobs(&i))
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no event {id}")))?;
+    let hash = match media {
+        Media::Snapshot => blobs.snapshot,
+        Media::Clip => blobs.clip,
+    }
+    .ok_or_else(|| ApiError::not_found(format!("event {id} has no {noun}")))?;
+    let store_blobs = state.inner.blobs.clone();
+    let h = hash.clone();
+    let bytes = blocking("reading a blob", move || store_blobs.get(&h))
+        .await?
+        .ok_or_else(|| ApiError::internal("reading a blob", format!("blob {hash} is missing")))?;
+    audit_call(
+        &state,
+        &caller,
+        &Method::GET,
+        &path,
+        raw.as_deref(),
+        Some(reason),
+        Some(1),
+    )
+    .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "private, no-store"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+async fn get_snapshot(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    get_media(state, caller, id, raw, Media::Snapshot).await
+}
+
+async fn get_clip(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    get_media(state, caller, id, raw, Media::Clip).await
+}
+
+const SEARCH_PARAMS: &[&str] = &[
+    "plate",
+    "mode",
+    "max_distance",
+    "from",
+    "to",
+    "camera",
+    "near",
+    "class",
+    "colour",
+    "kind",
+    "limit",
+    "cursor",
+    "reason",
+];
+
+fn encode_cursor(c: &Cursor) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}.{}", c.ts_ms, c.id))
+}
+
+fn decode_cursor(s: &str) -> ApiResult<Cursor> {
+    let bad = || {
+        ApiError::bad_request(
+            "`cursor` is not one this server gave; pass `next_cursor` from the previous page as it is, or start again without it",
+        )
+    };
+    let text = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(bad)?;
+    let (ts, id) = text.split_once('.').ok_or_else(bad)?;
+    let ts_ms = ts.parse().map_err(|_| bad())?;
+    EventId::parse(id).map_err(|_| bad())?;
+    Ok(Cursor {
+        ts_ms,
+        id: id.to_owned(),
+    })
+}
+
+/// Builds a checked query from the parameters.
+fn search_query(p: &Params) -> ApiResult<SearchQuery> {
+    let mode = p.one("mode")?;
+    let max_distance = p.one("max_distance")?;
+    let plate = match p.one("plate")?.map(str::trim).filter(|s| !s.is_empty()) {
+        None => {
+            if mode.is_some() {
+                return Err(ApiError::bad_request("`mode` needs `plate`"));
+            }
+            PlateQuery::Any
+        }
+        Some(text) => {
+            let has_wildcard = text.contains(['*', '?']);
+            let mode = mode.unwrap_or(if has_wildcard { "wildcard" } else { "exact" });
+            if max_distance.is_some() && mode != "fuzzy" {
+                return Err(ApiError::bad_request(
+                    "`max_distance` applies only to mode=fuzzy",
+                ));
+            }
+            let canonical = |text: &str| {
+                if has_wildcard {
+                    return Err(ApiError::bad_request(format!(
+                        "`plate`: {text:?} has wildcards; use mode=wildcard"
+                    )));
+                }
+                normalize_plate(text).map_err(|e| ApiError::bad_request(format!("`plate`: {e}")))
+            };
+            match mode {
+                "exact" => PlateQuery::Exact(canonical(text)?),
+                "wildcard" => {
+                    let pattern = PlatePattern::parse(text)
+                        .map_err(|e| ApiError::bad_request(format!("`plate`: {e}")))?;
+                    if pattern.is_exact() {
+                        PlateQuery::Exact(pattern.as_str().to_owned())
+                    } else {
+                        PlateQuery::Wildcard(pattern)
+                    }
+                }
+                "fuzzy" => {
+                    let max_distance = match max_distance {
+                        None => DEFAULT_MAX_DISTANCE,
+                        Some(v) => v
+                            .parse::<f32>()
+                            .ok()
+                            .filter(|d| (0.0..=MAX_DISTANCE).contains(d))
+                            .ok_or_else(|| {
+                                ApiError::bad_request(format!(
+                                    "`max_distance`: {v:?} must be a number from 0 to {MAX_DISTANCE}"
+                                ))
+                            })?,
+                    };
+                    PlateQuery::Fuzzy {
+                        plate: canonical(text)?,
+                        max_distance,
+                    }
+                }
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "`mode`: {other:?} is not exact, wildcard or fuzzy"
+                    )))
+                }
+            }
+        }
+    };
+    let from_ms = p.time("from")?;
+    let to_ms = p.time("to")?;
+    if let (Some(f), Some(t)) = (from_ms, to_ms) {
+        if f > t {
+            return Err(ApiError::bad_request("`from` is after `to`; swap them"));
+        }
+    }
+    let cameras = p.all("camera");
+    if cameras.iter().any(|c| c.is_empty()) {
+        return Err(ApiError::bad_request("`camera` must not be empty"));
+    }
+    let near = p
+        .one("near")?
+        .map(|v| {
+            let parts: Vec<f64> = v
+                .split(',')
+                .map(|x| x.trim().parse::<f64>())
+                .collect::<Result<_, _>>()
+                .unwrap_or_default();
+            match parts[..] {
+                [lat, lon, metres]
+                    if (-90.0..=90.0).contains(&lat)
+                        && (-180.0..=180.0).contains(&lon)
+                        && metres > 0.0
+                        && metres <= 100_000.0 =>
+                {
+                    Ok(Near { lat, lon, metres })
+                }
+                _ => Err(ApiError::bad_request(format!(
+                    "`near`: {v:?} must be lat,lon,metres (e.g. 43.2389,76.8897,500; at most 100000 metres)"
+                ))),
+            }
+        })
+        .transpose()?;
+    let kind = p
+        .one("kind")?
+        .map(|k| {
+            [
+                EventKind::PlateRead,
+                EventKind::Vehicle,
+                EventKind::PanicAlarm,
+                EventKind::CameraStatus,
+            ]
+            .into_iter()
+            .find(|x| x.as_str() == k)
+            .map(|x| x.as_str().to_owned())
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "`kind`: {k:?} is not plate_read, vehicle, panic_alarm or camera_status"
+                ))
+            })
+        })
+        .transpose()?;
+    let limit = match p.one("limit")? {
+        None => DEFAULT_LIMIT,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("`limit`: {v:?} must be from 1 to {MAX_LIMIT}"))
+            })?,
+    };
+    Ok(SearchQuery {
+        plate,
+        from_ms,
+        to_ms,
+        cameras: (!cameras.is_empty()).then(|| cameras.iter().map(|c| c.to_string()).collect()),
+        near,
+        class: p.one("class")?.map(str::to_lowercase),
+        colour: p.one("colour")?.map(str::to_lowercase),
+        kind,
+        limit,
+        after: p.one("cursor")?.map(decode_cursor).transpose()?,
+    })
+}
+
+async fn search(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    caller.require(&[Role::Investigator, Role::Admin], "search")?;
+    let params = Params::parse(raw.as_deref(), SEARCH_PARAMS)?;
+    let reason = params.reason()?;
+    let query = search_query(&params)?;
+    let store = state.inner.store.clone();
+    let page = blocking("searching", move || store.search(&query)).await?;
+    audit_call(
+        &state,
+        &caller,
+        &Method::GET,
+        "/api/v1/search",
+        raw.as_deref(),
+        Some(reason),
+        Some(page.hits.len() as u64),
+    )
+    .await?;
+    let results: Vec<Value> = page
+        .hits
+        .into_iter()
+        .map(|h| {
+            let mut r = json!({
+                "event": h.event,
+                "snapshot_url": h.snapshot.map(|_| format!("/api/v1/events/{}/snapshot", h.id)),
+                "clip_url": h.clip.map(|_| format!("/api/v1/events/{}/clip", h.id)),
+            });
+            if let Some(d) = h.distance {
+                r["distance"] = json!(d);
+            }
+            r
+        })
+        .collect();
+    Ok(Json(json!({
+        "results": results,
+        "next_cursor": page.next.as_ref().map(encode_cursor),
+    })))
+}
+
+async fn list_cameras(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Value>> {
+    let store = state.inner.store.clone();
+    let cameras = blocking("reading cameras", move || store.cameras()).await?;
+    Ok(Json(json!({ "cameras": cameras })))
+}
+
+async fn get_camera(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Camera>> {
+    let store = state.inner.store.clone();
+    let cameras = blocking("reading cameras", move || store.cameras()).await?;
+    cameras
+        .into_iter()
+        .find(|c| c.id == id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no camera {id}; PUT it first")))
+}
+
+/// The body of `PUT /cameras/{id}`: the id comes from the path.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CameraBody {
+    #[serde(default)]
+    id: Option<String>,
+    name: String,
+    kind: crate::store::CameraKind,
+    lat: f64,
+    lon: f64,
+}
+
+async fn put_camera(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Camera>> {
+    caller.require(&[Role::Admin], "change the camera registry")?;
+    check_content_type(&headers, "application/json")?;
+    let bytes = read_body(&headers, body, MAX_CAMERA_BODY, "the camera").await?;
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    let b: CameraBody = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        ApiError::bad_request(format!("camera, field `{}`: {}", e.path(), e.inner()))
+    })?;
+    if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(ApiError::bad_request(format!(
+            "camera id {id:?} must be 1 to 64 printable ASCII characters"
+        )));
+    }
+    if b.id.as_ref().is_some_and(|bid| *bid != id) {
+        return Err(ApiError::bad_request(
+            "the body's `id` differs from the path's; leave it out or make them equal",
+        ));
+    }
+    if b.name.trim().is_empty() || b.name.len() > 200 {
+        return Err(ApiError::bad_request("`name` must be 1 to 200 characters"));
+    }
+    if !(-90.0..=90.0).contains(&b.lat) || !(-180.0..=180.0).contains(&b.lon) {
+        return Err(ApiError::bad_request(
+            "`lat` must be within -90..90 and `lon` within -180..180 (degrees, WGS 84)",
+        ));
+    }
+    let camera = Camera {
+        id: id.clone(),
+        name: b.name,
+        kind: b.kind,
+        lat: b.lat,
+        lon: b.lon,
+    };
+    let store = state.inner.store.clone();
+    let c = camera.clone();
+    blocking("storing a camera", move || store.put_camera(&c)).await?;
+    audit_call(
+        &state,
+        &caller,
+        &Method::PUT,
+        &format!("/api/v1/cameras/{id}"),
+        None,
+        None,
+        None,
+    )
+    .await?;
+    Ok(Json(camera))
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    caller.require(&[Role::Admin], "read the audit log")?;
+    let params = Params::parse(raw.as_deref(), &["limit", "before"])?;
+    let limit = match params.one("limit")? {
+        None => 100,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("`limit`: {v:?} must be from 1 to 1000"))
+            })?,
+    };
+    let before = params
+        .one("before")?
+        .map(|v| {
+            v.parse::<i64>().map_err(|_| {
+                ApiError::bad_request(format!("`before`: {v:?} must be a record's `seq`"))
+            })
+        })
+        .transpose()?;
+    let store = state.inner.store.clone();
+    let records = blocking("reading the audit log", move || store.audit(before, limit)).await?;
+    let next_before = (records.len() == limit)
+        .then(|| records.last().map(|r| r.seq))
+        .flatten();
+    let records: Vec<Value> = records
+        .into_iter()
+        .map(|r| {
+            json!({
+                "seq": r.seq,
+                "at": rfc3339(r.entry.at_ms),
+                "who": r.entry.who,
+                "role": r.entry.role,
+                "route": r.entry.route,
+                "query": r.entry.query,
+                "reason": r.entry.reason,
+                "results": r.entry.results,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "records": records, "next_before": next_before }),
+    ))
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.inner.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn no_route(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "no route {method} {}; the API is under /api/v1 (events, search, cameras, audit)",
+        uri.path()
+    ))
+}
+
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let method = req.method().clone();
+    let res = next.run(req).await;
+    state
+        .inner
+        .metrics
+        .count_request(method.as_str(), &route, res.status().as_u16());
+    res
+}

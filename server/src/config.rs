@@ -1,0 +1,99 @@
+//! Server settings, from a TOML file and the command line.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// What the operator set. Every field has a default that works on one
+/// machine, so an empty file (or none) is a valid configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Where the embedded store and the blobs live.
+    pub data_dir: PathBuf,
+    /// Address to serve HTTP on.
+    pub listen: SocketAddr,
+    /// Largest event batch accepted, in MiB, before and after gzip.
+    pub max_body_mb: usize,
+    /// Largest clip accepted, in MiB.
+    pub max_clip_mb: usize,
+    /// An admin token to accept (its hash is stored). Never read from the
+    /// file: it comes from the `SAFECITY_ADMIN_TOKEN` environment variable.
+    #[serde(skip)]
+    pub admin_token: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            data_dir: PathBuf::from("safecity-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_mb: 16,
+            max_clip_mb: 64,
+            admin_token: None,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Reads and checks a TOML file.
+    pub fn load(path: &Path) -> Result<ServerConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io("cannot read configuration", path, e))?;
+        let config: ServerConfig =
+            toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense, naming the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(Error::Config("data_dir: must not be empty".into()));
+        }
+        for (field, v, max) in [
+            ("max_body_mb", self.max_body_mb, 1024),
+            ("max_clip_mb", self.max_clip_mb, 4096),
+        ] {
+            if v == 0 || v > max {
+                return Err(Error::Config(format!(
+                    "{field}: {v} is outside 1..={max} MiB"
+                )));
+            }
+        }
+        if let Some(t) = &self.admin_token {
+            if t.len() < 16 {
+                return Err(Error::Config(
+                    "SAFECITY_ADMIN_TOKEN: use at least 16 characters".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_parses_and_typos_are_named() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("safecity-server.example.toml");
+        let c = ServerConfig::load(&path).unwrap();
+        assert_eq!(c.listen.port(), 8080);
+        let typo = toml::from_str::<ServerConfig>("datadir = \"x\"").unwrap_err();
+        assert!(typo.to_string().contains("datadir"), "{typo}");
+        let bad = ServerConfig {
+            max_body_mb: 0,
+            ..ServerConfig::default()
+        };
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("max_body_mb"));
+    }
+}

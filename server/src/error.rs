@@ -1,0 +1,47 @@
+//! The library's error type.
+
+use std::path::PathBuf;
+
+/// What went wrong below the HTTP layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or folder could not be created, read or written.
+    #[error("{action} {path}: {cause}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    /// The embedded database could not be opened.
+    #[error("cannot open database {path}: {cause}; check that the data directory is writable")]
+    Open {
+        path: PathBuf,
+        cause: rusqlite::Error,
+    },
+    /// The embedded database refused an operation.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// Stored data is not what this server expects.
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    /// The configuration or a command-line value is wrong.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl Error {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        cause: std::io::Error,
+    ) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            cause,
+        }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

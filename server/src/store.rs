@@ -1,0 +1,243 @@
+//! Storage behind one trait.
+//!
+//! [`Store`] is what the HTTP layer needs from a backend: ingest, search,
+//! the camera registry, tokens and the audit log. Its methods block; the
+//! HTTP layer calls them from `tokio::task::spawn_blocking`. The embedded
+//! backend is [`SqliteStore`]. Snapshot and clip bytes live in the
+//! [`BlobStore`](crate::BlobStore) beside it; events name them by hash.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use safecity_core::{Event, PlatePattern};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Role;
+use crate::blobs::BlobHash;
+use crate::error::Result;
+
+/// An event ready to store: validated, its snapshot already in the blob
+/// store and removed from the event.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event: Event,
+    pub snapshot: Option<BlobHash>,
+}
+
+/// What one ingest call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestOutcome {
+    /// Events stored now.
+    pub accepted: u64,
+    /// Events whose id was already stored (or came twice in the batch).
+    pub duplicates: u64,
+}
+
+/// Which plates a search looks for.
+#[derive(Debug, Clone)]
+pub enum PlateQuery {
+    /// Every event, with or without a plate.
+    Any,
+    /// One canonical plate.
+    Exact(String),
+    /// Plates matching a `?`/`*` pattern.
+    Wildcard(PlatePattern),
+    /// Plates within a weighted edit distance of a canonical plate.
+    Fuzzy { plate: String, max_distance: f32 },
+}
+
+/// A circle on the map: cameras inside it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Near {
+    pub lat: f64,
+    pub lon: f64,
+    pub metres: f64,
+}
+
+/// Where a page of results continues: the last hit's time and id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub ts_ms: i64,
+    pub id: String,
+}
+
+/// A search, already checked.
+#[derive(Debug, Clone)]
+pub struct SearchQuery {
+    pub plate: PlateQuery,
+    /// Inclusive bounds, milliseconds since 1970.
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+    /// Only these cameras, when given.
+    pub cameras: Option<Vec<String>>,
+    /// Only cameras inside this circle.
+    pub near: Option<Near>,
+    pub class: Option<String>,
+    pub colour: Option<String>,
+    pub kind: Option<String>,
+    pub limit: usize,
+    pub after: Option<Cursor>,
+}
+
+/// One search result.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// The event as sent, without its snapshot.
+    pub event: serde_json::Value,
+    pub id: String,
+    pub ts_ms: i64,
+    pub snapshot: Option<BlobHash>,
+    pub clip: Option<BlobHash>,
+    /// Weighted edit distance to the queried plate, for fuzzy searches.
+    pub distance: Option<f32>,
+}
+
+/// One page of results, newest first.
+#[derive(Debug, Clone)]
+pub struct SearchPage {
+    pub hits: Vec<Hit>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Cursor>,
+}
+
+/// A stored event's blobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventBlobs {
+    pub snapshot: Option<BlobHash>,
+    pub clip: Option<BlobHash>,
+}
+
+/// What a camera or pillar is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CameraKind {
+    Camera,
+    Pillar,
+}
+
+impl CameraKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CameraKind::Camera => "camera",
+            CameraKind::Pillar => "pillar",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CameraKind> {
+        match s {
+            "camera" => Some(CameraKind::Camera),
+            "pillar" => Some(CameraKind::Pillar),
+            _ => None,
+        }
+    }
+}
+
+/// An entry of the camera and pillar registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Camera {
+    pub id: String,
+    pub name: String,
+    pub kind: CameraKind,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// Who a token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenOwner {
+    pub name: String,
+    pub role: Role,
+}
+
+/// One audit record to append.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Milliseconds since 1970.
+    pub at_ms: i64,
+    /// The token's name.
+    pub who: String,
+    pub role: String,
+    /// `METHOD /path` as called.
+    pub route: String,
+    /// The query string as sent.
+    pub query: String,
+    pub reason: Option<String>,
+    /// How many results were given.
+    pub results: Option<u64>,
+}
+
+/// A stored audit record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+}
+
+/// A storage backend.
+pub trait Store: Send + Sync + 'static {
+    /// Stores a batch in one durable transaction. Ids already stored are
+    /// counted as duplicates and left as they are.
+    fn ingest(&self, events: &[NewEvent]) -> Result<IngestOutcome>;
+
+    /// The blobs of a stored event; `None` when the id is unknown.
+    fn event_blobs(&self, id: &str) -> Result<Option<EventBlobs>>;
+
+    /// Links a stored clip blob to an event; `false` when the id is unknown.
+    fn attach_clip(&self, id: &str, clip: &str) -> Result<bool>;
+
+    /// Events matching `query`, newest first, by `(ts, id)`.
+    fn search(&self, query: &SearchQuery) -> Result<SearchPage>;
+
+    /// Adds or replaces a camera.
+    fn put_camera(&self, camera: &Camera) -> Result<()>;
+
+    /// Every camera, by id.
+    fn cameras(&self) -> Result<Vec<Camera>>;
+
+    /// Stores a token's hash; a hash already stored is left as it is.
+    fn add_token(&self, hash: &str, owner: &TokenOwner) -> Result<()>;
+
+    /// The owner of a token hash.
+    fn token(&self, hash: &str) -> Result<Option<TokenOwner>>;
+
+    /// Appends to the audit log and returns the record's sequence number.
+    fn append_audit(&self, entry: &AuditEntry) -> Result<i64>;
+
+    /// Audit records before `before` (a sequence number), newest first.
+    fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRecord>>;
+}
+
+/// Distance in metres between two points on the Earth (haversine).
+pub fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    const R: f64 = 6_371_008.8;
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = (lat2 - lat1).to_radians();
+    let dl = (lon2 - lon1).to_radians();
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * R * a.sqrt().asin()
+}
+
+/// The ids of the cameras inside `near`.
+pub fn cameras_near(cameras: &[Camera], near: Near) -> Vec<String> {
+    cameras
+        .iter()
+        .filter(|c| haversine_m(near.lat, near.lon, c.lat, c.lon) <= near.metres)
+        .map(|c| c.id.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn haversine_matches_a_known_distance() {
+        // One degree of latitude is about 111.2 km.
+        let d = haversine_m(43.0, 76.0, 44.0, 76.0);
+        assert!((d - 111_195.0).abs() < 100.0, "{d}");
+        assert_eq!(haversine_m(43.25, 76.9, 43.25, 76.9), 0.0);
+    }
+}

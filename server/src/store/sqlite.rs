@@ -1,0 +1,655 @@
+//! The embedded backend: SQLite in WAL mode.
+//!
+//! # Layout
+//!
+//! ```text
+//! DATA/safecity.sqlite3      the database (with -wal and -shm beside it)
+//! DATA/blobs/                snapshots and clips, see crate::BlobStore
+//! ```
+//!
+//! Tables: `events` (one row per event id, the columns searches filter on
+//! and the event JSON without its snapshot), `plates` (distinct canonical
+//! plates, which wildcard and fuzzy searches scan before looking up
+//! sightings through the `(plate, ts)` index), `cameras`, `tokens` (SHA-256
+//! of each token, its role and name) and `audit` (append-only: triggers
+//! refuse updates and deletes).
+//!
+//! # Durability
+//!
+//! Every connection runs with `synchronous=FULL`: a commit returns only
+//! after its write-ahead-log frames are synced to disk, so a batch that
+//! [`Store::ingest`] has returned for survives a crash of the process or
+//! of the machine. A batch is one transaction: after a crash it is stored
+//! whole or not at all.
+//!
+//! Writes go through one connection behind a mutex; reads use a small pool
+//! of their own connections and, in WAL mode, do not wait for writes.
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension, ToSql, TransactionBehavior};
+use safecity_core::{plate_distance, EventKind};
+
+use super::{
+    cameras_near, AuditEntry, AuditRecord, Camera, CameraKind, Cursor, EventBlobs, Hit,
+    IngestOutcome, NewEvent, PlateQuery, SearchPage, SearchQuery, Store, TokenOwner,
+};
+use crate::error::{Error, Result};
+
+/// Version of the schema below, kept in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    edge_id TEXT NOT NULL,
+    camera_id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    plate TEXT,
+    plate_display TEXT,
+    plate_confidence REAL,
+    vehicle_class TEXT,
+    colour TEXT,
+    snapshot_sha256 TEXT,
+    clip_sha256 TEXT,
+    received INTEGER NOT NULL,
+    json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_plate_ts ON events (plate, ts);
+CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
+CREATE INDEX IF NOT EXISTS events_camera_ts ON events (camera_id, ts);
+CREATE TABLE IF NOT EXISTS plates (plate TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cameras (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    lat REAL NOT NULL,
+    lon REAL NOT NULL,
+    updated INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    sha256 TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    who TEXT NOT NULL,
+    role TEXT NOT NULL,
+    route TEXT NOT NULL,
+    query TEXT NOT NULL,
+    reason TEXT,
+    results INTEGER
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+";
+
+/// Most reader connections kept open between calls.
+const READER_POOL: usize = 8;
+
+/// The embedded store in a data directory.
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic inside a transaction rolled it back when the guard unwound.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+impl SqliteStore {
+    /// Opens the store in `data_dir`, creating the folder and the schema
+    /// when missing.
+    pub fn open(data_dir: &Path) -> Result<SqliteStore> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| Error::io("cannot create data directory", data_dir, e))?;
+        let path = data_dir.join("safecity.sqlite3");
+        let conn = Self::connect(&path)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|cause| Error::Open {
+                path: path.clone(),
+                cause,
+            })?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Corrupt(format!(
+                "{} cannot use write-ahead logging (journal mode {mode})",
+                path.display()
+            )));
+        }
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::Config(format!(
+                "{} has schema version {version}, newer than this server's {SCHEMA_VERSION}; run a newer safecity-server",
+                path.display()
+            )));
+        }
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(path: &Path) -> Result<Connection> {
+        let open = || -> rusqlite::Result<Connection> {
+            let conn = Connection::open(path)?;
+            conn.busy_timeout(Duration::from_secs(10))?;
+            conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")?;
+            rusqlite::vtab::array::load_module(&conn)?;
+            Ok(conn)
+        };
+        open().map_err(|cause| Error::Open {
+            path: path.to_owned(),
+            cause,
+        })
+    }
+
+    /// Runs `f` on a reader connection from the pool.
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let pooled = lock(&self.readers).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => Self::connect(&self.path)?,
+        };
+        let out = f(&conn);
+        let mut pool = lock(&self.readers);
+        if pool.len() < READER_POOL {
+            pool.push(conn);
+        }
+        out
+    }
+
+    /// Canonical plates matching a wildcard or fuzzy query.
+    fn matching_plates(conn: &Connection, query: &PlateQuery) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        match query {
+            PlateQuery::Any => {}
+            PlateQuery::Exact(p) => out.push(p.clone()),
+            PlateQuery::Wildcard(pattern) => {
+                let prefix = pattern.literal_prefix();
+                // Plates are ASCII letters and digits, all below '~'.
+                let mut stmt = conn.prepare_cached(
+                    "SELECT plate FROM plates WHERE plate >= ?1 AND plate < ?1 || '~'",
+                )?;
+                let rows = stmt.query_map([prefix], |r| r.get::<_, String>(0))?;
+                for plate in rows {
+                    let plate = plate?;
+                    if pattern.matches(&plate) {
+                        out.push(plate);
+                    }
+                }
+            }
+            PlateQuery::Fuzzy {
+                plate,
+                max_distance,
+            } => {
+                let mut stmt = conn.prepare_cached("SELECT plate FROM plates")?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                for candidate in rows {
+                    let candidate = candidate?;
+                    // Each inserted or deleted character costs 1.
+                    if (candidate.len() as f32 - plate.len() as f32).abs() > *max_distance {
+                        continue;
+                    }
+                    if plate_distance(plate, &candidate) <= *max_distance {
+                        out.push(candidate);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn search_on(conn: &Connection, q: &SearchQuery) -> Result<SearchPage> {
+        let empty = SearchPage {
+            hits: Vec::new(),
+            next: None,
+        };
+        let mut sql =
+            String::from("SELECT id, ts, json, snapshot_sha256, clip_sha256, plate FROM events");
+        let mut clauses: Vec<&str> = Vec::new();
+        let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+        let values = |v: Vec<String>| -> Rc<Vec<Value>> {
+            Rc::new(v.into_iter().map(Value::Text).collect())
+        };
+        match &q.plate {
+            PlateQuery::Any => {}
+            PlateQuery::Exact(p) => {
+                sql.push_str(" INDEXED BY events_plate_ts");
+                clauses.push("plate = ?");
+                args.push(Box::new(p.clone()));
+            }
+            other => {
+                let plates = Self::matching_plates(conn, other)?;
+                if plates.is_empty() {
+                    return Ok(empty);
+                }
+                sql.push_str(" INDEXED BY events_plate_ts");
+                clauses.push("plate IN rarray(?)");
+                args.push(Box::new(values(plates)));
+            }
+        }
+        let mut cameras = q.cameras.clone();
+        if let Some(near) = q.near {
+            let inside = cameras_near(&Self::cameras_on(conn)?, near);
+            cameras = Some(match cameras {
+                Some(list) => list.into_iter().filter(|c| inside.contains(c)).collect(),
+                None => inside,
+            });
+        }
+        if let Some(cameras) = cameras {
+            if cameras.is_empty() {
+                return Ok(empty);
+            }
+            clauses.push("camera_id IN rarray(?)");
+            args.push(Box::new(values(cameras)));
+        }
+        if let Some(from) = q.from_ms {
+            clauses.push("ts >= ?");
+            args.push(Box::new(from));
+        }
+        if let Some(to) = q.to_ms {
+            clauses.push("ts <= ?");
+            args.push(Box::new(to));
+        }
+        for (column, value) in [
+            ("vehicle_class = ?", &q.class),
+            ("colour = ?", &q.colour),
+            ("kind = ?", &q.kind),
+        ] {
+            if let Some(v) = value {
+                clauses.push(column);
+                args.push(Box::new(v.clone()));
+            }
+        }
+        if let Some(after) = &q.after {
+            clauses.push("(ts, id) < (?, ?)");
+            args.push(Box::new(after.ts_ms));
+            args.push(Box::new(after.id.clone()));
+        }
+        if !clauses.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&clauses.join(" AND "));
+        }
+        sql.push_str(" ORDER BY ts DESC, id DESC LIMIT ?");
+        args.push(Box::new(q.limit as i64 + 1));
+
+        let fuzzy_plate = match &q.plate {
+            PlateQuery::Fuzzy { plate, .. } => Some(plate.as_str()),
+            _ => None,
+        };
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
+        let mut hits = Vec::new();
+        while let Some(row) = rows.next()? {
+            let id: String = row.get(0)?;
+            let json: String = row.get(2)?;
+            let event = serde_json::from_str(&json)
+                .map_err(|e| Error::Corrupt(format!("event {id}: stored JSON: {e}")))?;
+            let plate: Option<String> = row.get(5)?;
+            hits.push(Hit {
+                event,
+                ts_ms: row.get(1)?,
+                snapshot: row.get(3)?,
+                clip: row.get(4)?,
+                distance: fuzzy_plate
+                    .zip(plate.as_deref())
+                    .map(|(q, p)| plate_distance(q, p)),
+                id,
+            });
+        }
+        let next = if hits.len() > q.limit {
+            hits.truncate(q.limit);
+            hits.last().map(|h| Cursor {
+                ts_ms: h.ts_ms,
+                id: h.id.clone(),
+            })
+        } else {
+            None
+        };
+        Ok(SearchPage { hits, next })
+    }
+
+    fn cameras_on(conn: &Connection) -> Result<Vec<Camera>> {
+        let mut stmt =
+            conn.prepare_cached("SELECT id, name, kind, lat, lon FROM cameras ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, f64>(3)?,
+                r.get::<_, f64>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, name, kind, lat, lon) = row?;
+            let kind = CameraKind::parse(&kind)
+                .ok_or_else(|| Error::Corrupt(format!("camera {id}: kind {kind:?}")))?;
+            out.push(Camera {
+                id,
+                name,
+                kind,
+                lat,
+                lon,
+            });
+        }
+        Ok(out)
+    }
+}
+
+impl Store for SqliteStore {
+    fn ingest(&self, events: &[NewEvent]) -> Result<IngestOutcome> {
+        let received = now_ms();
+        let mut outcome = IngestOutcome::default();
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO events (id, kind, edge_id, camera_id, ts, plate,
+                     plate_display, plate_confidence, vehicle_class, colour,
+                     snapshot_sha256, received, json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?;
+            let mut plate =
+                tx.prepare_cached("INSERT OR IGNORE INTO plates (plate) VALUES (?1)")?;
+            for new in events {
+                let e = &new.event;
+                let json = serde_json::to_string(e)
+                    .map_err(|err| Error::Corrupt(format!("event {}: {err}", e.id)))?;
+                let ts_ms = (e.ts.unix_timestamp_nanos() / 1_000_000) as i64;
+                let plate_text = if e.kind == EventKind::PlateRead {
+                    e.plate.as_ref().map(|p| p.text.as_str())
+                } else {
+                    None
+                };
+                let inserted = insert.execute(params![
+                    e.id,
+                    e.kind.as_str(),
+                    e.edge_id,
+                    e.camera_id,
+                    ts_ms,
+                    plate_text,
+                    e.plate.as_ref().map(|p| p.display.as_str()),
+                    e.plate.as_ref().map(|p| f64::from(p.confidence)),
+                    e.vehicle.as_ref().map(|v| v.class.to_lowercase()),
+                    e.vehicle
+                        .as_ref()
+                        .and_then(|v| v.colour.as_ref())
+                        .map(|c| c.to_lowercase()),
+                    new.snapshot,
+                    received,
+                    json,
+                ])?;
+                if inserted == 1 {
+                    outcome.accepted += 1;
+                    if let Some(p) = plate_text {
+                        plate.execute([p])?;
+                    }
+                } else {
+                    outcome.duplicates += 1;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(outcome)
+    }
+
+    fn event_blobs(&self, id: &str) -> Result<Option<EventBlobs>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT snapshot_sha256, clip_sha256 FROM events WHERE id = ?1")?
+                .query_row([id], |r| {
+                    Ok(EventBlobs {
+                        snapshot: r.get(0)?,
+                        clip: r.get(1)?,
+                    })
+                })
+                .optional()?)
+        })
+    }
+
+    fn attach_clip(&self, id: &str, clip: &str) -> Result<bool> {
+        let conn = lock(&self.writer);
+        let n = conn
+            .prepare_cached("UPDATE events SET clip_sha256 = ?2 WHERE id = ?1")?
+            .execute([id, clip])?;
+        Ok(n == 1)
+    }
+
+    fn search(&self, query: &SearchQuery) -> Result<SearchPage> {
+        self.read(|conn| Self::search_on(conn, query))
+    }
+
+    fn put_camera(&self, camera: &Camera) -> Result<()> {
+        let conn = lock(&self.writer);
+        conn.prepare_cached(
+            "INSERT INTO cameras (id, name, kind, lat, lon, updated)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind,
+                 lat = excluded.lat, lon = excluded.lon, updated = excluded.updated",
+        )?
+        .execute(params![
+            camera.id,
+            camera.name,
+            camera.kind.as_str(),
+            camera.lat,
+            camera.lon,
+            now_ms()
+        ])?;
+        Ok(())
+    }
+
+    fn cameras(&self) -> Result<Vec<Camera>> {
+        self.read(Self::cameras_on)
+    }
+
+    fn add_token(&self, hash: &str, owner: &TokenOwner) -> Result<()> {
+        let conn = lock(&self.writer);
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO tokens (sha256, role, name, created) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![hash, owner.role.as_str(), owner.name, now_ms()])?;
+        Ok(())
+    }
+
+    fn token(&self, hash: &str) -> Result<Option<TokenOwner>> {
+        let row: Option<(String, String)> = self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT role, name FROM tokens WHERE sha256 = ?1")?
+                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?)
+        })?;
+        row.map(|(role, name)| {
+            let role = role
+                .parse()
+                .map_err(|e| Error::Corrupt(format!("token {name:?}: {e}")))?;
+            Ok(TokenOwner { name, role })
+        })
+        .transpose()
+    }
+
+    fn append_audit(&self, e: &AuditEntry) -> Result<i64> {
+        let conn = lock(&self.writer);
+        conn.prepare_cached(
+            "INSERT INTO audit (at, who, role, route, query, reason, results)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            e.at_ms,
+            e.who,
+            e.role,
+            e.route,
+            e.query,
+            e.reason,
+            e.results.map(|n| n as i64)
+        ])?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRecord>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, at, who, role, route, query, reason, results FROM audit
+                 WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![before.unwrap_or(i64::MAX), limit as i64], |r| {
+                Ok(AuditRecord {
+                    seq: r.get(0)?,
+                    entry: AuditEntry {
+                        at_ms: r.get(1)?,
+                        who: r.get(2)?,
+                        role: r.get(3)?,
+                        route: r.get(4)?,
+                        query: r.get(5)?,
+                        reason: r.get(6)?,
+                        results: r.get::<_, Option<i64>>(7)?.map(|n| n as u64),
+                    },
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use safecity_core::{EventId, PlatePattern};
+
+    fn read(n: u128, ts_ms: u64, plate: &str) -> NewEvent {
+        let parsed = safecity_core::parse_plate(plate).unwrap();
+        let json = serde_json::json!({
+            "id": EventId::new(ts_ms, n).to_string(),
+            "kind": "plate_read",
+            "edge_id": "e",
+            "camera_id": "c",
+            "ts": time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ms) * 1_000_000)
+                .unwrap()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap(),
+            "plate": {"text": parsed.text, "display": parsed.display, "confidence": 0.9,
+                      "format": parsed.format, "bbox": [0, 0, 1, 1]},
+        });
+        NewEvent {
+            event: serde_json::from_value(json).unwrap(),
+            snapshot: None,
+        }
+    }
+
+    fn query(plate: PlateQuery, limit: usize, after: Option<Cursor>) -> SearchQuery {
+        SearchQuery {
+            plate,
+            from_ms: None,
+            to_ms: None,
+            cameras: None,
+            near: None,
+            class: None,
+            colour: None,
+            kind: None,
+            limit,
+            after,
+        }
+    }
+
+    #[test]
+    fn pages_break_ties_on_time_by_id_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        // Five reads in the same millisecond, one later.
+        let mut batch: Vec<NewEvent> = (0..5).map(|n| read(n, 1000, "123ABC02")).collect();
+        batch.push(read(9, 2000, "123ABC02"));
+        batch.push(read(10, 1500, "777KXM17"));
+        assert_eq!(store.ingest(&batch).unwrap().accepted, 7);
+        drop(store);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        assert_eq!(store.ingest(&batch[..2]).unwrap().duplicates, 2);
+
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .search(&query(PlateQuery::Exact("123ABC02".into()), 2, after))
+                .unwrap();
+            seen.extend(page.hits.iter().map(|h| (h.ts_ms, h.id.clone())));
+            match page.next {
+                Some(c) => after = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 6);
+        let mut sorted = seen.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        assert_eq!(seen, sorted);
+
+        let wildcard = PlateQuery::Wildcard(PlatePattern::parse("*K*").unwrap());
+        assert_eq!(
+            store.search(&query(wildcard, 50, None)).unwrap().hits.len(),
+            1
+        );
+        let fuzzy = PlateQuery::Fuzzy {
+            plate: "777KXMI7".into(),
+            max_distance: 0.5,
+        };
+        let hits = store.search(&query(fuzzy, 50, None)).unwrap().hits;
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].distance, Some(0.5));
+    }
+
+    #[test]
+    fn the_audit_log_refuses_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let entry = AuditEntry {
+            at_ms: 1,
+            who: "detective".into(),
+            role: "investigator".into(),
+            route: "GET /api/v1/search".into(),
+            query: "plate=1&reason=r".into(),
+            reason: Some("r".into()),
+            results: Some(3),
+        };
+        let seq = store.append_audit(&entry).unwrap();
+        let conn = lock(&store.writer);
+        for sql in ["UPDATE audit SET who = 'x'", "DELETE FROM audit"] {
+            let err = conn.execute(sql, []).unwrap_err().to_string();
+            assert!(err.contains("append-only"), "{err}");
+        }
+        drop(conn);
+        assert_eq!(store.audit(None, 10).unwrap()[0].seq, seq);
+        assert_eq!(store.audit(None, 10).unwrap()[0].entry, entry);
+    }
+}

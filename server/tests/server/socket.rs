@@ -1,0 +1,276 @@
+//! The real binary on a loopback socket.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_safecity-server");
+const ADMIN: &str = "test-admin-token-0123456789";
+
+/// A running server, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("SAFECITY_ADMIN_TOKEN", ADMIN)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start safecity-server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("safecity-server listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Server { child, base }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(30))
+        .build()
+}
+
+fn post_gzip(
+    agent: &ureq::Agent,
+    server: &str,
+    token: &str,
+    events: &[Value],
+) -> Result<Value, Box<ureq::Error>> {
+    let body = gzip(&serde_json::to_vec(events).unwrap());
+    let res = agent
+        .post(&format!("{server}/api/v1/events"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("Content-Type", "application/json")
+        .set("Content-Encoding", "gzip")
+        .send_bytes(&body)
+        .map_err(Box::new)?;
+    Ok(res.into_json().unwrap())
+}
+
+/// Every event id stored, following the cursor.
+fn all_ids(agent: &ureq::Agent, base: &str, token: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page: Value = agent
+            .get(&format!(
+                "{base}/api/v1/search?reason=check&limit=500{cursor}"
+            ))
+            .set("Authorization", &format!("Bearer {token}"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        out.extend(ids(page["results"].as_array().unwrap()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return out,
+        }
+    }
+}
+
+fn token_create(data_dir: &Path, role: &str, name: &str) -> String {
+    let out = Command::new(BIN)
+        .args([
+            "token",
+            "create",
+            "--role",
+            role,
+            "--name",
+            name,
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(token.len(), 64, "{token:?}");
+    token
+}
+
+#[test]
+fn tokens_made_on_the_command_line_work_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let edge = token_create(dir.path(), "edge", "edge-alm-01");
+    let investigator = token_create(dir.path(), "investigator", "detective");
+    // Only the hash is kept.
+    let db = std::fs::read(dir.path().join("safecity.sqlite3")).unwrap();
+    assert!(!db.windows(edge.len()).any(|w| w == edge.as_bytes()));
+
+    let server = Server::start(dir.path());
+    let agent = agent();
+    let batch: Vec<Value> = (0..10u64)
+        .map(|i| {
+            event(
+                u128::from(i),
+                T0 + i,
+                "cam-a",
+                Some("123ABC02"),
+                "car",
+                "white",
+            )
+        })
+        .collect();
+    let ack = post_gzip(&agent, &server.base, &edge, &batch).unwrap();
+    assert_eq!(ack["accepted"], 10);
+
+    let page: Value = agent
+        .get(&server.url("/api/v1/search?plate=123ABC02&reason=case%201"))
+        .set("Authorization", &format!("Bearer {investigator}"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(page["results"].as_array().unwrap().len(), 10);
+
+    // A role is checked over the wire too, with a JSON error.
+    match agent
+        .get(&server.url("/api/v1/search?reason=x"))
+        .set("Authorization", &format!("Bearer {edge}"))
+        .call()
+    {
+        Err(ureq::Error::Status(403, res)) => {
+            let body: Value = res.into_json().unwrap();
+            assert!(body["error"].as_str().unwrap().contains("investigator"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // The admin token from the environment reads the audit log.
+    let audit: Value = agent
+        .get(&server.url("/api/v1/audit"))
+        .set("Authorization", &format!("Bearer {ADMIN}"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(audit["records"][0]["who"], "detective");
+    let health = agent.get(&server.url("/healthz")).call().unwrap();
+    assert_eq!(health.into_string().unwrap(), "ok\n");
+}
+
+#[test]
+fn an_unusable_data_dir_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&*file.to_string_lossy()), "{err}");
+}
+
+/// SIGKILL during ingest, restart: every acknowledged event is there once.
+#[test]
+fn acknowledged_events_survive_sigkill() {
+    const BATCH: u64 = 50;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path());
+    let base = server.base.clone();
+    let acked: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let sender = {
+        let acked = acked.clone();
+        std::thread::spawn(move || {
+            let agent = agent();
+            for b in 0..2000u64 {
+                let batch: Vec<Value> = (0..BATCH)
+                    .map(|i| {
+                        let n = b * BATCH + i;
+                        let plate = format!("{:03}ABC{:02}", n % 1000, 1 + n % 20);
+                        event(u128::from(n), T0 + n, "cam-a", Some(&plate), "car", "white")
+                    })
+                    .collect();
+                match post_gzip(&agent, &base, ADMIN, &batch) {
+                    Ok(ack) => {
+                        assert_eq!(ack["accepted"], BATCH);
+                        acked
+                            .lock()
+                            .unwrap()
+                            .push(batch.iter().map(id_of).collect());
+                    }
+                    // The server is gone: killed while this batch was sent.
+                    Err(_) => return true,
+                }
+            }
+            false
+        })
+    };
+    let start = Instant::now();
+    while acked.lock().unwrap().len() < 20 && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    assert!(sender.join().unwrap(), "the kill came after ingest ended");
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 20,
+        "only {} batches acknowledged",
+        acked.len()
+    );
+
+    let server = Server::start(dir.path());
+    let agent = agent();
+    let stored = all_ids(&agent, &server.base, ADMIN);
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for id in &stored {
+        *count.entry(id).or_default() += 1;
+    }
+    assert!(count.values().all(|&n| n == 1), "an event is stored twice");
+    for batch in &acked {
+        for id in batch {
+            assert_eq!(count.get(id.as_str()), Some(&1), "acknowledged {id} lost");
+        }
+    }
+    // Sending an acknowledged batch again stores nothing new.
+    let again: Vec<Value> = (0..BATCH)
+        .map(|n| {
+            let plate = format!("{:03}ABC{:02}", n % 1000, 1 + n % 20);
+            event(u128::from(n), T0 + n, "cam-a", Some(&plate), "car", "white")
+        })
+        .collect();
+    let ack = post_gzip(&agent, &server.base, ADMIN, &again).unwrap();
+    assert_eq!(
+        (ack["accepted"].as_u64(), ack["duplicates"].as_u64()),
+        (Some(0), Some(BATCH))
+    );
+}

@@ -1,0 +1,218 @@
+//! Fixtures: events, tokens and a server state in a temporary directory.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use safecity_core::{parse_plate, EventId};
+use safecity_server::{
+    app, new_token, token_hash, AppState, BlobStore, Role, ServerConfig, SqliteStore, Store,
+    TokenOwner,
+};
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tower::ServiceExt;
+
+/// A small JPEG-looking payload for snapshots.
+pub const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 4, 0xFF, 0xD9];
+
+/// Milliseconds of 2026-11-22T10:00:00Z.
+pub const T0: u64 = 1_795_341_600_000;
+
+pub fn rfc3339(ms: u64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap()
+        .format(&Rfc3339)
+        .unwrap()
+}
+
+/// A valid event: a plate read when `plate` is given, else a vehicle.
+pub fn event(
+    n: u128,
+    ts_ms: u64,
+    camera: &str,
+    plate: Option<&str>,
+    class: &str,
+    colour: &str,
+) -> Value {
+    let mut e = json!({
+        "id": EventId::new(ts_ms, n).to_string(),
+        "kind": if plate.is_some() { "plate_read" } else { "vehicle" },
+        "edge_id": "edge-alm-01",
+        "camera_id": camera,
+        "ts": rfc3339(ts_ms),
+        "vehicle": {"class": class, "colour": colour, "confidence": 0.9,
+                    "bbox": [700, 380, 320, 210], "track_id": n as u64},
+    });
+    if let Some(p) = plate {
+        let parsed = parse_plate(p).unwrap();
+        e["plate"] = json!({
+            "text": parsed.text, "display": parsed.display, "confidence": 0.95,
+            "format": parsed.format, "bbox": [812, 540, 96, 24],
+        });
+    }
+    e
+}
+
+pub fn id_of(e: &Value) -> String {
+    e["id"].as_str().unwrap().to_owned()
+}
+
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A server state in a temporary directory with one token per role.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub state: AppState,
+    pub admin: String,
+    pub edge: String,
+    pub investigator: String,
+    pub operator: String,
+}
+
+/// An answer: status, headers and body.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The `error` message of a JSON error answer.
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .expect("an error message")
+            .to_owned()
+    }
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        Self::with_config(ServerConfig::default())
+    }
+
+    pub fn with_config(mut config: ServerConfig) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        config.data_dir = dir.path().to_owned();
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let blobs = Arc::new(BlobStore::open(&dir.path().join("blobs")).unwrap());
+        let mut tokens = Vec::new();
+        for role in [Role::Admin, Role::Edge, Role::Investigator, Role::Operator] {
+            let token = new_token();
+            store
+                .add_token(
+                    &token_hash(&token),
+                    &TokenOwner {
+                        name: format!("{role}-1"),
+                        role,
+                    },
+                )
+                .unwrap();
+            tokens.push(token);
+        }
+        let state = AppState::new(store, blobs, &config);
+        let [admin, edge, investigator, operator] = tokens.try_into().unwrap();
+        Fixture {
+            dir,
+            state,
+            admin,
+            edge,
+            investigator,
+            operator,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: impl Into<Body>,
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = app(self.state.clone())
+            .oneshot(req.body(body.into()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, uri: &str, token: &str) -> Answer {
+        self.call(Method::GET, uri, Some(token), &[], Body::empty())
+            .await
+    }
+
+    /// Posts a batch as the edge.
+    pub async fn post_events(&self, events: &[Value]) -> Answer {
+        let body = serde_json::to_vec(events).unwrap();
+        self.call(
+            Method::POST,
+            "/api/v1/events",
+            Some(&self.edge),
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await
+    }
+
+    /// Every event id a search finds, following the cursor.
+    pub async fn search_all(&self, query: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut uri = format!("/api/v1/search?reason=test&limit=7&{query}");
+            if let Some(c) = &cursor {
+                uri.push_str(&format!("&cursor={c}"));
+            }
+            let a = self.get(&uri, &self.investigator).await;
+            assert_eq!(
+                a.status,
+                StatusCode::OK,
+                "{}",
+                String::from_utf8_lossy(&a.body)
+            );
+            let page = a.json();
+            out.extend(page["results"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return out,
+            }
+        }
+    }
+}
+
+/// The event ids of search results.
+pub fn ids(results: &[Value]) -> Vec<String> {
+    results
+        .iter()
+        .map(|r| r["event"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
