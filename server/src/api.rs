@@ -7,11 +7,17 @@
 //!
 //! Query strings are checked strictly: an unknown parameter is a 400 that
 //! names it, like an unknown field in an event.
+//!
+//! Trajectories are in [`track`](self::track); the watchlist, alerts and
+//! their live stream in [`alerts`](self::alerts).
+
+mod alerts;
+mod track;
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, MatchedPath, Path, RawQuery, Request, State};
@@ -19,7 +25,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use base64::Engine;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -28,6 +34,7 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::alerts::Alert;
 use crate::auth::{token_hash, Role};
 use crate::blobs::BlobStore;
 use crate::config::ServerConfig;
@@ -36,6 +43,7 @@ use crate::store::{
     AuditEntry, Camera, Cursor, Near, NewEvent, PlateQuery, SearchQuery, SqliteStore, Store,
     TokenOwner,
 };
+use crate::webhooks::Webhooks;
 
 /// Largest camera registry entry accepted.
 const MAX_CAMERA_BODY: usize = 64 * 1024;
@@ -55,7 +63,13 @@ pub struct AppState {
 struct Inner {
     store: Arc<dyn Store>,
     blobs: Arc<BlobStore>,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
+    /// New alerts, in id order, for the live streams.
+    live: tokio::sync::broadcast::Sender<Arc<alerts::LiveAlert>>,
+    /// Held from an ingest's commit until its alerts are published, so
+    /// they are published in id order.
+    publish_gate: Mutex<()>,
+    webhooks: Webhooks,
     max_body: usize,
     max_clip: usize,
     /// Token hashes already looked up; tokens cannot be revoked or
@@ -64,13 +78,18 @@ struct Inner {
 }
 
 impl AppState {
-    /// State over any store and blob store.
+    /// State over any store and blob store. Starts a delivery thread per
+    /// configured webhook.
     pub fn new(store: Arc<dyn Store>, blobs: Arc<BlobStore>, config: &ServerConfig) -> AppState {
+        let metrics = Arc::new(Metrics::default());
         AppState {
             inner: Arc::new(Inner {
                 store,
                 blobs,
-                metrics: Metrics::default(),
+                live: tokio::sync::broadcast::channel(alerts::LIVE_BUFFER).0,
+                publish_gate: Mutex::new(()),
+                webhooks: Webhooks::start(&config.webhooks, metrics.clone()),
+                metrics,
                 max_body: config.max_body_mb * 1024 * 1024,
                 max_clip: config.max_clip_mb * 1024 * 1024,
                 tokens: RwLock::new(HashMap::new()),
@@ -105,6 +124,31 @@ impl AppState {
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
+
+    /// Sends newly stored alerts to the live streams and webhooks. Blocks
+    /// (it reads the camera registry): call it off the async threads.
+    fn publish(&self, new: &[Alert]) {
+        if new.is_empty() {
+            return;
+        }
+        let cameras = self.inner.store.cameras().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read cameras for alerts; sending them without positions");
+            Vec::new()
+        });
+        for a in new {
+            let live = Arc::new(alerts::LiveAlert {
+                id: a.id,
+                json: alerts::alert_json(a, &cameras).to_string(),
+            });
+            self.inner.webhooks.deliver(a.priority, &live.json);
+            // No receiver is fine: nobody is watching right now.
+            let _ = self.inner.live.send(live);
+        }
+        self.inner
+            .metrics
+            .alerts_raised
+            .fetch_add(new.len() as u64, Ordering::Relaxed);
+    }
 }
 
 /// The HTTP router.
@@ -116,6 +160,17 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/search", get(search))
         .route("/api/v1/cameras", get(list_cameras))
         .route("/api/v1/cameras/{id}", get(get_camera).put(put_camera))
+        .route("/api/v1/plates/{plate}/track", get(track::track))
+        .route(
+            "/api/v1/watchlist",
+            get(alerts::list_watchlist).post(alerts::add_watch),
+        )
+        .route("/api/v1/watchlist/{id}", delete(alerts::remove_watch))
+        .route("/api/v1/alerts", get(alerts::list_alerts))
+        .route("/api/v1/alerts/stream", get(alerts::stream))
+        .route("/api/v1/alerts/{id}", get(alerts::get_alert))
+        .route("/api/v1/alerts/{id}/ack", post(alerts::ack))
+        .route("/api/v1/alerts/{id}/close", post(alerts::close))
         .route("/api/v1/audit", get(audit))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -342,6 +397,27 @@ fn rfc3339(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// An audit record of a call by `caller`, made now.
+fn audit_entry(
+    caller: &Caller,
+    method: &Method,
+    path: &str,
+    raw_query: Option<&str>,
+    reason: Option<String>,
+    results: Option<u64>,
+) -> AuditEntry {
+    AuditEntry {
+        at_ms: now_ms(),
+        who: caller.name.clone(),
+        role: caller.role.as_str().to_owned(),
+        route: format!("{method} {path}"),
+        query: raw_query.unwrap_or("").to_owned(),
+        reason,
+        results,
+        detail: None,
+    }
+}
+
 /// Appends an audit record; the answer is not given if this fails.
 async fn audit_call(
     state: &AppState,
@@ -352,15 +428,12 @@ async fn audit_call(
     reason: Option<String>,
     results: Option<u64>,
 ) -> ApiResult<()> {
-    let entry = AuditEntry {
-        at_ms: now_ms(),
-        who: caller.name.clone(),
-        role: caller.role.as_str().to_owned(),
-        route: format!("{method} {path}"),
-        query: raw_query.unwrap_or("").to_owned(),
-        reason,
-        results,
-    };
+    let entry = audit_entry(caller, method, path, raw_query, reason, results);
+    append_audit(state, entry).await
+}
+
+/// Appends a prepared audit record.
+async fn append_audit(state: &AppState, entry: AuditEntry) -> ApiResult<()> {
     let store = state.inner.store.clone();
     blocking("writing the audit log", move || store.append_audit(&entry)).await?;
     Ok(())
@@ -525,15 +598,19 @@ async fn ingest(
         }
     };
     let batch = parse_batch(&json)?;
-    let store = state.inner.store.clone();
-    let blobs = state.inner.blobs.clone();
+    let live = state.clone();
     let outcome = blocking("storing events", move || {
+        let inner = &live.inner;
         let mut events = Vec::with_capacity(batch.len());
         for (event, snapshot) in batch {
-            let snapshot = snapshot.map(|bytes| blobs.put(&bytes)).transpose()?;
+            let snapshot = snapshot.map(|bytes| inner.blobs.put(&bytes)).transpose()?;
             events.push(NewEvent { event, snapshot });
         }
-        store.ingest(&events)
+        let _gate = inner.publish_gate.lock().unwrap_or_else(|e| e.into_inner());
+        let outcome = inner.store.ingest(&events)?;
+        // After the commit, only for events stored now.
+        live.publish(&outcome.alerts);
+        Ok(outcome)
     })
     .await?;
     let m = &state.inner.metrics;
@@ -1034,6 +1111,7 @@ async fn audit(
                 "query": r.entry.query,
                 "reason": r.entry.reason,
                 "results": r.entry.results,
+                "detail": r.entry.detail,
             })
         })
         .collect();
@@ -1056,7 +1134,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 async fn no_route(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!(
-        "no route {method} {}; the API is under /api/v1 (events, search, cameras, audit)",
+        "no route {method} {}; the API is under /api/v1 (events, search, plates/PLATE/track, cameras, watchlist, alerts, audit)",
         uri.path()
     ))
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::webhooks::WebhookConfig;
 
 /// What the operator set. Every field has a default that works on one
 /// machine, so an empty file (or none) is a valid configuration.
@@ -20,6 +21,8 @@ pub struct ServerConfig {
     pub max_body_mb: usize,
     /// Largest clip accepted, in MiB.
     pub max_clip_mb: usize,
+    /// Where alerts are POSTed, as `[[webhooks]]` tables.
+    pub webhooks: Vec<WebhookConfig>,
     /// An admin token to accept (its hash is stored). Never read from the
     /// file: it comes from the `SAFECITY_ADMIN_TOKEN` environment variable.
     #[serde(skip)]
@@ -33,6 +36,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_mb: 16,
             max_clip_mb: 64,
+            webhooks: Vec::new(),
             admin_token: None,
         }
     }
@@ -63,6 +67,9 @@ impl ServerConfig {
                     "{field}: {v} is outside 1..={max} MiB"
                 )));
             }
+        }
+        for (i, hook) in self.webhooks.iter().enumerate() {
+            hook.validate(i).map_err(Error::Config)?;
         }
         if let Some(t) = &self.admin_token {
             if t.len() < 16 {
@@ -95,5 +102,16 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("max_body_mb"));
+        let hooks: ServerConfig =
+            toml::from_str("[[webhooks]]\nurl = \"https://x.example/a\"\nmin_priority = \"high\"")
+                .unwrap();
+        assert_eq!(hooks.webhooks[0].min_priority, crate::Priority::High);
+        let err = hooks.validate().unwrap_err().to_string();
+        assert!(err.contains("webhooks[0].url"), "{err}");
+        let bad = toml::from_str::<ServerConfig>(
+            "[[webhooks]]\nurl = \"http://x\"\nmin_priority = \"urgent\"",
+        )
+        .unwrap_err();
+        assert!(bad.to_string().contains("urgent"), "{bad}");
     }
 }

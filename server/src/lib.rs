@@ -10,12 +10,21 @@
 //!   (SQLite in WAL mode in the data directory).
 //! - [`BlobStore`] keeps snapshots and clips content-addressed on disk.
 //! - [`Role`] and [`new_token`]: bearer tokens, stored only as hashes.
-//! - [`ServerConfig`]: settings from TOML and the command line.
+//! - [`ServerConfig`]: settings from TOML and the command line, with
+//!   [`WebhookConfig`]s.
+//! - Trajectories ([`hop`], `GET /api/v1/plates/{plate}/track`) flag hops
+//!   faster than [`MAX_SPEED_KMH`], a sign of a cloned plate.
+//! - Watchlists and alerts ([`WatchEntry`], [`Matcher`], [`Alert`]): each
+//!   new plate read is matched during ingest, each pillar alarm is an
+//!   alert; alerts go out live as server-sent events at
+//!   `/api/v1/alerts/stream` and to webhooks, and operators acknowledge and
+//!   close them.
 //!
 //! # Data directory
 //!
 //! ```text
-//! DATA/safecity.sqlite3      events, distinct plates, cameras, tokens, audit log
+//! DATA/safecity.sqlite3      events, distinct plates, cameras, tokens, audit log,
+//!                            watchlist, alerts and their state changes
 //! DATA/blobs/sha256/ab/cd..  snapshots and clips, named by their SHA-256
 //! DATA/blobs/tmp/            blobs being written
 //! ```
@@ -28,7 +37,12 @@
 //! the server or the machine, and is stored once however often it is sent
 //! again (the event id is the key). A batch that gets no answer may or may
 //! not be stored, and is safe to send again.
+//!
+//! The alerts a batch raises are committed in the same transaction, and
+//! only then sent to the live streams and webhooks; an event sent again
+//! raises nothing, so a re-sent batch does not alert twice.
 
+mod alerts;
 mod api;
 mod auth;
 mod blobs;
@@ -36,9 +50,15 @@ mod config;
 mod error;
 mod metrics;
 mod store;
+mod track;
+mod webhooks;
 
 use std::future::Future;
 
+pub use alerts::{
+    Alert, AlertChange, AlertKind, AlertQuery, AlertState, Matcher, NewWatch, Priority,
+    StateChange, WatchEntry, WatchMode, WatchRef,
+};
 pub use api::{app, ApiError, AppState, Caller};
 pub use auth::{new_token, token_hash, Role};
 pub use blobs::{BlobHash, BlobStore};
@@ -50,6 +70,8 @@ pub use store::{
     Hit, IngestOutcome, Near, NewEvent, PlateQuery, SearchPage, SearchQuery, SqliteStore, Store,
     TokenOwner,
 };
+pub use track::{hop, Hop, Sighting, CLOCK_SLACK_S, DISTANCE_SLACK_M, MAX_SPEED_KMH};
+pub use webhooks::WebhookConfig;
 
 /// Opens the data directory and serves [`app`] on `config.listen` until
 /// `shutdown` completes.

@@ -12,6 +12,11 @@ pub struct Metrics {
     pub events_duplicate: AtomicU64,
     pub ingest_batches: AtomicU64,
     pub clips_stored: AtomicU64,
+    pub alerts_raised: AtomicU64,
+    pub webhooks_delivered: AtomicU64,
+    pub webhooks_retried: AtomicU64,
+    pub webhooks_failed: AtomicU64,
+    pub webhooks_dropped: AtomicU64,
     /// Requests by (method, route template, status).
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
 }
@@ -47,6 +52,31 @@ impl Metrics {
                 "safecity_clips_stored_total",
                 "Clips uploaded and linked to their event.",
                 &self.clips_stored,
+            ),
+            (
+                "safecity_alerts_raised_total",
+                "Alerts raised by watchlist hits and pillar alarms.",
+                &self.alerts_raised,
+            ),
+            (
+                "safecity_webhooks_delivered_total",
+                "Alerts a webhook accepted.",
+                &self.webhooks_delivered,
+            ),
+            (
+                "safecity_webhooks_retried_total",
+                "Webhook attempts that failed and were tried again.",
+                &self.webhooks_retried,
+            ),
+            (
+                "safecity_webhooks_failed_total",
+                "Alerts a webhook did not accept after every try.",
+                &self.webhooks_failed,
+            ),
+            (
+                "safecity_webhooks_dropped_total",
+                "Alerts not queued for a webhook because its queue was full.",
+                &self.webhooks_dropped,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}");

@@ -1,7 +1,8 @@
 //! Storage behind one trait.
 //!
-//! [`Store`] is what the HTTP layer needs from a backend: ingest, search,
-//! the camera registry, tokens and the audit log. Its methods block; the
+//! [`Store`] is what the HTTP layer needs from a backend: ingest (with
+//! watchlist matching), search, trajectories, the camera registry, the
+//! watchlist and alerts, tokens and the audit log. Its methods block; the
 //! HTTP layer calls them from `tokio::task::spawn_blocking`. The embedded
 //! backend is [`SqliteStore`]. Snapshot and clip bytes live in the
 //! [`BlobStore`](crate::BlobStore) beside it; events name them by hash.
@@ -13,9 +14,13 @@ pub use sqlite::SqliteStore;
 use safecity_core::{Event, PlatePattern};
 use serde::{Deserialize, Serialize};
 
+use crate::alerts::{
+    Alert, AlertChange, AlertQuery, AlertState, NewWatch, StateChange, WatchEntry,
+};
 use crate::auth::Role;
 use crate::blobs::BlobHash;
 use crate::error::Result;
+use crate::track::Sighting;
 
 /// An event ready to store: validated, its snapshot already in the blob
 /// store and removed from the event.
@@ -26,12 +31,14 @@ pub struct NewEvent {
 }
 
 /// What one ingest call did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct IngestOutcome {
     /// Events stored now.
     pub accepted: u64,
     /// Events whose id was already stored (or came twice in the batch).
     pub duplicates: u64,
+    /// Alerts raised by the events stored now, committed with them, by id.
+    pub alerts: Vec<Alert>,
 }
 
 /// Which plates a search looks for.
@@ -166,6 +173,8 @@ pub struct AuditEntry {
     pub reason: Option<String>,
     /// How many results were given.
     pub results: Option<u64>,
+    /// What a change did, e.g. `alert 7: new -> acknowledged`.
+    pub detail: Option<String>,
 }
 
 /// A stored audit record.
@@ -179,8 +188,43 @@ pub struct AuditRecord {
 /// A storage backend.
 pub trait Store: Send + Sync + 'static {
     /// Stores a batch in one durable transaction. Ids already stored are
-    /// counted as duplicates and left as they are.
+    /// counted as duplicates and left as they are. Each new `plate_read`
+    /// is matched against the active watchlist and each new `panic_alarm`
+    /// raises an alert; the alerts are committed in the same transaction.
     fn ingest(&self, events: &[NewEvent]) -> Result<IngestOutcome>;
+
+    /// Sightings of a canonical plate within `[from_ms, to_ms]`, oldest
+    /// first by `(ts, id)`, at most `limit`.
+    fn track(&self, plate: &str, from_ms: i64, to_ms: i64, limit: usize) -> Result<Vec<Sighting>>;
+
+    /// Adds a watchlist entry; it matches from the next ingest on.
+    fn add_watch(&self, entry: &NewWatch) -> Result<WatchEntry>;
+
+    /// Watchlist entries by id; removed ones only with `include_removed`.
+    fn watchlist(&self, include_removed: bool) -> Result<Vec<WatchEntry>>;
+
+    /// Removes an entry (it is kept, marked removed, for the alerts that
+    /// name it). `None` when there is no such entry or it is removed.
+    fn remove_watch(&self, id: i64, who: &str, at_ms: i64) -> Result<Option<WatchEntry>>;
+
+    /// Alerts matching `query`: newest first, or oldest first when
+    /// `query.after` is given.
+    fn alerts(&self, query: &AlertQuery) -> Result<Vec<Alert>>;
+
+    /// One alert and its state changes, oldest first.
+    fn alert(&self, id: i64) -> Result<Option<(Alert, Vec<AlertChange>)>>;
+
+    /// Moves an alert to `to` when its state allows it, recording the
+    /// change (who and when from `audit`, with `note`) and appending
+    /// `audit`, its `detail` set to `alert ID: FROM -> TO`, in one
+    /// transaction.
+    fn change_alert(
+        &self,
+        id: i64,
+        to: AlertState,
+        note: Option<&str>,
+        audit: &AuditEntry,
+    ) -> Result<StateChange>;
 
     /// The blobs of a stored event; `None` when the id is unknown.
     fn event_blobs(&self, id: &str) -> Result<Option<EventBlobs>>;

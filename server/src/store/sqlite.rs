@@ -12,22 +12,29 @@
 //! plates, which wildcard and fuzzy searches scan before looking up
 //! sightings through the `(plate, ts)` index), `cameras`, `tokens` (SHA-256
 //! of each token, its role and name) and `audit` (append-only: triggers
-//! refuse updates and deletes).
+//! refuse updates and deletes), `watchlist` (entries are marked removed,
+//! never deleted), `alerts` (one row per watchlist hit or pillar alarm, with
+//! the event's camera, plate and time) and `alert_changes` (who moved an
+//! alert from which state to which, when, with what note).
+//!
+//! The active watchlist is also kept in memory as a [`Matcher`], rebuilt
+//! under the writer lock whenever an entry is added or removed, so ingest
+//! matches without reading the table.
 //!
 //! # Durability
 //!
 //! Every connection runs with `synchronous=FULL`: a commit returns only
 //! after its write-ahead-log frames are synced to disk, so a batch that
 //! [`Store::ingest`] has returned for survives a crash of the process or
-//! of the machine. A batch is one transaction: after a crash it is stored
-//! whole or not at all.
+//! of the machine. A batch is one transaction, with the alerts it raises:
+//! after a crash it is stored whole or not at all.
 //!
 //! Writes go through one connection behind a mutex; reads use a small pool
 //! of their own connections and, in WAL mode, do not wait for writes.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use rusqlite::types::Value;
@@ -35,13 +42,20 @@ use rusqlite::{params, Connection, OptionalExtension, ToSql, TransactionBehavior
 use safecity_core::{plate_distance, EventKind};
 
 use super::{
-    cameras_near, AuditEntry, AuditRecord, Camera, CameraKind, Cursor, EventBlobs, Hit,
-    IngestOutcome, NewEvent, PlateQuery, SearchPage, SearchQuery, Store, TokenOwner,
+    cameras_near, AuditEntry as Audit, AuditEntry, AuditRecord, Camera, CameraKind, Cursor,
+    EventBlobs, Hit, IngestOutcome, NewEvent, PlateQuery, SearchPage, SearchQuery, Store,
+    TokenOwner,
+};
+use crate::alerts::{
+    Alert, AlertChange, AlertKind, AlertQuery, AlertState, Matcher, NewWatch, Priority,
+    StateChange, WatchEntry, WatchMode, WatchRef,
 };
 use crate::error::{Error, Result};
+use crate::track::Sighting;
 
 /// Version of the schema below, kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2 added `audit.detail` and the watchlist and alert tables.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -86,13 +100,65 @@ CREATE TABLE IF NOT EXISTS audit (
     route TEXT NOT NULL,
     query TEXT NOT NULL,
     reason TEXT,
-    results INTEGER
+    results INTEGER,
+    detail TEXT
 );
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TABLE IF NOT EXISTS watchlist (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pattern TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    max_distance REAL,
+    reason TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    expires INTEGER,
+    created INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    removed INTEGER,
+    removed_by TEXT
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    watchlist_id INTEGER REFERENCES watchlist (id),
+    camera_id TEXT NOT NULL,
+    plate TEXT,
+    ts INTEGER NOT NULL,
+    distance REAL,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL,
+    UNIQUE (event_id, watchlist_id)
+);
+CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state, id);
+CREATE TABLE IF NOT EXISTS alert_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id INTEGER NOT NULL REFERENCES alerts (id),
+    at INTEGER NOT NULL,
+    who TEXT NOT NULL,
+    role TEXT NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state TEXT NOT NULL,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS alert_changes_alert ON alert_changes (alert_id, seq);
 ";
+
+/// The columns [`SqliteStore::alert_from_row`] reads, over `alerts a`
+/// joined with its event `e` and watchlist entry `w`.
+const ALERT_COLUMNS: &str = "a.id, a.kind, a.state, a.priority, a.event_id, a.camera_id, a.plate,
+    a.ts, a.created, a.updated, a.watchlist_id, w.pattern, w.mode, w.reason, a.distance,
+    e.snapshot_sha256, e.clip_sha256
+    FROM alerts a LEFT JOIN events e ON e.id = a.event_id
+    LEFT JOIN watchlist w ON w.id = a.watchlist_id";
+
+const WATCH_COLUMNS: &str = "id, pattern, mode, max_distance, reason, priority, expires, created,
+    created_by, removed, removed_by FROM watchlist";
 
 /// Most reader connections kept open between calls.
 const READER_POOL: usize = 8;
@@ -102,6 +168,9 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// The watchlist entries that are not removed; replaced under the
+    /// writer lock.
+    matcher: RwLock<Arc<Matcher>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -149,11 +218,17 @@ impl SqliteStore {
             )));
         }
         conn.execute_batch(SCHEMA)?;
+        if version == 1 {
+            // The audit table predates `detail`.
+            conn.execute_batch("ALTER TABLE audit ADD COLUMN detail TEXT")?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        let matcher = Matcher::new(Self::watchlist_on(&conn, false)?);
         Ok(SqliteStore {
             path,
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
+            matcher: RwLock::new(Arc::new(matcher)),
         })
     }
 
@@ -371,13 +446,174 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    fn watch_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(WatchEntry, String, String)> {
+        let mode: String = r.get(2)?;
+        let priority: String = r.get(5)?;
+        let entry = WatchEntry {
+            id: r.get(0)?,
+            entry: NewWatch {
+                pattern: r.get(1)?,
+                mode: WatchMode::parse(&mode).unwrap_or(WatchMode::Exact),
+                max_distance: r.get::<_, Option<f64>>(3)?.map(|d| d as f32),
+                reason: r.get(4)?,
+                priority: Priority::parse(&priority).unwrap_or(Priority::Normal),
+                expires_ms: r.get(6)?,
+                created_ms: r.get(7)?,
+                created_by: r.get(8)?,
+            },
+            removed_ms: r.get(9)?,
+            removed_by: r.get(10)?,
+        };
+        Ok((entry, mode, priority))
+    }
+
+    fn watchlist_on(conn: &Connection, include_removed: bool) -> Result<Vec<WatchEntry>> {
+        let sql = format!("SELECT {WATCH_COLUMNS} WHERE ?1 OR removed IS NULL ORDER BY id");
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map([include_removed], Self::watch_from_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (entry, mode, priority) = row?;
+            if WatchMode::parse(&mode).is_none() || Priority::parse(&priority).is_none() {
+                return Err(Error::Corrupt(format!(
+                    "watchlist entry {}: mode {mode:?}, priority {priority:?}",
+                    entry.id
+                )));
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    fn alert_from_row(r: &rusqlite::Row<'_>) -> Result<Alert> {
+        let id: i64 = r.get(0)?;
+        let text = |i: usize| -> Result<String> { Ok(r.get::<_, String>(i)?) };
+        let bad = |what: &str, v: String| Error::Corrupt(format!("alert {id}: {what} {v:?}"));
+        let kind = text(1)?;
+        let state = text(2)?;
+        let priority = text(3)?;
+        let watch = match r.get::<_, Option<i64>>(10)? {
+            None => None,
+            Some(wid) => {
+                let mode: Option<String> = r.get(12)?;
+                let mode = mode.unwrap_or_default();
+                Some(WatchRef {
+                    id: wid,
+                    pattern: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
+                    mode: WatchMode::parse(&mode).ok_or_else(|| bad("watchlist mode", mode))?,
+                    reason: r.get::<_, Option<String>>(13)?.unwrap_or_default(),
+                })
+            }
+        };
+        Ok(Alert {
+            id,
+            kind: AlertKind::parse(&kind).ok_or_else(|| bad("kind", kind.clone()))?,
+            state: AlertState::parse(&state).ok_or_else(|| bad("state", state.clone()))?,
+            priority: Priority::parse(&priority)
+                .ok_or_else(|| bad("priority", priority.clone()))?,
+            event_id: text(4)?,
+            camera_id: text(5)?,
+            plate: r.get(6)?,
+            ts_ms: r.get(7)?,
+            created_ms: r.get(8)?,
+            updated_ms: r.get(9)?,
+            watch,
+            distance: r.get::<_, Option<f64>>(14)?.map(|d| d as f32),
+            snapshot: r.get(15)?,
+            clip: r.get(16)?,
+        })
+    }
+
+    fn alert_on(conn: &Connection, id: i64) -> Result<Option<Alert>> {
+        let sql = format!("SELECT {ALERT_COLUMNS} WHERE a.id = ?1");
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query([id])?;
+        match rows.next()? {
+            Some(row) => Ok(Some(Self::alert_from_row(row)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Rebuilds the in-memory matcher; call with the writer lock held.
+    fn refresh_matcher(&self, conn: &Connection) -> Result<()> {
+        let matcher = Matcher::new(Self::watchlist_on(conn, false)?);
+        *self.matcher.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(matcher);
+        Ok(())
+    }
+
+    fn append_audit_on(conn: &Connection, e: &Audit) -> Result<i64> {
+        conn.prepare_cached(
+            "INSERT INTO audit (at, who, role, route, query, reason, results, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            e.at_ms,
+            e.who,
+            e.role,
+            e.route,
+            e.query,
+            e.reason,
+            e.results.map(|n| n as i64),
+            e.detail
+        ])?;
+        Ok(conn.last_insert_rowid())
+    }
+}
+
 impl Store for SqliteStore {
     fn ingest(&self, events: &[NewEvent]) -> Result<IngestOutcome> {
         let received = now_ms();
         let mut outcome = IngestOutcome::default();
         let mut conn = lock(&self.writer);
+        let matcher = self
+            .matcher
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
+            let mut alert = tx.prepare_cached(
+                "INSERT INTO alerts (kind, state, priority, event_id, watchlist_id, camera_id,
+                     plate, ts, distance, created, updated)
+                 VALUES (?1, 'new', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+            )?;
+            let mut raise = |kind: AlertKind,
+                             priority: Priority,
+                             new: &NewEvent,
+                             ts_ms: i64,
+                             plate: Option<&str>,
+                             watch: Option<WatchRef>,
+                             distance: Option<f32>|
+             -> Result<Alert> {
+                alert.execute(params![
+                    kind.as_str(),
+                    priority.as_str(),
+                    new.event.id,
+                    watch.as_ref().map(|w| w.id),
+                    new.event.camera_id,
+                    plate,
+                    ts_ms,
+                    distance.map(f64::from),
+                    received,
+                ])?;
+                Ok(Alert {
+                    id: tx.last_insert_rowid(),
+                    kind,
+                    state: AlertState::New,
+                    priority,
+                    event_id: new.event.id.clone(),
+                    camera_id: new.event.camera_id.clone(),
+                    plate: plate.map(str::to_owned),
+                    ts_ms,
+                    created_ms: received,
+                    updated_ms: received,
+                    watch,
+                    distance,
+                    snapshot: new.snapshot.clone(),
+                    clip: None,
+                })
+            };
             let mut insert = tx.prepare_cached(
                 "INSERT OR IGNORE INTO events (id, kind, edge_id, camera_id, ts, plate,
                      plate_display, plate_confidence, vehicle_class, colour,
@@ -418,6 +654,36 @@ impl Store for SqliteStore {
                     outcome.accepted += 1;
                     if let Some(p) = plate_text {
                         plate.execute([p])?;
+                        for (entry, distance) in matcher.matches(p, received) {
+                            let watch = WatchRef {
+                                id: entry.id,
+                                pattern: entry.entry.pattern.clone(),
+                                mode: entry.entry.mode,
+                                reason: entry.entry.reason.clone(),
+                            };
+                            let a = raise(
+                                AlertKind::Watchlist,
+                                entry.entry.priority,
+                                new,
+                                ts_ms,
+                                Some(p),
+                                Some(watch),
+                                distance,
+                            )?;
+                            outcome.alerts.push(a);
+                        }
+                    }
+                    if e.kind == EventKind::PanicAlarm {
+                        let a = raise(
+                            AlertKind::PanicAlarm,
+                            Priority::Critical,
+                            new,
+                            ts_ms,
+                            None,
+                            None,
+                            None,
+                        )?;
+                        outcome.alerts.push(a);
                     }
                 } else {
                     outcome.duplicates += 1;
@@ -503,27 +769,13 @@ impl Store for SqliteStore {
     }
 
     fn append_audit(&self, e: &AuditEntry) -> Result<i64> {
-        let conn = lock(&self.writer);
-        conn.prepare_cached(
-            "INSERT INTO audit (at, who, role, route, query, reason, results)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            e.at_ms,
-            e.who,
-            e.role,
-            e.route,
-            e.query,
-            e.reason,
-            e.results.map(|n| n as i64)
-        ])?;
-        Ok(conn.last_insert_rowid())
+        Self::append_audit_on(&lock(&self.writer), e)
     }
 
     fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRecord>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT seq, at, who, role, route, query, reason, results FROM audit
+                "SELECT seq, at, who, role, route, query, reason, results, detail FROM audit
                  WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![before.unwrap_or(i64::MAX), limit as i64], |r| {
@@ -537,11 +789,188 @@ impl Store for SqliteStore {
                         query: r.get(5)?,
                         reason: r.get(6)?,
                         results: r.get::<_, Option<i64>>(7)?.map(|n| n as u64),
+                        detail: r.get(8)?,
                     },
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
         })
+    }
+
+    fn track(&self, plate: &str, from_ms: i64, to_ms: i64, limit: usize) -> Result<Vec<Sighting>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, ts, camera_id, plate_confidence, snapshot_sha256, clip_sha256
+                 FROM events INDEXED BY events_plate_ts
+                 WHERE plate = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts, id LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(params![plate, from_ms, to_ms, limit as i64], |r| {
+                Ok(Sighting {
+                    event_id: r.get(0)?,
+                    ts_ms: r.get(1)?,
+                    camera_id: r.get(2)?,
+                    confidence: r.get::<_, Option<f64>>(3)?.map(|c| c as f32),
+                    snapshot: r.get(4)?,
+                    clip: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+    }
+
+    fn add_watch(&self, w: &NewWatch) -> Result<WatchEntry> {
+        let conn = lock(&self.writer);
+        conn.prepare_cached(
+            "INSERT INTO watchlist (pattern, mode, max_distance, reason, priority, expires,
+                 created, created_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            w.pattern,
+            w.mode.as_str(),
+            w.max_distance.map(f64::from),
+            w.reason,
+            w.priority.as_str(),
+            w.expires_ms,
+            w.created_ms,
+            w.created_by
+        ])?;
+        let id = conn.last_insert_rowid();
+        self.refresh_matcher(&conn)?;
+        Ok(WatchEntry {
+            id,
+            entry: w.clone(),
+            removed_ms: None,
+            removed_by: None,
+        })
+    }
+
+    fn watchlist(&self, include_removed: bool) -> Result<Vec<WatchEntry>> {
+        self.read(|conn| Self::watchlist_on(conn, include_removed))
+    }
+
+    fn remove_watch(&self, id: i64, who: &str, at_ms: i64) -> Result<Option<WatchEntry>> {
+        let conn = lock(&self.writer);
+        let n = conn
+            .prepare_cached(
+                "UPDATE watchlist SET removed = ?2, removed_by = ?3
+                 WHERE id = ?1 AND removed IS NULL",
+            )?
+            .execute(params![id, at_ms, who])?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.refresh_matcher(&conn)?;
+        let sql = format!("SELECT {WATCH_COLUMNS} WHERE id = ?1");
+        let entry = conn
+            .prepare_cached(&sql)?
+            .query_row([id], Self::watch_from_row)?
+            .0;
+        Ok(Some(entry))
+    }
+
+    fn alerts(&self, q: &AlertQuery) -> Result<Vec<Alert>> {
+        self.read(|conn| {
+            let order = if q.after.is_some() { "ASC" } else { "DESC" };
+            let sql = format!(
+                "SELECT {ALERT_COLUMNS}
+                 WHERE (?1 IS NULL OR a.state = ?1) AND a.id < ?2 AND a.id > ?3
+                 ORDER BY a.id {order} LIMIT ?4"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params![
+                q.state.map(AlertState::as_str),
+                q.before.unwrap_or(i64::MAX),
+                q.after.unwrap_or(i64::MIN),
+                q.limit as i64
+            ])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(Self::alert_from_row(row)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn alert(&self, id: i64) -> Result<Option<(Alert, Vec<AlertChange>)>> {
+        self.read(|conn| {
+            let Some(alert) = Self::alert_on(conn, id)? else {
+                return Ok(None);
+            };
+            let mut stmt = conn.prepare_cached(
+                "SELECT at, who, role, from_state, to_state, note FROM alert_changes
+                 WHERE alert_id = ?1 ORDER BY seq",
+            )?;
+            let rows = stmt.query_map([id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                ))
+            })?;
+            let mut changes = Vec::new();
+            for row in rows {
+                let (at_ms, who, role, from, to, note) = row?;
+                let state = |s: String| {
+                    AlertState::parse(&s)
+                        .ok_or_else(|| Error::Corrupt(format!("alert {id}: change to state {s:?}")))
+                };
+                changes.push(AlertChange {
+                    at_ms,
+                    who,
+                    role,
+                    from: state(from)?,
+                    to: state(to)?,
+                    note,
+                });
+            }
+            Ok(Some((alert, changes)))
+        })
+    }
+
+    fn change_alert(
+        &self,
+        id: i64,
+        to: AlertState,
+        note: Option<&str>,
+        audit: &AuditEntry,
+    ) -> Result<StateChange> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let Some(alert) = Self::alert_on(&tx, id)? else {
+            return Ok(StateChange::NotFound);
+        };
+        let from = alert.state;
+        if !from.may_become(to) {
+            return Ok(StateChange::Refused(from));
+        }
+        tx.prepare_cached("UPDATE alerts SET state = ?2, updated = ?3 WHERE id = ?1")?
+            .execute(params![id, to.as_str(), audit.at_ms])?;
+        tx.prepare_cached(
+            "INSERT INTO alert_changes (alert_id, at, who, role, from_state, to_state, note)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            id,
+            audit.at_ms,
+            audit.who,
+            audit.role,
+            from.as_str(),
+            to.as_str(),
+            note
+        ])?;
+        let mut audit = audit.clone();
+        audit.detail = Some(format!("alert {id}: {} -> {}", from.as_str(), to.as_str()));
+        Self::append_audit_on(&tx, &audit)?;
+        tx.commit()?;
+        Ok(StateChange::Changed(Box::new(Alert {
+            state: to,
+            updated_ms: audit.at_ms,
+            ..alert
+        })))
     }
 }
 
@@ -641,6 +1070,7 @@ mod tests {
             query: "plate=1&reason=r".into(),
             reason: Some("r".into()),
             results: Some(3),
+            detail: None,
         };
         let seq = store.append_audit(&entry).unwrap();
         let conn = lock(&store.writer);
@@ -651,5 +1081,31 @@ mod tests {
         drop(conn);
         assert_eq!(store.audit(None, 10).unwrap()[0].seq, seq);
         assert_eq!(store.audit(None, 10).unwrap()[0].entry, entry);
+    }
+
+    #[test]
+    fn a_version_1_database_gets_the_new_tables_and_keeps_its_audit_log() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("safecity.sqlite3")).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL,
+                     who TEXT NOT NULL, role TEXT NOT NULL, route TEXT NOT NULL,
+                     query TEXT NOT NULL, reason TEXT, results INTEGER);
+                 INSERT INTO audit (at, who, role, route, query) VALUES (1, 'a', 'admin', 'GET /x', '');
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut entry = store.audit(None, 10).unwrap()[0].entry.clone();
+        entry.detail = Some("d".into());
+        store.append_audit(&entry).unwrap();
+        drop(store);
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let records = store.audit(None, 10).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].entry.detail.as_deref(), Some("d"));
+        assert!(store.watchlist(true).unwrap().is_empty());
     }
 }

@@ -1,9 +1,13 @@
 //! The server, driven over HTTP: through the router without a socket
-//! (`api`) and as the real binary on a loopback port (`socket`).
+//! (`api`, `track`, `alerts`, `webhooks`) and as the real binary on a
+//! loopback port (`socket`).
 
+mod alerts;
 mod api;
 mod socket;
 mod support;
+mod track;
+mod webhooks;
 
 /// The server must build where GStreamer and ONNX Runtime are not installed,
 /// so none of its dependencies may link them.

@@ -274,3 +274,66 @@ fn acknowledged_events_survive_sigkill() {
         (Some(0), Some(BATCH))
     );
 }
+
+/// The live alert stream over a real socket: headers, then an `alert`
+/// event when a hotlisted plate is sent.
+#[test]
+fn the_binary_streams_alerts_as_server_sent_events() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let operator = token_create(dir.path(), "operator", "duty officer");
+    let server = Server::start(dir.path());
+    let agent = agent();
+    let added = agent
+        .post(&server.url("/api/v1/watchlist"))
+        .set("Authorization", &format!("Bearer {operator}"))
+        .send_json(
+            serde_json::json!({"pattern": "123ABC02", "reason": "case 9", "priority": "high"}),
+        )
+        .unwrap();
+    assert_eq!(added.status(), 201);
+
+    let address = server.base.strip_prefix("http://").unwrap();
+    let mut conn = std::net::TcpStream::connect(address).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        conn,
+        "GET /api/v1/alerts/stream HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {operator}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("\r\n\r\n") {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "closed: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(
+        seen.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{seen}"
+    );
+
+    let batch = [
+        event(1, T0, "cam-a", Some("999ZZZ01"), "car", "white"),
+        event(2, T0 + 1, "cam-a", Some("123ABC02"), "car", "white"),
+    ];
+    let ack = post_gzip(&agent, &server.base, ADMIN, &batch).unwrap();
+    assert_eq!(ack["accepted"], 2);
+    let data = loop {
+        if let Some(line) = seen.lines().find(|l| l.starts_with("data: ")) {
+            break line["data: ".len()..].to_owned();
+        }
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0, "closed: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    };
+    assert!(seen.contains("event: alert"), "{seen}");
+    assert!(seen.contains("id: 1"), "{seen}");
+    let alert: Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(alert["plate"], "123ABC02");
+    assert_eq!(alert["event_id"], id_of(&batch[1]));
+    assert_eq!(alert["watchlist"]["reason"], "case 9");
+}

@@ -216,3 +216,149 @@ pub fn ids(results: &[Value]) -> Vec<String> {
         .map(|r| r["event"]["id"].as_str().unwrap().to_owned())
         .collect()
 }
+
+/// One server-sent event.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SseEvent {
+    pub event: String,
+    pub id: String,
+    pub data: String,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data).unwrap_or_else(|e| panic!("{e}: {}", self.data))
+    }
+}
+
+/// The body of a server-sent event stream, read event by event.
+pub struct EventStream {
+    body: Body,
+    buf: String,
+}
+
+impl EventStream {
+    /// The next event, skipping keep-alive comments. Panics when the
+    /// stream ends or nothing comes for a long while (a hung test).
+    pub async fn next(&mut self) -> SseEvent {
+        use http_body_util::BodyExt;
+        loop {
+            if let Some(i) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..i + 2).collect();
+                let mut ev = SseEvent::default();
+                for line in block.lines() {
+                    if line.starts_with(':') {
+                        continue;
+                    }
+                    let (field, value) = line.split_once(':').unwrap_or((line, ""));
+                    let value = value.strip_prefix(' ').unwrap_or(value);
+                    match field {
+                        "event" => ev.event = value.to_owned(),
+                        "id" => ev.id = value.to_owned(),
+                        "data" => {
+                            if !ev.data.is_empty() {
+                                ev.data.push('\n');
+                            }
+                            ev.data.push_str(value);
+                        }
+                        _ => {}
+                    }
+                }
+                if ev.event.is_empty() && ev.data.is_empty() {
+                    continue;
+                }
+                return ev;
+            }
+            let frame = tokio::time::timeout(std::time::Duration::from_secs(60), self.body.frame())
+                .await
+                .expect("no server-sent event for 60 s")
+                .expect("the event stream ended")
+                .unwrap();
+            if let Ok(data) = frame.into_data() {
+                self.buf.push_str(std::str::from_utf8(&data).unwrap());
+            }
+        }
+    }
+}
+
+impl Fixture {
+    /// Opens `GET uri` as a server-sent event stream.
+    pub async fn stream(
+        &self,
+        uri: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<EventStream, Answer> {
+        let mut req = Request::builder()
+            .method(Method::GET)
+            .uri(uri)
+            .header("Authorization", format!("Bearer {token}"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = app(self.state.clone())
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        if res.status() != StatusCode::OK {
+            let status = res.status();
+            let headers = res.headers().clone();
+            let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            return Err(Answer {
+                status,
+                headers,
+                body,
+            });
+        }
+        assert_eq!(res.headers()["content-type"], "text/event-stream");
+        Ok(EventStream {
+            body: res.into_body(),
+            buf: String::new(),
+        })
+    }
+
+    /// `POST uri` with a JSON body as `token`.
+    pub async fn post_json(&self, uri: &str, token: &str, body: &Value) -> Answer {
+        self.call(
+            Method::POST,
+            uri,
+            Some(token),
+            &[("content-type", "application/json")],
+            serde_json::to_vec(body).unwrap(),
+        )
+        .await
+    }
+
+    /// Registers cameras `(id, kind, lat, lon)` as the admin.
+    pub async fn cameras(&self, cameras: &[(&str, &str, f64, f64)]) {
+        for (id, kind, lat, lon) in cameras {
+            let a = self
+                .call(
+                    Method::PUT,
+                    &format!("/api/v1/cameras/{id}"),
+                    Some(&self.admin),
+                    &[("content-type", "application/json")],
+                    serde_json::to_vec(
+                        &json!({"name": format!("{id} crossing"), "kind": kind, "lat": lat, "lon": lon}),
+                    )
+                    .unwrap(),
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::OK, "{}", a.error());
+        }
+    }
+}
+
+/// A pillar's panic alarm.
+pub fn alarm(n: u128, ts_ms: u64, pillar: &str) -> Value {
+    json!({
+        "id": EventId::new(ts_ms, n).to_string(),
+        "kind": "panic_alarm",
+        "edge_id": "edge-alm-01",
+        "camera_id": pillar,
+        "ts": rfc3339(ts_ms),
+        "alarm": {"source": "button"},
+    })
+}
