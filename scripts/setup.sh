@@ -19,6 +19,7 @@ APT_PACKAGES=(
   gstreamer1.0-libav
   gstreamer1.0-tools
   unzip
+  curl
 )
 # Extra packages a caller asks for (make test adds what its tests need).
 if [ -n "${SAFECITY_EXTRA_APT:-}" ]; then

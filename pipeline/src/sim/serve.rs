@@ -789,11 +789,11 @@ impl Timeline {
 /// Sends a pillar press to `url` as a JSON POST, as a pillar's controller
 /// would.
 pub fn post_alarm(url: &str, alarm: &AlarmRecord) -> std::result::Result<(), String> {
+    // What a pillar's controller sends the edge's local API; the edge
+    // knows where its pillars stand.
     let body = serde_json::json!({
         "pillar_id": alarm.pillar_id,
         "ts": alarm.ts,
-        "lat": alarm.lat,
-        "lon": alarm.lon,
         "source": "simulator",
     });
     ureq::post(url)
