@@ -58,3 +58,6 @@ if [ ! -f "$lib" ]; then
 fi
 ln -sf "libonnxruntime.so.$ORT_VERSION" "$ORT_DIR/libonnxruntime.so"
 log "ONNX Runtime at $ORT_DIR/libonnxruntime.so"
+
+# PostgreSQL for the server tests against a real server.
+bash "$ROOT/scripts/setup-postgres.sh"

@@ -21,11 +21,12 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, MatchedPath, Path, RawQuery, Request, State};
+use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use base64::Engine;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -40,8 +41,7 @@ use crate::blobs::BlobStore;
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 use crate::store::{
-    AuditEntry, Camera, Cursor, Near, NewEvent, PlateQuery, SearchQuery, SqliteStore, Store,
-    TokenOwner,
+    AuditEntry, Camera, Cursor, Near, NewEvent, PlateQuery, SearchQuery, Store, TokenOwner,
 };
 use crate::webhooks::Webhooks;
 
@@ -97,11 +97,12 @@ impl AppState {
         }
     }
 
-    /// Opens the embedded store and blobs in `config.data_dir`, and stores
+    /// Opens the configured store (embedded in `config.data_dir`, or
+    /// PostgreSQL) and the blobs in `config.data_dir`, and stores
     /// the hash of `config.admin_token` if there is one.
     pub fn open(config: &ServerConfig) -> crate::Result<AppState> {
         config.validate()?;
-        let store = SqliteStore::open(&config.data_dir)?;
+        let store = crate::store::open(config)?;
         let blobs = BlobStore::open(&config.data_dir.join("blobs"))?;
         if let Some(token) = &config.admin_token {
             store.add_token(
@@ -112,12 +113,17 @@ impl AppState {
                 },
             )?;
         }
-        Ok(AppState::new(Arc::new(store), Arc::new(blobs), config))
+        Ok(AppState::new(store, Arc::new(blobs), config))
     }
 
     /// The store behind the API.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
+    }
+
+    /// The snapshots and clips.
+    pub fn blobs(&self) -> &Arc<BlobStore> {
+        &self.inner.blobs
     }
 
     /// The server's counters.
@@ -151,29 +157,66 @@ impl AppState {
     }
 }
 
+/// One route: its method, its path template and the handler.
+type Route = (Method, &'static str, MethodRouter<AppState>);
+
+/// A route for `handler` on `method` only.
+fn at<H, T>(method: Method, path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("a method axum routes on");
+    (method, path, on(filter, handler))
+}
+
+/// Every route the router serves, one method each. The OpenAPI document
+/// (`GET /api/v1/openapi.json`) must describe each of them; a test checks.
+fn route_table() -> Vec<Route> {
+    vec![
+        at(Method::POST, "/api/v1/events", ingest),
+        at(Method::PUT, "/api/v1/events/{id}/clip", put_clip),
+        at(Method::GET, "/api/v1/events/{id}/clip", get_clip),
+        at(Method::GET, "/api/v1/events/{id}/snapshot", get_snapshot),
+        at(Method::GET, "/api/v1/search", search),
+        at(Method::GET, "/api/v1/cameras", list_cameras),
+        at(Method::GET, "/api/v1/cameras/{id}", get_camera),
+        at(Method::PUT, "/api/v1/cameras/{id}", put_camera),
+        at(Method::GET, "/api/v1/plates/{plate}/track", track::track),
+        at(Method::GET, "/api/v1/watchlist", alerts::list_watchlist),
+        at(Method::POST, "/api/v1/watchlist", alerts::add_watch),
+        at(
+            Method::DELETE,
+            "/api/v1/watchlist/{id}",
+            alerts::remove_watch,
+        ),
+        at(Method::GET, "/api/v1/alerts", alerts::list_alerts),
+        at(Method::GET, "/api/v1/alerts/stream", alerts::stream),
+        at(Method::GET, "/api/v1/alerts/{id}", alerts::get_alert),
+        at(Method::POST, "/api/v1/alerts/{id}/ack", alerts::ack),
+        at(Method::POST, "/api/v1/alerts/{id}/close", alerts::close),
+        at(Method::GET, "/api/v1/audit", audit),
+        at(Method::GET, "/api/v1/openapi.json", crate::openapi::serve),
+        at(Method::GET, "/healthz", healthz),
+        at(Method::GET, "/metrics", metrics),
+    ]
+}
+
+/// The `(method, path template)` of every route [`app`] serves.
+pub fn routes() -> Vec<(Method, &'static str)> {
+    route_table()
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect()
+}
+
 /// The HTTP router.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/events", post(ingest))
-        .route("/api/v1/events/{id}/clip", put(put_clip).get(get_clip))
-        .route("/api/v1/events/{id}/snapshot", get(get_snapshot))
-        .route("/api/v1/search", get(search))
-        .route("/api/v1/cameras", get(list_cameras))
-        .route("/api/v1/cameras/{id}", get(get_camera).put(put_camera))
-        .route("/api/v1/plates/{plate}/track", get(track::track))
-        .route(
-            "/api/v1/watchlist",
-            get(alerts::list_watchlist).post(alerts::add_watch),
-        )
-        .route("/api/v1/watchlist/{id}", delete(alerts::remove_watch))
-        .route("/api/v1/alerts", get(alerts::list_alerts))
-        .route("/api/v1/alerts/stream", get(alerts::stream))
-        .route("/api/v1/alerts/{id}", get(alerts::get_alert))
-        .route("/api/v1/alerts/{id}/ack", post(alerts::ack))
-        .route("/api/v1/alerts/{id}/close", post(alerts::close))
-        .route("/api/v1/audit", get(audit))
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+    route_table()
+        .into_iter()
+        .fold(Router::new(), |router, (_, path, handler)| {
+            router.route(path, handler)
+        })
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -602,12 +645,25 @@ async fn ingest(
     let outcome = blocking("storing events", move || {
         let inner = &live.inner;
         let mut events = Vec::with_capacity(batch.len());
+        let mut snapshots = Vec::new();
         for (event, snapshot) in batch {
-            let snapshot = snapshot.map(|bytes| inner.blobs.put(&bytes)).transpose()?;
-            events.push(NewEvent { event, snapshot });
+            let hash = snapshot
+                .as_ref()
+                .map(|bytes| inner.blobs.put(bytes))
+                .transpose()?;
+            snapshots.extend(snapshot);
+            events.push(NewEvent {
+                event,
+                snapshot: hash,
+            });
         }
         let _gate = inner.publish_gate.lock().unwrap_or_else(|e| e.into_inner());
         let outcome = inner.store.ingest(&events)?;
+        // A retention purge that committed between the puts and this
+        // commit may have removed a blob these events name: put it back.
+        for bytes in &snapshots {
+            inner.blobs.put(bytes)?;
+        }
         // After the commit, only for events stored now.
         live.publish(&outcome.alerts);
         Ok(outcome)
@@ -660,6 +716,8 @@ async fn put_clip(
     let (hash, linked) = blocking("storing a clip", move || {
         let hash = blobs.put(&bytes)?;
         let linked = store.attach_clip(&i, &hash)?;
+        // As after an ingest: a purge may have removed it meanwhile.
+        blobs.put(&bytes)?;
         Ok((hash, linked))
     })
     .await?;

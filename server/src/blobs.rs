@@ -8,12 +8,19 @@
 //!                                    split after two characters
 //! DATA/blobs/tmp/                    files being written; anything left here
 //!                                    after a crash is removed at start
+//! DATA/blobs/purging/                blobs a purge is removing, until its
+//!                                    commit; anything left here after a crash
+//!                                    is put back at start
 //! ```
 //!
 //! A blob is written to `tmp/`, synced, renamed into place and its folder
 //! synced, so a blob whose hash a committed event names is whole on disk.
 //! Identical bytes are stored once. Blobs are never changed; a blob no event
-//! names (left by a batch whose commit failed) is harmless.
+//! names (left by a batch whose commit failed, or put back after a crash
+//! during a purge) is harmless. The retention purge removes the blobs of
+//! the events it deletes once no event names them
+//! ([`BlobStore::remove_with`]); ingest writes its blobs again after its
+//! commit, so a blob removed by a purge that raced with it is written back.
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -32,6 +39,7 @@ pub type BlobHash = String;
 pub struct BlobStore {
     root: PathBuf,
     tmp: PathBuf,
+    purging: PathBuf,
     counter: AtomicU64,
 }
 
@@ -40,7 +48,8 @@ impl BlobStore {
     pub fn open(dir: &Path) -> Result<BlobStore> {
         let root = dir.join("sha256");
         let tmp = dir.join("tmp");
-        for d in [&root, &tmp] {
+        let purging = dir.join("purging");
+        for d in [&root, &tmp, &purging] {
             fs::create_dir_all(d).map_err(|e| Error::io("cannot create folder", d, e))?;
         }
         // Half-written blobs of an earlier run.
@@ -49,11 +58,85 @@ impl BlobStore {
                 let _ = fs::remove_file(entry.path());
             }
         }
-        Ok(BlobStore {
+        let blobs = BlobStore {
             root,
             tmp,
+            purging,
             counter: AtomicU64::new(0),
-        })
+        };
+        // Blobs of a purge that stopped before its commit was known: put
+        // them back (at worst, a blob no event names stays).
+        if let Ok(entries) = fs::read_dir(&blobs.purging) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let hash = name.to_str().and_then(|n| n.split('.').next());
+                match hash.and_then(|h| blobs.path(h)) {
+                    Some(path) => blobs.restore(&entry.path(), &path)?,
+                    None => {
+                        let _ = fs::remove_file(entry.path());
+                    }
+                }
+            }
+        }
+        Ok(blobs)
+    }
+
+    /// Moves a blob set aside by a purge back into place.
+    fn restore(&self, aside: &Path, path: &Path) -> Result<()> {
+        let dir = path.parent().expect("blob paths have a parent");
+        fs::create_dir_all(dir).map_err(|e| Error::io("cannot create folder", dir, e))?;
+        fs::rename(aside, path).map_err(|e| Error::io("cannot put back blob", path, e))
+    }
+
+    /// Removes the blobs `hashes` together with the commit that stops
+    /// naming them: each is moved aside to `purging/`, then `commit` runs;
+    /// when it succeeds the moved files are deleted, when it fails they are
+    /// moved back and its error is returned. Returns `commit`'s value and
+    /// how many files were removed (hashes with no file are skipped).
+    pub fn remove_with<T>(
+        &self,
+        hashes: &[BlobHash],
+        commit: impl FnOnce() -> Result<T>,
+    ) -> Result<(T, u64)> {
+        let mut aside: Vec<(PathBuf, PathBuf)> = Vec::new();
+        let mut moved = Ok(());
+        for hash in hashes {
+            let Some(path) = self.path(hash) else {
+                continue;
+            };
+            let to = self.purging.join(format!(
+                "{hash}.{}-{}",
+                std::process::id(),
+                self.counter.fetch_add(1, Ordering::Relaxed)
+            ));
+            match fs::rename(&path, &to) {
+                Ok(()) => aside.push((to, path)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    moved = Err(Error::io("cannot move aside blob", &path, e));
+                    break;
+                }
+            }
+        }
+        let committed = moved.and_then(|()| commit());
+        match committed {
+            Ok(value) => {
+                for (to, _) in &aside {
+                    if let Err(e) = fs::remove_file(to) {
+                        tracing::warn!(path = %to.display(), error = %e, "cannot delete a purged blob");
+                    }
+                }
+                Ok((value, aside.len() as u64))
+            }
+            Err(e) => {
+                for (to, path) in &aside {
+                    if let Err(err) = self.restore(to, path) {
+                        tracing::error!(error = %err, "cannot put back a blob after a failed purge");
+                    }
+                }
+                Err(e)
+            }
+        }
     }
 
     /// The hash of `bytes`.

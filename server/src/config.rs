@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::retention::RetentionConfig;
 use crate::webhooks::WebhookConfig;
 
 /// What the operator set. Every field has a default that works on one
@@ -23,6 +24,10 @@ pub struct ServerConfig {
     pub max_clip_mb: usize,
     /// Where alerts are POSTed, as `[[webhooks]]` tables.
     pub webhooks: Vec<WebhookConfig>,
+    /// Which database holds the events: the `[store]` table.
+    pub store: StoreConfig,
+    /// How long each kind of event is kept, and how often the purge runs.
+    pub retention: RetentionConfig,
     /// An admin token to accept (its hash is stored). Never read from the
     /// file: it comes from the `SAFECITY_ADMIN_TOKEN` environment variable.
     #[serde(skip)]
@@ -37,6 +42,8 @@ impl Default for ServerConfig {
             max_body_mb: 16,
             max_clip_mb: 64,
             webhooks: Vec::new(),
+            store: StoreConfig::default(),
+            retention: RetentionConfig::default(),
             admin_token: None,
         }
     }
@@ -68,9 +75,11 @@ impl ServerConfig {
                 )));
             }
         }
+        self.store.validate()?;
         for (i, hook) in self.webhooks.iter().enumerate() {
             hook.validate(i).map_err(Error::Config)?;
         }
+        self.retention.validate()?;
         if let Some(t) = &self.admin_token {
             if t.len() < 16 {
                 return Err(Error::Config(
@@ -79,6 +88,80 @@ impl ServerConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// The `[store]` table: which database holds the events. Blobs stay in
+/// `data_dir` whichever it is.
+#[derive(Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `"sqlite"` (embedded, in `data_dir`; the default) or `"postgres"`.
+    pub backend: StoreBackend,
+    /// The PostgreSQL connection URL, e.g.
+    /// `postgres://safecity:PASSWORD@db.internal:5432/safecity`; `--postgres`
+    /// and `SAFECITY_POSTGRES_URL` override it.
+    pub url: Option<String>,
+}
+
+/// A storage backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// SQLite in `data_dir`.
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database at `url`.
+    Postgres,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("backend", &self.backend)
+            .field("url", &self.url.as_deref().map(crate::store::redact_url))
+            .finish()
+    }
+}
+
+impl StoreConfig {
+    /// PostgreSQL at `url`.
+    pub fn postgres(url: impl Into<String>) -> StoreConfig {
+        StoreConfig {
+            backend: StoreBackend::Postgres,
+            url: Some(url.into()),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.backend != StoreBackend::Postgres {
+            return Ok(());
+        }
+        let Some(url) = self.url.as_deref().filter(|u| !u.trim().is_empty()) else {
+            return Err(Error::Config(
+                "store.url: backend \"postgres\" needs a URL (postgres://USER:PASSWORD@HOST:PORT/DB); or pass --postgres URL or set SAFECITY_POSTGRES_URL".into(),
+            ));
+        };
+        url.parse::<postgres::Config>().map_err(|e| {
+            Error::Config(format!(
+                "store.url: {} is not a PostgreSQL URL: {e}",
+                crate::store::redact_url(url)
+            ))
+        })?;
+        Ok(())
+    }
+}
+
+impl ServerConfig {
+    /// Where the events are kept, for messages: the data directory, or the
+    /// PostgreSQL URL without its password.
+    pub fn store_location(&self) -> String {
+        match (self.store.backend, &self.store.url) {
+            (StoreBackend::Postgres, Some(url)) => {
+                format!("PostgreSQL at {}", crate::store::redact_url(url))
+            }
+            _ => format!("the data directory {}", self.data_dir.display()),
+        }
     }
 }
 
@@ -113,5 +196,21 @@ mod tests {
         )
         .unwrap_err();
         assert!(bad.to_string().contains("urgent"), "{bad}");
+        assert_eq!(c.store.backend, StoreBackend::Sqlite);
+        let pg: ServerConfig = toml::from_str(
+            "[store]\nbackend = \"postgres\"\nurl = \"postgres://u:secret@db/safecity\"",
+        )
+        .unwrap();
+        pg.validate().unwrap();
+        assert_eq!(
+            pg.store_location(),
+            "PostgreSQL at postgres://u:***@db/safecity"
+        );
+        assert!(!format!("{pg:?}").contains("secret"));
+        let no_url: ServerConfig = toml::from_str("[store]\nbackend = \"postgres\"").unwrap();
+        let err = no_url.validate().unwrap_err().to_string();
+        assert!(err.contains("store.url"), "{err}");
+        let typo = toml::from_str::<ServerConfig>("[store]\nbackend = \"mysql\"").unwrap_err();
+        assert!(typo.to_string().contains("mysql"), "{typo}");
     }
 }

@@ -21,6 +21,16 @@ pub enum Error {
     /// The embedded database refused an operation.
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The PostgreSQL server could not be reached or refused the login.
+    #[error("cannot connect to PostgreSQL at {url}: {cause}")]
+    Connect {
+        /// The URL, its password replaced by `***`.
+        url: String,
+        cause: postgres::Error,
+    },
+    /// PostgreSQL refused an operation.
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] postgres::Error),
     /// Stored data is not what this server expects.
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),

@@ -7,7 +7,11 @@
 //! - [`app`] is the HTTP router over an [`AppState`], kept apart from
 //!   [`run`], which binds a socket and serves until shut down.
 //! - [`Store`] is the storage trait; [`SqliteStore`] the embedded backend
-//!   (SQLite in WAL mode in the data directory).
+//!   (SQLite in WAL mode in the data directory), [`PostgresStore`] the
+//!   production one (`[store] backend = "postgres"`, `--postgres URL` or
+//!   `SAFECITY_POSTGRES_URL`): events partitioned by month, with the
+//!   distribution key for Citus-style scale-out (the plate) written down in
+//!   its documentation.
 //! - [`BlobStore`] keeps snapshots and clips content-addressed on disk.
 //! - [`Role`] and [`new_token`]: bearer tokens, stored only as hashes.
 //! - [`ServerConfig`]: settings from TOML and the command line, with
@@ -19,6 +23,12 @@
 //!   alert; alerts go out live as server-sent events at
 //!   `/api/v1/alerts/stream` and to webhooks, and operators acknowledge and
 //!   close them.
+//! - Retention ([`RetentionConfig`], [`RetentionPolicy`], [`run_purge`]):
+//!   expired events are purged per kind, with their alerts, unused plates
+//!   and unused blobs, every `purge_interval_s` while serving or once with
+//!   `safecity-server purge`; the audit log is never purged.
+//! - [`openapi_document`]: the OpenAPI 3.1 description served at
+//!   `/api/v1/openapi.json`, checked by a test against [`routes`].
 //!
 //! # Data directory
 //!
@@ -29,12 +39,26 @@
 //! DATA/blobs/tmp/            blobs being written
 //! ```
 //!
+//! # PostgreSQL
+//!
+//! With `[store] backend = "postgres"` and `url`, `--postgres URL` or
+//! `SAFECITY_POSTGRES_URL`, the tables live in PostgreSQL and only the
+//! blobs stay in the data directory. The schema is made at the first start:
+//! `events` is partitioned by month of capture time (`PARTITION BY RANGE
+//! (ts)`, partitions made on demand, a default partition for odd times),
+//! idempotency by id comes from an `event_ids` table, and the distribution
+//! key for Citus-style scale-out is the plate (`events.shard_key`, the
+//! camera for events without a plate), with `plates` co-located,
+//! `event_ids` hashed by id, and `cameras`, `tokens` and the watchlist as
+//! reference tables. [`PostgresStore`] explains the choice.
+//!
 //! # What an acknowledgement guarantees
 //!
 //! `POST /api/v1/events` answers 200 only after the batch's snapshots are
 //! synced to disk and the batch's transaction is committed with
-//! `synchronous=FULL`. An acknowledged event therefore survives a crash of
-//! the server or the machine, and is stored once however often it is sent
+//! `synchronous=FULL` (on PostgreSQL: with `synchronous_commit` on). An
+//! acknowledged event therefore survives a crash of the server or the
+//! machine, and is stored once however often it is sent
 //! again (the event id is the key). A batch that gets no answer may or may
 //! not be stored, and is safe to send again.
 //!
@@ -49,6 +73,8 @@ mod blobs;
 mod config;
 mod error;
 mod metrics;
+mod openapi;
+mod retention;
 mod store;
 mod track;
 mod webhooks;
@@ -59,17 +85,23 @@ pub use alerts::{
     Alert, AlertChange, AlertKind, AlertQuery, AlertState, Matcher, NewWatch, Priority,
     StateChange, WatchEntry, WatchMode, WatchRef,
 };
-pub use api::{app, ApiError, AppState, Caller};
+pub use api::{app, routes, ApiError, AppState, Caller};
 pub use auth::{new_token, token_hash, Role};
 pub use blobs::{BlobHash, BlobStore};
-pub use config::ServerConfig;
+pub use config::{ServerConfig, StoreBackend, StoreConfig};
 pub use error::{Error, Result};
 pub use metrics::Metrics;
+pub use openapi::openapi_document;
+pub use retention::{
+    purge_data_dir, run_purge, EventClass, PurgeReport, RetentionConfig, RetentionPolicy,
+    PURGE_BATCH,
+};
 pub use store::{
     cameras_near, haversine_m, AuditEntry, AuditRecord, Camera, CameraKind, Cursor, EventBlobs,
     Hit, IngestOutcome, Near, NewEvent, PlateQuery, SearchPage, SearchQuery, SqliteStore, Store,
     TokenOwner,
 };
+pub use store::{open as open_store, redact_url, PostgresStore};
 pub use track::{hop, Hop, Sighting, CLOCK_SLACK_S, DISTANCE_SLACK_M, MAX_SPEED_KMH};
 pub use webhooks::WebhookConfig;
 
@@ -86,15 +118,12 @@ pub async fn run(
     let state = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || {
-            AppState::open(&config).with_context(|| {
-                format!(
-                    "cannot open the data directory {}",
-                    config.data_dir.display()
-                )
-            })
+            AppState::open(&config)
+                .with_context(|| format!("cannot open {}", config.store_location()))
         })
         .await??
     };
+    retention::spawn(&state, &config.retention);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| {
@@ -112,15 +141,15 @@ pub async fn run(
     Ok(())
 }
 
-/// Makes a token with `role` and `name` in the store of `data_dir` and
+/// Makes a token with `role` and `name` in the store `config` names and
 /// returns it; only its hash is kept, so it cannot be shown again.
-pub fn create_token(data_dir: &std::path::Path, role: Role, name: &str) -> Result<String> {
+pub fn create_token(config: &ServerConfig, role: Role, name: &str) -> Result<String> {
     if name.trim().is_empty() || name.len() > 100 {
         return Err(Error::Config(
             "--name must be 1 to 100 characters (who holds the token)".into(),
         ));
     }
-    let store = SqliteStore::open(data_dir)?;
+    let store = store::open(config)?;
     let token = new_token();
     store.add_token(
         &token_hash(&token),

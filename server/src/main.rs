@@ -10,8 +10,9 @@ use safecity_server::{Role, ServerConfig};
 /// The safecity search server.
 ///
 /// With no configuration file it stores everything in an embedded database
-/// under --data-dir (default ./safecity-data). SAFECITY_ADMIN_TOKEN, when
-/// set, is accepted as an admin token.
+/// under --data-dir (default ./safecity-data); with --postgres URL (or
+/// SAFECITY_POSTGRES_URL, or [store] in the configuration) events live in
+/// PostgreSQL. SAFECITY_ADMIN_TOKEN, when set, is accepted as an admin token.
 #[derive(Debug, Parser)]
 #[command(name = "safecity-server", version, about)]
 struct Args {
@@ -21,6 +22,11 @@ struct Args {
     /// Data directory [default: safecity-data].
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
+    /// Keep events in PostgreSQL at this URL instead of the embedded
+    /// store (postgres://USER:PASSWORD@HOST:PORT/DB); also read from
+    /// SAFECITY_POSTGRES_URL. Blobs stay in --data-dir.
+    #[arg(long, global = true, value_name = "URL")]
+    postgres: Option<String>,
     /// Address to serve HTTP on [default: 127.0.0.1:8080].
     #[arg(long)]
     listen: Option<SocketAddr>,
@@ -35,6 +41,10 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Delete the events the [retention] settings say have expired, with
+    /// their alerts, unused plates and unused snapshots and clips, once
+    /// (e.g. from cron); the audit log is kept.
+    Purge,
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +87,14 @@ async fn serve_or_run_command() -> anyhow::Result<()> {
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
+    let postgres = args.postgres.or_else(|| {
+        std::env::var("SAFECITY_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+    });
+    if let Some(url) = postgres {
+        config.store = safecity_server::StoreConfig::postgres(url);
+    }
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
@@ -84,10 +102,31 @@ async fn serve_or_run_command() -> anyhow::Result<()> {
         Some(Command::Token {
             action: TokenAction::Create { role, name },
         }) => {
-            let token = safecity_server::create_token(&config.data_dir, role, &name).with_context(
-                || format!("cannot create a token in {}", config.data_dir.display()),
-            )?;
+            config.validate()?;
+            let location = config.store_location();
+            // Store calls block (PostgreSQL's client on a runtime of its own).
+            let token = tokio::task::spawn_blocking(move || {
+                safecity_server::create_token(&config, role, &name)
+            })
+            .await?
+            .with_context(|| format!("cannot create a token in {location}"))?;
             println!("{token}");
+            Ok(())
+        }
+        Some(Command::Purge) => {
+            if config.retention.policy().keeps_everything() {
+                println!(
+                    "nothing to purge: no retention is set in [retention], so every event is kept"
+                );
+                return Ok(());
+            }
+            let location = config.store_location();
+            // Store calls block (PostgreSQL's client on a runtime of its own).
+            let report =
+                tokio::task::spawn_blocking(move || safecity_server::purge_data_dir(&config))
+                    .await?
+                    .with_context(|| format!("cannot purge {location}"))?;
+            println!("purged {report}");
             Ok(())
         }
         None => {

@@ -5,6 +5,8 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use crate::retention::{EventClass, PurgeReport};
+
 /// The server's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -17,6 +19,13 @@ pub struct Metrics {
     pub webhooks_retried: AtomicU64,
     pub webhooks_failed: AtomicU64,
     pub webhooks_dropped: AtomicU64,
+    pub purge_runs: AtomicU64,
+    pub purge_failures: AtomicU64,
+    /// Events purged, by [`EventClass`] in [`EventClass::ALL`] order.
+    purged_events: [AtomicU64; 4],
+    pub purged_alerts: AtomicU64,
+    pub purged_plates: AtomicU64,
+    pub purged_blobs: AtomicU64,
     /// Requests by (method, route template, status).
     requests: Mutex<BTreeMap<(String, String, u16), u64>>,
 }
@@ -27,6 +36,17 @@ impl Metrics {
         let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         *map.entry((method.to_owned(), route.to_owned(), status))
             .or_default() += 1;
+    }
+
+    /// Counts what a purge deleted.
+    pub fn count_purge(&self, r: &PurgeReport) {
+        let events = [r.plate_reads, r.hotlist_hits, r.alarms, r.status];
+        for (counter, n) in self.purged_events.iter().zip(events) {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+        self.purged_alerts.fetch_add(r.alerts, Ordering::Relaxed);
+        self.purged_plates.fetch_add(r.plates, Ordering::Relaxed);
+        self.purged_blobs.fetch_add(r.blobs, Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition.
@@ -78,10 +98,48 @@ impl Metrics {
                 "Alerts not queued for a webhook because its queue was full.",
                 &self.webhooks_dropped,
             ),
+            (
+                "safecity_purge_runs_total",
+                "Retention purges run.",
+                &self.purge_runs,
+            ),
+            (
+                "safecity_purge_failures_total",
+                "Retention purges that failed.",
+                &self.purge_failures,
+            ),
+            (
+                "safecity_purged_alerts_total",
+                "Alerts deleted with their expired events.",
+                &self.purged_alerts,
+            ),
+            (
+                "safecity_purged_plates_total",
+                "Distinct plates deleted when no event named them any more.",
+                &self.purged_plates,
+            ),
+            (
+                "safecity_purged_blobs_total",
+                "Snapshot and clip files deleted when no event named them any more.",
+                &self.purged_blobs,
+            ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} counter");
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(
+            out,
+            "# HELP safecity_purged_events_total Expired events deleted by the retention purge, by class."
+        );
+        let _ = writeln!(out, "# TYPE safecity_purged_events_total counter");
+        for (class, n) in EventClass::ALL.iter().zip(&self.purged_events) {
+            let _ = writeln!(
+                out,
+                "safecity_purged_events_total{{class=\"{}\"}} {}",
+                class.as_str(),
+                n.load(Ordering::Relaxed)
+            );
         }
         let _ = writeln!(
             out,

@@ -4,12 +4,31 @@
 //! watchlist matching), search, trajectories, the camera registry, the
 //! watchlist and alerts, tokens and the audit log. Its methods block; the
 //! HTTP layer calls them from `tokio::task::spawn_blocking`. The embedded
-//! backend is [`SqliteStore`]. Snapshot and clip bytes live in the
+//! backend is [`SqliteStore`]; [`PostgresStore`] is the one for production,
+//! with time-partitioned events (see its module for the schema and the
+//! distribution key for scale-out). Snapshot and clip bytes live in the
 //! [`BlobStore`](crate::BlobStore) beside it; events name them by hash.
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::{redact_url, PostgresStore};
 pub use sqlite::SqliteStore;
+
+/// Opens the store `config` names: SQLite in `data_dir`, or PostgreSQL at
+/// `store.url`.
+pub fn open(config: &crate::ServerConfig) -> Result<std::sync::Arc<dyn Store>> {
+    use crate::config::StoreBackend;
+    Ok(match (config.store.backend, &config.store.url) {
+        (StoreBackend::Postgres, Some(url)) => std::sync::Arc::new(PostgresStore::connect(url)?),
+        (StoreBackend::Postgres, None) => {
+            return Err(crate::Error::Config(
+                "store.url: backend \"postgres\" needs a URL".into(),
+            ))
+        }
+        (StoreBackend::Sqlite, _) => std::sync::Arc::new(SqliteStore::open(&config.data_dir)?),
+    })
+}
 
 use safecity_core::{Event, PlatePattern};
 use serde::{Deserialize, Serialize};
@@ -20,6 +39,7 @@ use crate::alerts::{
 use crate::auth::Role;
 use crate::blobs::BlobHash;
 use crate::error::Result;
+use crate::retention::{PurgeReport, RetentionPolicy};
 use crate::track::Sighting;
 
 /// An event ready to store: validated, its snapshot already in the blob
@@ -252,6 +272,32 @@ pub trait Store: Send + Sync + 'static {
 
     /// Audit records before `before` (a sequence number), newest first.
     fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRecord>>;
+
+    /// Deletes the events that `policy` says have expired at `now_ms`
+    /// (milliseconds since 1970), classed and timed as
+    /// [`RetentionPolicy::cutoff_ms`] and [`EventClass::of`] say, in
+    /// transactions of at most [`PURGE_BATCH`] events each. With each
+    /// event go the alerts it raised and their state changes; with each
+    /// batch, the distinct-plate rows no remaining event names, and the
+    /// blobs (snapshots, clips) the deleted events named that no remaining
+    /// event names, removed through [`BlobStore::remove_with`] so that a
+    /// failed commit puts them back. Those blobs must be chosen while no
+    /// other ingest can commit (SQLite: inside the `IMMEDIATE` write
+    /// transaction); ingest writes its blobs again after its commit, so a
+    /// blob an event committed later names is never lost. The audit log is
+    /// never touched. Returns what was deleted; a policy that
+    /// [keeps everything](RetentionPolicy::keeps_everything) deletes
+    /// nothing.
+    ///
+    /// [`EventClass::of`]: crate::retention::EventClass::of
+    /// [`PURGE_BATCH`]: crate::retention::PURGE_BATCH
+    /// [`BlobStore::remove_with`]: crate::BlobStore::remove_with
+    fn purge(
+        &self,
+        now_ms: i64,
+        policy: &RetentionPolicy,
+        blobs: &crate::BlobStore,
+    ) -> Result<PurgeReport>;
 }
 
 /// Distance in metres between two points on the Earth (haversine).

@@ -15,7 +15,9 @@
 //! refuse updates and deletes), `watchlist` (entries are marked removed,
 //! never deleted), `alerts` (one row per watchlist hit or pillar alarm, with
 //! the event's camera, plate and time) and `alert_changes` (who moved an
-//! alert from which state to which, when, with what note).
+//! alert from which state to which, when, with what note). Partial indexes
+//! on the snapshot and clip hashes let the retention purge tell whether a
+//! blob is still named.
 //!
 //! The active watchlist is also kept in memory as a [`Matcher`], rebuilt
 //! under the writer lock whenever an entry is added or removed, so ingest
@@ -50,7 +52,9 @@ use crate::alerts::{
     Alert, AlertChange, AlertKind, AlertQuery, AlertState, Matcher, NewWatch, Priority,
     StateChange, WatchEntry, WatchMode, WatchRef,
 };
+use crate::blobs::{BlobHash, BlobStore};
 use crate::error::{Error, Result};
+use crate::retention::{EventClass, PurgeReport, RetentionPolicy, PURGE_BATCH};
 use crate::track::Sighting;
 
 /// Version of the schema below, kept in `PRAGMA user_version`.
@@ -77,6 +81,9 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_plate_ts ON events (plate, ts);
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 CREATE INDEX IF NOT EXISTS events_camera_ts ON events (camera_id, ts);
+CREATE INDEX IF NOT EXISTS events_snapshot ON events (snapshot_sha256)
+    WHERE snapshot_sha256 IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_clip ON events (clip_sha256) WHERE clip_sha256 IS NOT NULL;
 CREATE TABLE IF NOT EXISTS plates (plate TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cameras (
     id TEXT PRIMARY KEY,
@@ -772,6 +779,31 @@ impl Store for SqliteStore {
         Self::append_audit_on(&lock(&self.writer), e)
     }
 
+    fn purge(
+        &self,
+        now_ms: i64,
+        policy: &RetentionPolicy,
+        blobs: &BlobStore,
+    ) -> Result<PurgeReport> {
+        let mut total = PurgeReport::default();
+        for class in EventClass::ALL {
+            let Some(cutoff) = policy.cutoff_ms(class, now_ms) else {
+                continue;
+            };
+            // Rows before `after` were deleted or are of another class.
+            let mut after = (i64::MIN, i64::MIN);
+            loop {
+                let (report, last) = self.purge_batch(class, cutoff, after, blobs)?;
+                total.add(&report);
+                match last {
+                    Some(last) => after = last,
+                    None => break,
+                }
+            }
+        }
+        Ok(total)
+    }
+
     fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRecord>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
@@ -971,6 +1003,117 @@ impl Store for SqliteStore {
             updated_ms: audit.at_ms,
             ..alert
         })))
+    }
+}
+
+/// An expired event: rowid, ts, id, plate, snapshot and clip hashes.
+type ExpiredRow = (
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+impl SqliteStore {
+    /// Deletes up to [`PURGE_BATCH`] events of `class` with `ts < cutoff`
+    /// after `(ts, rowid)` `after`, oldest first, in one transaction.
+    /// Returns what it deleted and, unless it was the last batch, where
+    /// the next one starts.
+    fn purge_batch(
+        &self,
+        class: EventClass,
+        cutoff: i64,
+        after: (i64, i64),
+        blobs: &BlobStore,
+    ) -> Result<(PurgeReport, Option<(i64, i64)>)> {
+        let hit =
+            "EXISTS (SELECT 1 FROM alerts a WHERE a.event_id = e.id AND a.kind = 'watchlist')";
+        let class_sql = match class {
+            EventClass::PlainRead => format!("e.kind IN ('plate_read', 'vehicle') AND NOT {hit}"),
+            EventClass::HotlistHit => format!("e.kind IN ('plate_read', 'vehicle') AND {hit}"),
+            EventClass::Alarm => "e.kind = 'panic_alarm'".to_owned(),
+            EventClass::Status => "e.kind = 'camera_status'".to_owned(),
+        };
+        let mut report = PurgeReport::default();
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut rows: Vec<ExpiredRow> = Vec::new();
+        {
+            let sql = format!(
+                "SELECT e.rowid, e.ts, e.id, e.plate, e.snapshot_sha256, e.clip_sha256
+                 FROM events e INDEXED BY events_ts
+                 WHERE e.ts < ?1 AND (e.ts, e.rowid) > (?2, ?3) AND {class_sql}
+                 ORDER BY e.ts, e.rowid LIMIT ?4"
+            );
+            let mut stmt = tx.prepare_cached(&sql)?;
+            let found =
+                stmt.query_map(params![cutoff, after.0, after.1, PURGE_BATCH as i64], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                    ))
+                })?;
+            for row in found {
+                rows.push(row?);
+            }
+        }
+        let last = (rows.len() == PURGE_BATCH)
+            .then(|| rows.last().map(|r| (r.1, r.0)))
+            .flatten();
+        let mut plates: Vec<String> = Vec::new();
+        let mut hashes: Vec<BlobHash> = Vec::new();
+        {
+            let mut changes = tx.prepare_cached(
+                "DELETE FROM alert_changes
+                 WHERE alert_id IN (SELECT id FROM alerts WHERE event_id = ?1)",
+            )?;
+            let mut alerts = tx.prepare_cached("DELETE FROM alerts WHERE event_id = ?1")?;
+            let mut events = tx.prepare_cached("DELETE FROM events WHERE rowid = ?1")?;
+            for (rowid, _, id, plate, snapshot, clip) in rows {
+                changes.execute([&id])?;
+                report.alerts += alerts.execute([&id])? as u64;
+                events.execute([rowid])?;
+                report.count(class);
+                plates.extend(plate);
+                hashes.extend(snapshot);
+                hashes.extend(clip);
+            }
+        }
+        plates.sort();
+        plates.dedup();
+        hashes.sort();
+        hashes.dedup();
+        {
+            let mut unused_plate = tx.prepare_cached(
+                "DELETE FROM plates WHERE plate = ?1
+                 AND NOT EXISTS (SELECT 1 FROM events WHERE plate = ?1)",
+            )?;
+            for p in &plates {
+                report.plates += unused_plate.execute([p])? as u64;
+            }
+            let mut named = tx.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE snapshot_sha256 = ?1)
+                     OR EXISTS (SELECT 1 FROM events WHERE clip_sha256 = ?1)",
+            )?;
+            let mut unused = Vec::new();
+            for h in hashes {
+                if !named.query_row([&h], |r| r.get::<_, bool>(0))? {
+                    unused.push(h);
+                }
+            }
+            hashes = unused;
+        }
+        // Still inside the write transaction: no ingest commits until the
+        // blobs are set aside and this commit is done.
+        let ((), removed) = blobs.remove_with(&hashes, || Ok(tx.commit()?))?;
+        report.blobs = removed;
+        Ok((report, last))
     }
 }
 

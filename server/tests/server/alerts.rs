@@ -8,6 +8,13 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
+on_both_backends!(
+    watchlist_entries_are_added_listed_removed_and_checked,
+    hotlisted_reads_and_pillar_alarms_are_alerts_on_the_live_stream,
+    a_reconnecting_board_replays_what_it_missed,
+    alerts_move_from_new_to_acknowledged_to_closed_and_each_change_is_audited,
+);
+
 const ALMATY: &[(&str, &str, f64, f64)] = &[
     ("cam-a", "camera", 43.2389, 76.8897),
     ("cam-b", "camera", 43.2389, 76.8934),
@@ -25,9 +32,8 @@ async fn watch(f: &Fixture, body: Value) -> Value {
     a.json()
 }
 
-#[tokio::test]
-async fn watchlist_entries_are_added_listed_removed_and_checked() {
-    let f = Fixture::new();
+async fn watchlist_entries_are_added_listed_removed_and_checked(backend: Backend) {
+    let f = Fixture::on(backend);
     let e = watch(
         &f,
         json!({"pattern": "123 abc-02", "reason": "case 12: stolen car", "priority": "high",
@@ -193,9 +199,8 @@ async fn watchlist_entries_are_added_listed_removed_and_checked() {
     assert_eq!(added["who"], "operator-1");
 }
 
-#[tokio::test]
-async fn hotlisted_reads_and_pillar_alarms_are_alerts_on_the_live_stream() {
-    let f = Fixture::new();
+async fn hotlisted_reads_and_pillar_alarms_are_alerts_on_the_live_stream(backend: Backend) {
+    let f = Fixture::on(backend);
     f.cameras(ALMATY).await;
     let mut live = f
         .stream("/api/v1/alerts/stream", &f.operator, &[])
@@ -213,10 +218,11 @@ async fn hotlisted_reads_and_pillar_alarms_are_alerts_on_the_live_stream() {
         json!({"pattern": "555XYZ05", "mode": "fuzzy", "max_distance": 1, "reason": "case 14"}),
     )
     .await;
-    // An entry that has expired never fires.
-    f.state
-        .store()
-        .add_watch(&NewWatch {
+    // An entry that has expired never fires. (Store calls block: off the
+    // async thread.)
+    let store = f.state.store().clone();
+    tokio::task::spawn_blocking(move || {
+        store.add_watch(&NewWatch {
             pattern: "999ZZZ01".into(),
             mode: WatchMode::Exact,
             max_distance: None,
@@ -226,7 +232,10 @@ async fn hotlisted_reads_and_pillar_alarms_are_alerts_on_the_live_stream() {
             created_ms: 0,
             created_by: "operator-1".into(),
         })
-        .unwrap();
+    })
+    .await
+    .unwrap()
+    .unwrap();
 
     // Not hotlisted, then the hotlisted read (with a snapshot), then the
     // same read again, then the plate of the expired entry.
@@ -353,9 +362,8 @@ async fn hotlisted_reads_and_pillar_alarms_are_alerts_on_the_live_stream() {
     assert!(text.contains("safecity_alerts_raised_total 5"), "{text}");
 }
 
-#[tokio::test]
-async fn a_reconnecting_board_replays_what_it_missed() {
-    let f = Fixture::new();
+async fn a_reconnecting_board_replays_what_it_missed(backend: Backend) {
+    let f = Fixture::on(backend);
     watch(&f, json!({"pattern": "123ABC02", "reason": "case 1"})).await;
     let batch: Vec<Value> = (1..=5).map(|n| read(n, "cam-a", "123ABC02")).collect();
     f.post_events(&batch).await;
@@ -411,9 +419,10 @@ async fn a_reconnecting_board_replays_what_it_missed() {
     assert_eq!(a.status, StatusCode::FORBIDDEN);
 }
 
-#[tokio::test]
-async fn alerts_move_from_new_to_acknowledged_to_closed_and_each_change_is_audited() {
-    let f = Fixture::new();
+async fn alerts_move_from_new_to_acknowledged_to_closed_and_each_change_is_audited(
+    backend: Backend,
+) {
+    let f = Fixture::on(backend);
     watch(&f, json!({"pattern": "123ABC02", "reason": "case 1"})).await;
     f.post_events(&[read(1, "cam-a", "123ABC02"), read(2, "cam-a", "123ABC02")])
         .await;

@@ -8,6 +8,17 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
+on_both_backends!(
+    ingest_is_idempotent_plain_and_gzip,
+    exact_wildcard_and_fuzzy_search_with_filters_and_pages,
+    bad_parameters_are_named,
+    tokens_and_roles_are_checked,
+    bad_batches_are_refused_whole_and_lose_nothing,
+    snapshots_and_clips_are_stored_by_hash_and_served,
+    the_audit_log_records_who_why_and_how_many,
+    cameras_are_registered_and_near_searches_use_them,
+);
+
 /// A day of traffic over three cameras and a few plates.
 fn traffic() -> Vec<Value> {
     let plates = ["123ABC02", "123ABD02", "777KXM17", "A123BCD", "123AB02"];
@@ -28,9 +39,8 @@ fn traffic() -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test]
-async fn ingest_is_idempotent_plain_and_gzip() {
-    let f = Fixture::new();
+async fn ingest_is_idempotent_plain_and_gzip(backend: Backend) {
+    let f = Fixture::on(backend);
     let batch = traffic();
     let a = f.post_events(&batch).await;
     assert_eq!(
@@ -98,9 +108,8 @@ async fn ingest_is_idempotent_plain_and_gzip() {
     );
 }
 
-#[tokio::test]
-async fn exact_wildcard_and_fuzzy_search_with_filters_and_pages() {
-    let f = Fixture::new();
+async fn exact_wildcard_and_fuzzy_search_with_filters_and_pages(backend: Backend) {
+    let f = Fixture::on(backend);
     let batch = traffic();
     assert_eq!(f.post_events(&batch).await.status, StatusCode::OK);
 
@@ -181,9 +190,8 @@ async fn exact_wildcard_and_fuzzy_search_with_filters_and_pages() {
     assert!(!plates.contains("777KXM17"));
 }
 
-#[tokio::test]
-async fn bad_parameters_are_named() {
-    let f = Fixture::new();
+async fn bad_parameters_are_named(backend: Backend) {
+    let f = Fixture::on(backend);
     let inv = f.investigator.clone();
     let cases = [
         ("/api/v1/search?plate=123ABC02", "reason is required"),
@@ -231,9 +239,8 @@ async fn bad_parameters_are_named() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.error());
 }
 
-#[tokio::test]
-async fn tokens_and_roles_are_checked() {
-    let f = Fixture::new();
+async fn tokens_and_roles_are_checked(backend: Backend) {
+    let f = Fixture::on(backend);
     let a = f
         .call(
             Method::GET,
@@ -293,12 +300,14 @@ async fn tokens_and_roles_are_checked() {
     assert!(a.error().contains("/nowhere"));
 }
 
-#[tokio::test]
-async fn bad_batches_are_refused_whole_and_lose_nothing() {
-    let f = Fixture::with_config(ServerConfig {
-        max_body_mb: 1,
-        ..ServerConfig::default()
-    });
+async fn bad_batches_are_refused_whole_and_lose_nothing(backend: Backend) {
+    let f = Fixture::with_config_on(
+        ServerConfig {
+            max_body_mb: 1,
+            ..ServerConfig::default()
+        },
+        backend,
+    );
     let good = traffic();
     assert_eq!(f.post_events(&good).await.status, StatusCode::OK);
 
@@ -399,9 +408,8 @@ async fn bad_batches_are_refused_whole_and_lose_nothing() {
     assert_eq!(ids(&all), want);
 }
 
-#[tokio::test]
-async fn snapshots_and_clips_are_stored_by_hash_and_served() {
-    let f = Fixture::new();
+async fn snapshots_and_clips_are_stored_by_hash_and_served(backend: Backend) {
+    let f = Fixture::on(backend);
     let mut e = event(7, T0, "pillar-1", None, "car", "white");
     e["snapshot"] = json!(base64::engine::general_purpose::STANDARD.encode(JPEG));
     let mut alarm = json!({
@@ -517,9 +525,8 @@ async fn snapshots_and_clips_are_stored_by_hash_and_served() {
     );
 }
 
-#[tokio::test]
-async fn the_audit_log_records_who_why_and_how_many() {
-    let f = Fixture::new();
+async fn the_audit_log_records_who_why_and_how_many(backend: Backend) {
+    let f = Fixture::on(backend);
     assert_eq!(f.post_events(&traffic()).await.status, StatusCode::OK);
     let a = f
         .get(
@@ -566,9 +573,8 @@ async fn the_audit_log_records_who_why_and_how_many() {
     assert_eq!(reasons, [json!("r0"), json!("hit-and-run case 42")]);
 }
 
-#[tokio::test]
-async fn cameras_are_registered_and_near_searches_use_them() {
-    let f = Fixture::new();
+async fn cameras_are_registered_and_near_searches_use_them(backend: Backend) {
+    let f = Fixture::on(backend);
     let put = |id: &str, body: Value, token: String| {
         let f = &f;
         let uri = format!("/api/v1/cameras/{id}");

@@ -1,9 +1,14 @@
 //! The server, driven over HTTP: through the router without a socket
-//! (`api`, `track`, `alerts`, `webhooks`) and as the real binary on a
-//! loopback port (`socket`).
+//! (`api`, `track`, `alerts`, `webhooks`, `openapi`, `retention`) and as
+//! the real binary on a loopback port (`socket`). Most run on both
+//! backends: SQLite, and PostgreSQL on a server the tests start (`pg`).
 
 mod alerts;
 mod api;
+mod openapi;
+mod pg;
+mod postgres;
+mod retention;
 mod socket;
 mod support;
 mod track;

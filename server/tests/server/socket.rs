@@ -22,7 +22,17 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &Path) -> Server {
-        let mut child = Command::new(BIN)
+        Self::start_on(data_dir, &Backend::Sqlite)
+    }
+
+    /// The binary on `backend`; PostgreSQL's URL is given through
+    /// `SAFECITY_POSTGRES_URL`.
+    fn start_on(data_dir: &Path, backend: &Backend) -> Server {
+        let mut cmd = Command::new(BIN);
+        if let Backend::Postgres(url) = backend {
+            cmd.env("SAFECITY_POSTGRES_URL", url);
+        }
+        let mut child = cmd
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("SAFECITY_ADMIN_TOKEN", ADMIN)
@@ -101,7 +111,16 @@ fn all_ids(agent: &ureq::Agent, base: &str, token: &str) -> Vec<String> {
 }
 
 fn token_create(data_dir: &Path, role: &str, name: &str) -> String {
-    let out = Command::new(BIN)
+    token_create_on(data_dir, &Backend::Sqlite, role, name)
+}
+
+/// `token create`; PostgreSQL's URL is given with `--postgres`.
+fn token_create_on(data_dir: &Path, backend: &Backend, role: &str, name: &str) -> String {
+    let mut cmd = Command::new(BIN);
+    if let Backend::Postgres(url) = backend {
+        cmd.args(["--postgres", url]);
+    }
+    let out = cmd
         .args([
             "token",
             "create",
@@ -202,9 +221,22 @@ fn an_unusable_data_dir_is_named() {
 /// SIGKILL during ingest, restart: every acknowledged event is there once.
 #[test]
 fn acknowledged_events_survive_sigkill() {
+    acknowledged_events_survive_sigkill_on(Backend::Sqlite);
+}
+
+/// The same with the events in PostgreSQL (the server process is killed,
+/// the database keeps running).
+#[test]
+fn acknowledged_events_survive_sigkill_on_postgres() {
+    if let Some(backend) = Backend::postgres() {
+        acknowledged_events_survive_sigkill_on(backend);
+    }
+}
+
+fn acknowledged_events_survive_sigkill_on(backend: Backend) {
     const BATCH: u64 = 50;
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(dir.path());
+    let mut server = Server::start_on(dir.path(), &backend);
     let base = server.base.clone();
     let acked: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
     let sender = {
@@ -248,7 +280,7 @@ fn acknowledged_events_survive_sigkill() {
         acked.len()
     );
 
-    let server = Server::start(dir.path());
+    let server = Server::start_on(dir.path(), &backend);
     let agent = agent();
     let stored = all_ids(&agent, &server.base, ADMIN);
     let mut count: HashMap<&str, usize> = HashMap::new();
@@ -336,4 +368,128 @@ fn the_binary_streams_alerts_as_server_sent_events() {
     assert_eq!(alert["plate"], "123ABC02");
     assert_eq!(alert["event_id"], id_of(&batch[1]));
     assert_eq!(alert["watchlist"]["reason"], "case 9");
+}
+
+/// On PostgreSQL: tokens made on the command line, an ingest, a search and
+/// the audit log, through the binary; the token is stored only hashed.
+#[test]
+fn the_binary_serves_from_postgres() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let Backend::Postgres(url) = &backend else {
+        unreachable!()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let edge = token_create_on(dir.path(), &backend, "edge", "edge-alm-01");
+    let investigator = token_create_on(dir.path(), &backend, "investigator", "detective");
+    assert!(
+        !dir.path().join("safecity.sqlite3").exists(),
+        "the embedded store was used"
+    );
+    let mut db = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let stored: Vec<String> = db
+        .query("SELECT sha256 FROM tokens", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(stored.len(), 2);
+    assert!(!stored.contains(&edge) && !stored.contains(&investigator));
+
+    let server = Server::start_on(dir.path(), &backend);
+    let agent = agent();
+    let batch: Vec<Value> = (0..10u64)
+        .map(|i| {
+            let ts = T0 + i * 40 * 24 * 3600 * 1000;
+            event(u128::from(i), ts, "cam-a", Some("123ABC02"), "car", "white")
+        })
+        .collect();
+    let ack = post_gzip(&agent, &server.base, &edge, &batch).unwrap();
+    assert_eq!(ack["accepted"], 10);
+    let page: Value = agent
+        .get(&server.url("/api/v1/search?plate=123ABC02&reason=case%201"))
+        .set("Authorization", &format!("Bearer {investigator}"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(page["results"].as_array().unwrap().len(), 10);
+    // Ten events 40 days apart: a partition for each month they fall in.
+    let partitions: i64 = db
+        .query_one(
+            "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent = 'events'::regclass AND c.relname LIKE 'events_20%'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    assert!(partitions >= 10, "{partitions} partitions");
+    let audit: Value = agent
+        .get(&server.url("/api/v1/audit"))
+        .set("Authorization", &format!("Bearer {ADMIN}"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(audit["records"][0]["who"], "detective");
+}
+
+/// A PostgreSQL server that cannot be reached is named, without the
+/// password, and the server does not start.
+#[test]
+fn an_unreachable_postgres_is_named_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 1 on loopback: nothing listens there.
+    let url = "postgres://safecity:hunter2-secret@127.0.0.1:1/safecity";
+    for args in [
+        vec!["--listen", "127.0.0.1:0", "--postgres", url],
+        vec![
+            "--postgres",
+            url,
+            "token",
+            "create",
+            "--role",
+            "edge",
+            "--name",
+            "e",
+        ],
+    ] {
+        let out = Command::new(BIN)
+            .args(&args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env_remove("SAFECITY_POSTGRES_URL")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("postgres://safecity:***@127.0.0.1:1/safecity"),
+            "{err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+    // The URL from the environment, and a bad one in the configuration.
+    let out = Command::new(BIN)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("SAFECITY_POSTGRES_URL", url)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("127.0.0.1:1"),
+        "{err}"
+    );
+    let config = dir.path().join("server.toml");
+    std::fs::write(&config, "[store]\nbackend = \"postgres\"\n").unwrap();
+    let out = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .env_remove("SAFECITY_POSTGRES_URL")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("store.url"), "{err}");
 }

@@ -6,8 +6,8 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use safecity_core::{parse_plate, EventId};
 use safecity_server::{
-    app, new_token, token_hash, AppState, BlobStore, Role, ServerConfig, SqliteStore, Store,
-    TokenOwner,
+    app, new_token, token_hash, AppState, BlobStore, PostgresStore, Role, ServerConfig,
+    SqliteStore, Store, TokenOwner,
 };
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -98,30 +98,87 @@ impl Answer {
     }
 }
 
+/// Where a fixture keeps its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in the fixture's temporary directory.
+    Sqlite,
+    /// A fresh database, by URL, on the shared test PostgreSQL server.
+    Postgres(String),
+}
+
+impl Backend {
+    /// A new PostgreSQL database, or `None` (said on standard error) when
+    /// PostgreSQL is not installed.
+    pub fn postgres() -> Option<Backend> {
+        crate::pg::database().map(Backend::Postgres)
+    }
+}
+
+/// Makes, for each `async fn NAME(backend: Backend)`, the tests
+/// `NAME::sqlite` and `NAME::postgres`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(crate::support::Backend::Sqlite).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                if let Some(backend) = crate::support::Backend::postgres() {
+                    super::$name(backend).await
+                }
+            }
+        }
+    )*};
+}
+pub(crate) use on_both_backends;
+
 impl Fixture {
     pub fn new() -> Fixture {
         Self::with_config(ServerConfig::default())
     }
 
-    pub fn with_config(mut config: ServerConfig) -> Fixture {
+    pub fn with_config(config: ServerConfig) -> Fixture {
+        Self::with_config_on(config, Backend::Sqlite)
+    }
+
+    pub fn on(backend: Backend) -> Fixture {
+        Self::with_config_on(ServerConfig::default(), backend)
+    }
+
+    pub fn with_config_on(mut config: ServerConfig, backend: Backend) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         config.data_dir = dir.path().to_owned();
-        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let path = dir.path().to_owned();
+        // The PostgreSQL client blocks on a runtime of its own, which it
+        // cannot do on an async test's thread.
+        let (store, tokens) = std::thread::spawn(move || {
+            let store: Arc<dyn Store> = match backend {
+                Backend::Sqlite => Arc::new(SqliteStore::open(&path).unwrap()),
+                Backend::Postgres(url) => Arc::new(PostgresStore::connect(&url).unwrap()),
+            };
+            let mut tokens = Vec::new();
+            for role in [Role::Admin, Role::Edge, Role::Investigator, Role::Operator] {
+                let token = new_token();
+                store
+                    .add_token(
+                        &token_hash(&token),
+                        &TokenOwner {
+                            name: format!("{role}-1"),
+                            role,
+                        },
+                    )
+                    .unwrap();
+                tokens.push(token);
+            }
+            (store, tokens)
+        })
+        .join()
+        .unwrap();
         let blobs = Arc::new(BlobStore::open(&dir.path().join("blobs")).unwrap());
-        let mut tokens = Vec::new();
-        for role in [Role::Admin, Role::Edge, Role::Investigator, Role::Operator] {
-            let token = new_token();
-            store
-                .add_token(
-                    &token_hash(&token),
-                    &TokenOwner {
-                        name: format!("{role}-1"),
-                        role,
-                    },
-                )
-                .unwrap();
-            tokens.push(token);
-        }
         let state = AppState::new(store, blobs, &config);
         let [admin, edge, investigator, operator] = tokens.try_into().unwrap();
         Fixture {

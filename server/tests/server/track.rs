@@ -5,11 +5,12 @@ use serde_json::Value;
 
 use crate::support::*;
 
+on_both_backends!(a_track_is_in_time_order_with_positions_and_flags_an_impossible_hop,);
+
 const MIN: u64 = 60_000;
 
-#[tokio::test]
-async fn a_track_is_in_time_order_with_positions_and_flags_an_impossible_hop() {
-    let f = Fixture::new();
+async fn a_track_is_in_time_order_with_positions_and_flags_an_impossible_hop(backend: Backend) {
+    let f = Fixture::on(backend);
     // Two Almaty cameras 300 m apart, one in Astana, about 970 km away.
     f.cameras(&[
         ("cam-a", "camera", 43.2389, 76.8897),

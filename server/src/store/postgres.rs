@@ -1,0 +1,1623 @@
+//! The production backend: PostgreSQL.
+//!
+//! Selected with `[store] backend = "postgres"` and `url` in the
+//! configuration, `--postgres URL` or `SAFECITY_POSTGRES_URL`. Snapshot and
+//! clip bytes stay in the [`BlobStore`] under the data directory; the
+//! database holds everything else. The database user must be allowed to
+//! create tables in its schema: the schema is created at the first start,
+//! and a partition of `events` each time an event of a new month arrives.
+//!
+//! # Schema
+//!
+//! ```text
+//! events       PARTITION BY RANGE (ts): one partition per calendar month (UTC),
+//!              events_YYYY_MM, created on demand at ingest for the years
+//!              2000..=2199, plus events_default for any other time.
+//!              PRIMARY KEY (shard_key, ts, id); indexes (ts, id),
+//!              (camera_id, ts) and partial ones on the blob hashes
+//! event_ids    id PRIMARY KEY, ts, shard_key: every stored event id once
+//! plates       distinct canonical plates (the plate index)
+//! cameras, tokens (SHA-256 of each token), watchlist, watchlist_version,
+//! alerts, alert_changes, audit (append-only: a trigger refuses UPDATE,
+//! DELETE and TRUNCATE), safecity_schema (the schema version)
+//! ```
+//!
+//! A primary key of a partitioned table must include the partition key, so
+//! `events` alone cannot refuse a second row with the same id at another
+//! time. Idempotency comes from `event_ids` instead: an ingest inserts the
+//! batch's ids there with `ON CONFLICT DO NOTHING RETURNING id`, and only
+//! the ids that come back are new; their rows go into `events` in the same
+//! transaction. `event_ids` also says where an id's row is (`ts` prunes the
+//! partitions, `shard_key` picks the shard), for snapshot and clip look-ups.
+//!
+//! `shard_key` is the canonical plate for plate reads and `camera:ID` for
+//! every other event (no plate contains `:`), so the primary key
+//! `(shard_key, ts, id)` is also the `(plate, time)` index of sightings.
+//! Text that is compared or ordered (ids, plates) uses the `"C"` collation,
+//! so order is bytewise, as in the embedded store, and `LIKE 'PREFIX%'`
+//! can use the index whatever the database's locale.
+//!
+//! # Distribution key for scale-out (Citus)
+//!
+//! The schema is ready to be distributed without changes:
+//!
+//! | table | Citus | key |
+//! |---|---|---|
+//! | `events` | distributed | `shard_key` (hash) |
+//! | `plates` | distributed, co-located with `events` | `plate` (hash) |
+//! | `event_ids` | distributed | `id` (hash) |
+//! | `cameras`, `tokens`, `watchlist`, `watchlist_version` | reference (a copy on every node) | |
+//! | `alerts`, `alert_changes`, `audit`, `safecity_schema` | local to the coordinator | |
+//!
+//! The key is the plate because the investigators' questions are about
+//! plates: an exact search and a trajectory (`track`) are a single-shard
+//! index scan on `(shard_key, ts)`, and a wildcard or fuzzy search finds its
+//! plates in the co-located `plates` shard and then reads sightings on the
+//! same node. Hashing spreads ingest evenly: a city has many plates and no
+//! single plate is more than a sliver of the reads. Events without a plate
+//! (vehicles, alarms, status) are keyed by camera, which keeps a pillar's
+//! alarms together. `camera_id` was the alternative: it would make
+//! "which cars passed these cameras" single-shard, but every plate query
+//! would fan out to all shards, and one busy camera would make a hot shard.
+//! Time-window and camera searches fan out to every shard, in parallel, and
+//! each shard prunes by time partition. The small, rarely written tables
+//! that every node joins or checks are reference tables; alerts and the
+//! audit log are low-volume and need one sequence, so they stay on the
+//! coordinator. Monthly time partitions are kept under distribution, and a
+//! retention job may drop whole old partitions.
+//!
+//! # Durability
+//!
+//! A batch is one transaction, with its `event_ids`, `plates` and the
+//! alerts it raises, and [`Store::ingest`] returns only after `COMMIT`
+//! returns. Each connection checks `synchronous_commit` when it opens and
+//! turns it back `on` (the default) if the server set it `off`, so a
+//! commit is flushed to the write-ahead log (and to synchronous replicas,
+//! where configured) before it is acknowledged.
+//!
+//! Alerts get their ids in commit order: an ingest that raises alerts takes
+//! a transaction-level advisory lock before it inserts them, so the live
+//! stream's replay by id never skips an alert committed late. The active
+//! watchlist is kept in memory as a [`Matcher`]; each ingest reads
+//! `watchlist_version` (bumped by every change, from any server) and
+//! reloads the watchlist when it moved.
+//!
+//! # Search
+//!
+//! Exact searches and trajectories read the primary key. Wildcard searches
+//! translate the pattern to `LIKE` (`?` → `_`, `*` → `%`) over `plates`,
+//! which seeks to the literal prefix; fuzzy searches read the plates of a
+//! fitting length and keep those within the weighted distance
+//! ([`plate_distance`]), as the embedded store does. Results are ordered by
+//! `(ts, id)`, newest first, with a keyset cursor.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use postgres::types::ToSql;
+use postgres::{Client, GenericClient, NoTls, Statement};
+use safecity_core::{plate_distance, EventKind};
+use time::OffsetDateTime;
+
+use super::{
+    cameras_near, AuditEntry, AuditRecord, Camera, CameraKind, Cursor, EventBlobs, Hit,
+    IngestOutcome, NewEvent, PlateQuery, SearchPage, SearchQuery, Store, TokenOwner,
+};
+use crate::alerts::{
+    Alert, AlertChange, AlertKind, AlertQuery, AlertState, Matcher, NewWatch, Priority,
+    StateChange, WatchEntry, WatchMode, WatchRef,
+};
+use crate::blobs::{BlobHash, BlobStore};
+use crate::error::{Error, Result};
+use crate::retention::{EventClass, PurgeReport, RetentionPolicy, PURGE_BATCH};
+use crate::track::Sighting;
+
+/// Version of the schema below, kept in `safecity_schema`.
+const SCHEMA_VERSION: i32 = 1;
+
+/// Advisory lock keys (`pg_advisory_xact_lock`), one per purpose.
+const LOCK_SCHEMA: i64 = 0x5AFE_C171_0001;
+const LOCK_PARTITIONS: i64 = 0x5AFE_C171_0002;
+const LOCK_ALERTS: i64 = 0x5AFE_C171_0003;
+
+/// Most connections open at once; more callers wait for one.
+const MAX_CONNECTIONS: usize = 16;
+/// Prepared statements kept per connection.
+const MAX_STATEMENTS: usize = 256;
+/// Years that get a monthly partition; others go to `events_default`.
+const PARTITION_YEARS: std::ops::RangeInclusive<i32> = 2000..=2199;
+
+const SCHEMA: &str = r#"
+CREATE TABLE events (
+    shard_key TEXT COLLATE "C" NOT NULL,
+    ts TIMESTAMPTZ NOT NULL,
+    id TEXT COLLATE "C" NOT NULL,
+    kind TEXT NOT NULL,
+    edge_id TEXT NOT NULL,
+    camera_id TEXT COLLATE "C" NOT NULL,
+    plate TEXT COLLATE "C",
+    plate_display TEXT,
+    plate_confidence REAL,
+    vehicle_class TEXT,
+    colour TEXT,
+    snapshot_sha256 TEXT COLLATE "C",
+    clip_sha256 TEXT COLLATE "C",
+    received TIMESTAMPTZ NOT NULL,
+    json TEXT NOT NULL,
+    PRIMARY KEY (shard_key, ts, id)
+) PARTITION BY RANGE (ts);
+CREATE TABLE events_default PARTITION OF events DEFAULT;
+CREATE INDEX events_ts ON events (ts, id);
+CREATE INDEX events_camera_ts ON events (camera_id, ts);
+CREATE INDEX events_snapshot ON events (snapshot_sha256) WHERE snapshot_sha256 IS NOT NULL;
+CREATE INDEX events_clip ON events (clip_sha256) WHERE clip_sha256 IS NOT NULL;
+CREATE TABLE event_ids (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    ts TIMESTAMPTZ NOT NULL,
+    shard_key TEXT COLLATE "C" NOT NULL
+);
+CREATE TABLE plates (plate TEXT COLLATE "C" PRIMARY KEY);
+CREATE TABLE cameras (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    lat DOUBLE PRECISION NOT NULL,
+    lon DOUBLE PRECISION NOT NULL,
+    updated TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE tokens (
+    sha256 TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE audit (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at TIMESTAMPTZ NOT NULL,
+    who TEXT NOT NULL,
+    role TEXT NOT NULL,
+    route TEXT NOT NULL,
+    query TEXT NOT NULL,
+    reason TEXT,
+    results BIGINT,
+    detail TEXT
+);
+CREATE FUNCTION safecity_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit log is append-only';
+END
+$$;
+CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit
+    FOR EACH ROW EXECUTE FUNCTION safecity_audit_append_only();
+CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+    FOR EACH STATEMENT EXECUTE FUNCTION safecity_audit_append_only();
+CREATE TABLE watchlist (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    pattern TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    max_distance REAL,
+    reason TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    expires TIMESTAMPTZ,
+    created TIMESTAMPTZ NOT NULL,
+    created_by TEXT NOT NULL,
+    removed TIMESTAMPTZ,
+    removed_by TEXT
+);
+CREATE TABLE watchlist_version (version BIGINT NOT NULL);
+INSERT INTO watchlist_version VALUES (0);
+CREATE TABLE alerts (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    event_id TEXT COLLATE "C" NOT NULL,
+    watchlist_id BIGINT REFERENCES watchlist (id),
+    camera_id TEXT NOT NULL,
+    plate TEXT,
+    ts TIMESTAMPTZ NOT NULL,
+    distance REAL,
+    created TIMESTAMPTZ NOT NULL,
+    updated TIMESTAMPTZ NOT NULL,
+    UNIQUE (event_id, watchlist_id)
+);
+CREATE INDEX alerts_state ON alerts (state, id);
+CREATE TABLE alert_changes (
+    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    alert_id BIGINT NOT NULL REFERENCES alerts (id),
+    at TIMESTAMPTZ NOT NULL,
+    who TEXT NOT NULL,
+    role TEXT NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state TEXT NOT NULL,
+    note TEXT
+);
+CREATE INDEX alert_changes_alert ON alert_changes (alert_id, seq);
+"#;
+
+/// The columns [`alert_from_row`] reads, over `alerts a` joined with its
+/// event `e` (found through `event_ids i`) and watchlist entry `w`.
+const ALERT_COLUMNS: &str = "a.id, a.kind, a.state, a.priority, a.event_id, a.camera_id, a.plate,
+    a.ts, a.created, a.updated, a.watchlist_id, w.pattern, w.mode, w.reason, a.distance,
+    e.snapshot_sha256, e.clip_sha256
+    FROM alerts a LEFT JOIN event_ids i ON i.id = a.event_id
+    LEFT JOIN events e ON e.shard_key = i.shard_key AND e.ts = i.ts AND e.id = i.id
+    LEFT JOIN watchlist w ON w.id = a.watchlist_id";
+
+const WATCH_COLUMNS: &str = "id, pattern, mode, max_distance, reason, priority, expires, created,
+    created_by, removed, removed_by FROM watchlist";
+
+const INSERT_IDS: &str = "INSERT INTO event_ids (id, ts, shard_key)
+    SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u (id, ts, shard_key)
+    ORDER BY id
+    ON CONFLICT DO NOTHING RETURNING id";
+
+const INSERT_EVENTS: &str = "INSERT INTO events (shard_key, ts, id, kind, edge_id, camera_id,
+        plate, plate_display, plate_confidence, vehicle_class, colour, snapshot_sha256,
+        received, json)
+    SELECT k, t, i, kd, ed, c, p, pd, pc, vc, co, s, $13, j
+    FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+        $7::text[], $8::text[], $9::real[], $10::text[], $11::text[], $12::text[], $14::text[])
+        AS u (k, t, i, kd, ed, c, p, pd, pc, vc, co, s, j)";
+
+const INSERT_PLATES: &str = "INSERT INTO plates (plate)
+    SELECT DISTINCT p FROM unnest($1::text[]) AS u (p) ORDER BY p
+    ON CONFLICT DO NOTHING";
+
+const INSERT_ALERT: &str = "INSERT INTO alerts (kind, state, priority, event_id, watchlist_id,
+        camera_id, plate, ts, distance, created, updated)
+    VALUES ($1, 'new', $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id";
+
+/// The PostgreSQL store: a pool of connections to one database.
+pub struct PostgresStore {
+    pool: Pool,
+    /// The active watchlist and the `watchlist_version` it was read at.
+    matcher: RwLock<(i64, Arc<Matcher>)>,
+    /// Months (`year * 12 + month - 1`) whose partition is known to exist.
+    partitions: Mutex<HashSet<i32>>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("url", &self.pool.url)
+            .finish()
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut lock(&self.pool.state).idle);
+        if idle.is_empty() {
+            return;
+        }
+        // A client closes by blocking on its own runtime, which must not
+        // happen on an async thread: close them on a thread of their own.
+        let _ = std::thread::Builder::new()
+            .name("postgres-close".into())
+            .spawn(move || drop(idle))
+            .map(|t| t.join());
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now_ms() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z in milliseconds: the
+/// times both `time` and PostgreSQL hold. Bounds outside are clamped.
+const MIN_MS: i64 = -62_167_219_200_000;
+const MAX_MS: i64 = 253_402_300_799_999;
+
+/// Milliseconds since 1970 as a `timestamptz` value.
+fn at(ms: i64) -> OffsetDateTime {
+    let ms = ms.clamp(MIN_MS, MAX_MS);
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A `timestamptz` value as milliseconds since 1970.
+fn ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos().div_euclid(1_000_000)) as i64
+}
+
+/// PostgreSQL text cannot hold NUL characters; free-text fields drop them.
+fn no_nul(s: &str) -> String {
+    s.replace('\0', "")
+}
+
+/// The `LIKE` pattern for a plate pattern (`?` one character, `*` any run).
+fn like_pattern(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len() + 2);
+    for ch in pattern.chars() {
+        match ch {
+            '?' => out.push('_'),
+            '*' => out.push('%'),
+            '%' | '_' | '\\' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `url` with its password replaced by `***`, for messages and logs. Works
+/// for URLs (`postgres://user:secret@host/db`, `?password=`) and for
+/// `key=value` connection strings.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| rest_start + i);
+        if let Some(at_sign) = out[rest_start..authority_end].rfind('@') {
+            let userinfo = &out[rest_start..rest_start + at_sign];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest_start + colon + 1..rest_start + at_sign, "***");
+            }
+        }
+    }
+    // `password=...` as a query parameter or a key=value pair.
+    let mut result = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(i) = rest.find("password=") {
+        let before_ok = i == 0 || matches!(rest.as_bytes()[i - 1], b'?' | b'&' | b' ' | b'\t');
+        result.push_str(&rest[..i + "password=".len()]);
+        rest = &rest[i + "password=".len()..];
+        if before_ok {
+            let end = if let Some(quoted) = rest.strip_prefix('\'') {
+                quoted.find('\'').map_or(rest.len(), |j| j + 2)
+            } else {
+                rest.find(['&', ' ', '\t']).unwrap_or(rest.len())
+            };
+            result.push_str("***");
+            rest = &rest[end..];
+        }
+    }
+    result.push_str(rest);
+    result
+}
+
+/// The `(year, month)` partition for a time, if it gets one.
+fn month_of(ts_ms: i64) -> Option<i32> {
+    let t = at(ts_ms);
+    let year = t.year();
+    PARTITION_YEARS
+        .contains(&year)
+        .then(|| year * 12 + i32::from(u8::from(t.month())) - 1)
+}
+
+/// `CREATE TABLE` for the partition of month `m` (`year * 12 + month - 1`).
+fn partition_ddl(m: i32) -> String {
+    let (y, mo) = (m.div_euclid(12), m.rem_euclid(12) + 1);
+    let (ny, nmo) = ((m + 1).div_euclid(12), (m + 1).rem_euclid(12) + 1);
+    format!(
+        "CREATE TABLE IF NOT EXISTS events_{y:04}_{mo:02} PARTITION OF events
+         FOR VALUES FROM ('{y:04}-{mo:02}-01 00:00:00+00') TO ('{ny:04}-{nmo:02}-01 00:00:00+00')"
+    )
+}
+
+/// One pooled connection and its prepared statements.
+struct Conn {
+    client: Client,
+    stmts: HashMap<String, Statement>,
+}
+
+/// Prepares `sql` on `client` once per connection.
+fn stmt(
+    stmts: &mut HashMap<String, Statement>,
+    client: &mut impl GenericClient,
+    sql: &str,
+) -> Result<Statement> {
+    if let Some(s) = stmts.get(sql) {
+        return Ok(s.clone());
+    }
+    let s = client.prepare(sql)?;
+    if stmts.len() >= MAX_STATEMENTS {
+        stmts.clear();
+    }
+    stmts.insert(sql.to_owned(), s.clone());
+    Ok(s)
+}
+
+struct PoolState {
+    idle: Vec<Conn>,
+    /// Connections open, idle or lent.
+    open: usize,
+}
+
+/// A small blocking connection pool.
+struct Pool {
+    config: postgres::Config,
+    /// The URL without its password.
+    url: String,
+    state: Mutex<PoolState>,
+    returned: Condvar,
+}
+
+/// A connection lent by the pool; it goes back when dropped.
+struct Lease<'a> {
+    pool: &'a Pool,
+    conn: Option<Conn>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let mut state = lock(&self.pool.state);
+        if conn.client.is_closed() {
+            state.open -= 1;
+            drop(state);
+            drop(conn);
+        } else {
+            state.idle.push(conn);
+            drop(state);
+        }
+        self.pool.returned.notify_one();
+    }
+}
+
+impl Pool {
+    fn connect(&self) -> Result<Conn> {
+        let mut client = self.config.connect(NoTls).map_err(|cause| Error::Connect {
+            url: self.url.clone(),
+            cause,
+        })?;
+        let sync: String = client
+            .query_one("SELECT current_setting('synchronous_commit')", &[])?
+            .get(0);
+        if sync == "off" {
+            client.batch_execute("SET synchronous_commit = on")?;
+        }
+        Ok(Conn {
+            client,
+            stmts: HashMap::new(),
+        })
+    }
+
+    fn lease(&self) -> Result<Lease<'_>> {
+        let mut state = lock(&self.state);
+        loop {
+            if let Some(conn) = state.idle.pop() {
+                if conn.client.is_closed() {
+                    state.open -= 1;
+                    continue;
+                }
+                return Ok(Lease {
+                    pool: self,
+                    conn: Some(conn),
+                });
+            }
+            if state.open < MAX_CONNECTIONS {
+                state.open += 1;
+                drop(state);
+                return match self.connect() {
+                    Ok(conn) => Ok(Lease {
+                        pool: self,
+                        conn: Some(conn),
+                    }),
+                    Err(e) => {
+                        lock(&self.state).open -= 1;
+                        self.returned.notify_one();
+                        Err(e)
+                    }
+                };
+            }
+            state = self.returned.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Runs `f` on a pooled connection.
+    fn with<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
+        let mut lease = self.lease()?;
+        f(lease.conn.as_mut().expect("a lease holds a connection"))
+    }
+}
+
+/// Parameters of a query built at run time, numbered `$1`, `$2`...
+#[derive(Default)]
+struct Args(Vec<Box<dyn ToSql + Sync + Send>>);
+
+impl Args {
+    fn add(&mut self, v: impl ToSql + Sync + Send + 'static) -> String {
+        self.0.push(Box::new(v));
+        format!("${}", self.0.len())
+    }
+
+    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.0
+            .iter()
+            .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+            .collect()
+    }
+}
+
+/// An event of a batch, ready for the insert.
+struct Row<'a> {
+    new: &'a NewEvent,
+    ts_ms: i64,
+    shard_key: String,
+    plate: Option<&'a str>,
+    json: String,
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`
+    /// or a `key=value` string) and creates the schema when missing.
+    ///
+    /// A server that cannot be reached, or that refuses the login, is an
+    /// [`Error::Connect`] naming the URL without its password.
+    pub fn connect(url: &str) -> Result<PostgresStore> {
+        let redacted = redact_url(url);
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e| Error::Config(format!("store.url {redacted}: {e}")))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("safecity-server");
+        }
+        let store = PostgresStore {
+            pool: Pool {
+                config,
+                url: redacted,
+                state: Mutex::new(PoolState {
+                    idle: Vec::new(),
+                    open: 0,
+                }),
+                returned: Condvar::new(),
+            },
+            matcher: RwLock::new((i64::MIN, Arc::new(Matcher::default()))),
+            partitions: Mutex::new(HashSet::new()),
+        };
+        store.pool.with(Self::migrate)?;
+        // This month's and the next two months' partitions, ahead of need.
+        let now = now_ms();
+        let month = 31 * 24 * 3600 * 1000;
+        store.ensure_partitions([now, now + month, now + 2 * month].into_iter())?;
+        Ok(store)
+    }
+
+    /// The URL connected to, without its password.
+    pub fn url(&self) -> &str {
+        &self.pool.url
+    }
+
+    fn migrate(conn: &mut Conn) -> Result<()> {
+        let mut tx = conn.client.transaction()?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_SCHEMA])?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS safecity_schema (version INTEGER NOT NULL)")?;
+        let version: Option<i32> = tx
+            .query_one("SELECT max(version) FROM safecity_schema", &[])?
+            .get(0);
+        match version {
+            None => {
+                tx.batch_execute(SCHEMA)?;
+                tx.execute(
+                    "INSERT INTO safecity_schema (version) VALUES ($1)",
+                    &[&SCHEMA_VERSION],
+                )?;
+            }
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(Error::Config(format!(
+                    "the database has schema version {v}, newer than this server's {SCHEMA_VERSION}; run a newer safecity-server"
+                )));
+            }
+            Some(_) => {}
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Creates the monthly partitions that events at `times` need.
+    fn ensure_partitions(&self, times: impl Iterator<Item = i64>) -> Result<()> {
+        let mut months: Vec<i32> = times.filter_map(month_of).collect();
+        months.sort_unstable();
+        months.dedup();
+        {
+            let known = lock(&self.partitions);
+            months.retain(|m| !known.contains(m));
+        }
+        if months.is_empty() {
+            return Ok(());
+        }
+        // In a transaction of its own: the parent's lock is held briefly,
+        // not for a whole ingest.
+        self.pool.with(|conn| {
+            let mut tx = conn.client.transaction()?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_PARTITIONS])?;
+            for m in &months {
+                tx.batch_execute(&partition_ddl(*m))?;
+            }
+            tx.commit()?;
+            Ok(())
+        })?;
+        lock(&self.partitions).extend(months);
+        Ok(())
+    }
+
+    /// The active watchlist, reloaded when another change was committed.
+    fn current_matcher(
+        &self,
+        tx: &mut impl GenericClient,
+        stmts: &mut HashMap<String, Statement>,
+    ) -> Result<Arc<Matcher>> {
+        let st = stmt(stmts, tx, "SELECT version FROM watchlist_version")?;
+        let version: i64 = tx.query_one(&st, &[])?.get(0);
+        {
+            let cached = self.matcher.read().unwrap_or_else(|e| e.into_inner());
+            if cached.0 == version {
+                return Ok(cached.1.clone());
+            }
+        }
+        let matcher = Arc::new(Matcher::new(watchlist_on(tx, false)?));
+        *self.matcher.write().unwrap_or_else(|e| e.into_inner()) = (version, matcher.clone());
+        Ok(matcher)
+    }
+
+    /// Canonical plates matching a wildcard or fuzzy query.
+    fn matching_plates(
+        client: &mut impl GenericClient,
+        stmts: &mut HashMap<String, Statement>,
+        query: &PlateQuery,
+    ) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        match query {
+            PlateQuery::Any => {}
+            PlateQuery::Exact(p) => out.push(p.clone()),
+            PlateQuery::Wildcard(pattern) => {
+                let st = stmt(
+                    stmts,
+                    client,
+                    "SELECT plate FROM plates WHERE plate LIKE $1",
+                )?;
+                for row in client.query(&st, &[&like_pattern(pattern.as_str())])? {
+                    let plate: String = row.get(0);
+                    if pattern.matches(&plate) {
+                        out.push(plate);
+                    }
+                }
+            }
+            PlateQuery::Fuzzy {
+                plate,
+                max_distance,
+            } => {
+                // Each inserted or deleted character costs 1.
+                let len = plate.len() as f32;
+                let shortest = (len - max_distance).floor().max(0.0) as i32;
+                let longest = (len + max_distance).ceil() as i32;
+                let st = stmt(
+                    stmts,
+                    client,
+                    "SELECT plate FROM plates WHERE length(plate) BETWEEN $1 AND $2",
+                )?;
+                for row in client.query(&st, &[&shortest, &longest])? {
+                    let candidate: String = row.get(0);
+                    if (candidate.len() as f32 - len).abs() > *max_distance {
+                        continue;
+                    }
+                    if plate_distance(plate, &candidate) <= *max_distance {
+                        out.push(candidate);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn search_on(conn: &mut Conn, q: &SearchQuery) -> Result<SearchPage> {
+        let empty = SearchPage {
+            hits: Vec::new(),
+            next: None,
+        };
+        let Conn { client, stmts } = conn;
+        let mut args = Args::default();
+        let mut clauses: Vec<String> = Vec::new();
+        match &q.plate {
+            PlateQuery::Any => {}
+            PlateQuery::Exact(p) => {
+                clauses.push(format!(
+                    "shard_key = {} AND plate IS NOT NULL",
+                    args.add(p.clone())
+                ));
+            }
+            other => {
+                let plates = Self::matching_plates(client, stmts, other)?;
+                if plates.is_empty() {
+                    return Ok(empty);
+                }
+                clauses.push(format!(
+                    "shard_key = ANY({}) AND plate IS NOT NULL",
+                    args.add(plates)
+                ));
+            }
+        }
+        let mut cameras = q.cameras.clone();
+        if let Some(near) = q.near {
+            let inside = cameras_near(&cameras_on(client)?, near);
+            cameras = Some(match cameras {
+                Some(list) => list.into_iter().filter(|c| inside.contains(c)).collect(),
+                None => inside,
+            });
+        }
+        if let Some(cameras) = cameras {
+            if cameras.is_empty() {
+                return Ok(empty);
+            }
+            let cameras: Vec<String> = cameras.iter().map(|c| no_nul(c)).collect();
+            clauses.push(format!("camera_id = ANY({})", args.add(cameras)));
+        }
+        if let Some(from) = q.from_ms {
+            clauses.push(format!("ts >= {}", args.add(at(from))));
+        }
+        if let Some(to) = q.to_ms {
+            clauses.push(format!("ts <= {}", args.add(at(to))));
+        }
+        for (column, value) in [
+            ("vehicle_class", &q.class),
+            ("colour", &q.colour),
+            ("kind", &q.kind),
+        ] {
+            if let Some(v) = value {
+                clauses.push(format!("{column} = {}", args.add(no_nul(v))));
+            }
+        }
+        if let Some(after) = &q.after {
+            let ts = args.add(at(after.ts_ms));
+            let id = args.add(no_nul(&after.id));
+            clauses.push(format!("(ts, id) < ({ts}, {id})"));
+        }
+        let mut sql =
+            String::from("SELECT id, ts, json, snapshot_sha256, clip_sha256, plate FROM events");
+        if !clauses.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&clauses.join(" AND "));
+        }
+        sql.push_str(&format!(
+            " ORDER BY ts DESC, id DESC LIMIT {}",
+            args.add(q.limit as i64 + 1)
+        ));
+
+        let fuzzy_plate = match &q.plate {
+            PlateQuery::Fuzzy { plate, .. } => Some(plate.as_str()),
+            _ => None,
+        };
+        let st = stmt(stmts, client, &sql)?;
+        let mut hits = Vec::new();
+        for row in client.query(&st, &args.refs())? {
+            let id: String = row.get(0);
+            let json: String = row.get(2);
+            let event = serde_json::from_str(&json)
+                .map_err(|e| Error::Corrupt(format!("event {id}: stored JSON: {e}")))?;
+            let plate: Option<String> = row.get(5);
+            hits.push(Hit {
+                event,
+                ts_ms: ms(row.get(1)),
+                snapshot: row.get(3),
+                clip: row.get(4),
+                distance: fuzzy_plate
+                    .zip(plate.as_deref())
+                    .map(|(q, p)| plate_distance(q, p)),
+                id,
+            });
+        }
+        let next = if hits.len() > q.limit {
+            hits.truncate(q.limit);
+            hits.last().map(|h| Cursor {
+                ts_ms: h.ts_ms,
+                id: h.id.clone(),
+            })
+        } else {
+            None
+        };
+        Ok(SearchPage { hits, next })
+    }
+
+    /// Deletes up to [`PURGE_BATCH`] events of `class` with `ts < cutoff`
+    /// after `(ts, id)` `after`, oldest first, in one transaction. Returns
+    /// what it deleted and, unless it was the last batch, where the next
+    /// one starts.
+    fn purge_batch(
+        &self,
+        class: EventClass,
+        cutoff: i64,
+        after: &(i64, String),
+        blobs: &BlobStore,
+    ) -> Result<(PurgeReport, Option<(i64, String)>)> {
+        let hit =
+            "EXISTS (SELECT 1 FROM alerts a WHERE a.event_id = e.id AND a.kind = 'watchlist')";
+        let class_sql = match class {
+            EventClass::PlainRead => format!("e.kind IN ('plate_read', 'vehicle') AND NOT {hit}"),
+            EventClass::HotlistHit => format!("e.kind IN ('plate_read', 'vehicle') AND {hit}"),
+            EventClass::Alarm => "e.kind = 'panic_alarm'".to_owned(),
+            EventClass::Status => "e.kind = 'camera_status'".to_owned(),
+        };
+        self.pool.with(|conn| {
+            let mut report = PurgeReport::default();
+            let mut tx = conn.client.transaction()?;
+            // No ingest commits until this one has: the blobs chosen below
+            // cannot become named again before the commit.
+            tx.batch_execute("LOCK TABLE event_ids IN SHARE ROW EXCLUSIVE MODE")?;
+            let sql = format!(
+                "SELECT e.shard_key, e.ts, e.id, e.plate, e.snapshot_sha256, e.clip_sha256
+                 FROM events e
+                 WHERE e.ts < $1 AND (e.ts, e.id) > ($2, $3) AND {class_sql}
+                 ORDER BY e.ts, e.id LIMIT $4"
+            );
+            let rows = tx.query(
+                &sql,
+                &[&at(cutoff), &at(after.0), &after.1, &(PURGE_BATCH as i64)],
+            )?;
+            let last = (rows.len() == PURGE_BATCH)
+                .then(|| rows.last().map(|r| (ms(r.get(1)), r.get::<_, String>(2))))
+                .flatten();
+            let mut keys: Vec<String> = Vec::with_capacity(rows.len());
+            let mut times: Vec<OffsetDateTime> = Vec::with_capacity(rows.len());
+            let mut ids: Vec<String> = Vec::with_capacity(rows.len());
+            let mut plates: Vec<String> = Vec::new();
+            let mut hashes: Vec<BlobHash> = Vec::new();
+            for r in &rows {
+                keys.push(r.get(0));
+                times.push(r.get(1));
+                ids.push(r.get(2));
+                plates.extend(r.get::<_, Option<String>>(3));
+                hashes.extend(r.get::<_, Option<String>>(4));
+                hashes.extend(r.get::<_, Option<String>>(5));
+                report.count(class);
+            }
+            if ids.is_empty() {
+                tx.commit()?;
+                return Ok((report, None));
+            }
+            tx.execute(
+                "DELETE FROM alert_changes
+                 WHERE alert_id IN (SELECT id FROM alerts WHERE event_id = ANY($1))",
+                &[&ids],
+            )?;
+            report.alerts = tx.execute("DELETE FROM alerts WHERE event_id = ANY($1)", &[&ids])?;
+            tx.execute(
+                "DELETE FROM events e USING unnest($1::text[], $2::timestamptz[], $3::text[])
+                     AS u (k, t, i)
+                 WHERE e.shard_key = u.k AND e.ts = u.t AND e.id = u.i",
+                &[&keys, &times, &ids],
+            )?;
+            tx.execute("DELETE FROM event_ids WHERE id = ANY($1)", &[&ids])?;
+            plates.sort();
+            plates.dedup();
+            report.plates = tx.execute(
+                "DELETE FROM plates p WHERE p.plate = ANY($1)
+                 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.shard_key = p.plate)",
+                &[&plates],
+            )?;
+            hashes.sort();
+            hashes.dedup();
+            let unused: Vec<BlobHash> = tx
+                .query(
+                    "SELECT h FROM unnest($1::text[]) AS u (h)
+                     WHERE NOT EXISTS (SELECT 1 FROM events WHERE snapshot_sha256 = u.h)
+                       AND NOT EXISTS (SELECT 1 FROM events WHERE clip_sha256 = u.h)",
+                    &[&hashes],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let ((), removed) = blobs.remove_with(&unused, || Ok(tx.commit()?))?;
+            report.blobs = removed;
+            Ok((report, last))
+        })
+    }
+}
+
+fn cameras_on(client: &mut impl GenericClient) -> Result<Vec<Camera>> {
+    let mut out = Vec::new();
+    for row in client.query(
+        "SELECT id, name, kind, lat, lon FROM cameras ORDER BY id",
+        &[],
+    )? {
+        let id: String = row.get(0);
+        let kind: String = row.get(2);
+        let kind = CameraKind::parse(&kind)
+            .ok_or_else(|| Error::Corrupt(format!("camera {id}: kind {kind:?}")))?;
+        out.push(Camera {
+            name: row.get(1),
+            kind,
+            lat: row.get(3),
+            lon: row.get(4),
+            id,
+        });
+    }
+    Ok(out)
+}
+
+fn watch_from_row(r: &postgres::Row) -> Result<WatchEntry> {
+    let id: i64 = r.get(0);
+    let mode: String = r.get(2);
+    let priority: String = r.get(5);
+    let (Some(parsed_mode), Some(parsed_priority)) =
+        (WatchMode::parse(&mode), Priority::parse(&priority))
+    else {
+        return Err(Error::Corrupt(format!(
+            "watchlist entry {id}: mode {mode:?}, priority {priority:?}"
+        )));
+    };
+    Ok(WatchEntry {
+        id,
+        entry: NewWatch {
+            pattern: r.get(1),
+            mode: parsed_mode,
+            max_distance: r.get(3),
+            reason: r.get(4),
+            priority: parsed_priority,
+            expires_ms: r.get::<_, Option<OffsetDateTime>>(6).map(ms),
+            created_ms: ms(r.get(7)),
+            created_by: r.get(8),
+        },
+        removed_ms: r.get::<_, Option<OffsetDateTime>>(9).map(ms),
+        removed_by: r.get(10),
+    })
+}
+
+fn watchlist_on(client: &mut impl GenericClient, include_removed: bool) -> Result<Vec<WatchEntry>> {
+    let sql = format!("SELECT {WATCH_COLUMNS} WHERE $1 OR removed IS NULL ORDER BY id");
+    client
+        .query(&sql, &[&include_removed])?
+        .iter()
+        .map(watch_from_row)
+        .collect()
+}
+
+fn alert_from_row(r: &postgres::Row) -> Result<Alert> {
+    let id: i64 = r.get(0);
+    let bad = |what: &str, v: String| Error::Corrupt(format!("alert {id}: {what} {v:?}"));
+    let kind: String = r.get(1);
+    let state: String = r.get(2);
+    let priority: String = r.get(3);
+    let watch = match r.get::<_, Option<i64>>(10) {
+        None => None,
+        Some(wid) => {
+            let mode: String = r.get::<_, Option<String>>(12).unwrap_or_default();
+            Some(WatchRef {
+                id: wid,
+                pattern: r.get::<_, Option<String>>(11).unwrap_or_default(),
+                mode: WatchMode::parse(&mode).ok_or_else(|| bad("watchlist mode", mode.clone()))?,
+                reason: r.get::<_, Option<String>>(13).unwrap_or_default(),
+            })
+        }
+    };
+    Ok(Alert {
+        id,
+        kind: AlertKind::parse(&kind).ok_or_else(|| bad("kind", kind.clone()))?,
+        state: AlertState::parse(&state).ok_or_else(|| bad("state", state.clone()))?,
+        priority: Priority::parse(&priority).ok_or_else(|| bad("priority", priority.clone()))?,
+        event_id: r.get(4),
+        camera_id: r.get(5),
+        plate: r.get(6),
+        ts_ms: ms(r.get(7)),
+        created_ms: ms(r.get(8)),
+        updated_ms: ms(r.get(9)),
+        watch,
+        distance: r.get(14),
+        snapshot: r.get(15),
+        clip: r.get(16),
+    })
+}
+
+fn alert_on(client: &mut impl GenericClient, id: i64, for_update: bool) -> Result<Option<Alert>> {
+    let lock = if for_update { " FOR UPDATE OF a" } else { "" };
+    let sql = format!("SELECT {ALERT_COLUMNS} WHERE a.id = $1{lock}");
+    client
+        .query_opt(&sql, &[&id])?
+        .as_ref()
+        .map(alert_from_row)
+        .transpose()
+}
+
+fn append_audit_on(
+    client: &mut impl GenericClient,
+    stmts: &mut HashMap<String, Statement>,
+    e: &AuditEntry,
+) -> Result<i64> {
+    let st = stmt(
+        stmts,
+        client,
+        "INSERT INTO audit (at, who, role, route, query, reason, results, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING seq",
+    )?;
+    let row = client.query_one(
+        &st,
+        &[
+            &at(e.at_ms),
+            &no_nul(&e.who),
+            &no_nul(&e.role),
+            &no_nul(&e.route),
+            &no_nul(&e.query),
+            &e.reason.as_deref().map(no_nul),
+            &e.results.map(|n| n as i64),
+            &e.detail.as_deref().map(no_nul),
+        ],
+    )?;
+    Ok(row.get(0))
+}
+
+impl Store for PostgresStore {
+    fn ingest(&self, events: &[NewEvent]) -> Result<IngestOutcome> {
+        let received = now_ms();
+        let mut outcome = IngestOutcome::default();
+        // The first of each id in the batch; later ones are duplicates.
+        let mut seen = HashSet::with_capacity(events.len());
+        let mut rows: Vec<Row<'_>> = Vec::with_capacity(events.len());
+        for new in events {
+            let e = &new.event;
+            if !seen.insert(e.id.as_str()) {
+                continue;
+            }
+            let plate = if e.kind == EventKind::PlateRead {
+                e.plate.as_ref().map(|p| p.text.as_str())
+            } else {
+                None
+            };
+            rows.push(Row {
+                new,
+                ts_ms: (e.ts.unix_timestamp_nanos().div_euclid(1_000_000)) as i64,
+                shard_key: match plate {
+                    Some(p) => p.to_owned(),
+                    None => format!("camera:{}", e.camera_id),
+                },
+                plate,
+                json: serde_json::to_string(e)
+                    .map_err(|err| Error::Corrupt(format!("event {}: {err}", e.id)))?,
+            });
+        }
+        self.ensure_partitions(rows.iter().map(|r| r.ts_ms))?;
+        self.pool.with(|conn| {
+            let Conn { client, stmts } = conn;
+            let mut tx = client.transaction()?;
+            let matcher = self.current_matcher(&mut tx, stmts)?;
+
+            let st = stmt(stmts, &mut tx, INSERT_IDS)?;
+            let ids: Vec<&str> = rows.iter().map(|r| r.new.event.id.as_str()).collect();
+            let times: Vec<OffsetDateTime> = rows.iter().map(|r| at(r.ts_ms)).collect();
+            let keys: Vec<&str> = rows.iter().map(|r| r.shard_key.as_str()).collect();
+            let fresh: HashSet<String> = tx
+                .query(&st, &[&ids, &times, &keys])?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            let new_rows: Vec<&Row<'_>> = rows
+                .iter()
+                .filter(|r| fresh.contains(r.new.event.id.as_str()))
+                .collect();
+            outcome.accepted = new_rows.len() as u64;
+            outcome.duplicates = events.len() as u64 - outcome.accepted;
+            if new_rows.is_empty() {
+                tx.commit()?;
+                return Ok(());
+            }
+
+            let col = |f: &dyn Fn(&Row<'_>) -> Option<String>| -> Vec<Option<String>> {
+                new_rows.iter().map(|r| f(r)).collect()
+            };
+            let keys: Vec<&str> = new_rows.iter().map(|r| r.shard_key.as_str()).collect();
+            let times: Vec<OffsetDateTime> = new_rows.iter().map(|r| at(r.ts_ms)).collect();
+            let ids: Vec<&str> = new_rows.iter().map(|r| r.new.event.id.as_str()).collect();
+            let kinds: Vec<&str> = new_rows.iter().map(|r| r.new.event.kind.as_str()).collect();
+            let edges: Vec<&str> = new_rows
+                .iter()
+                .map(|r| r.new.event.edge_id.as_str())
+                .collect();
+            let cameras: Vec<&str> = new_rows
+                .iter()
+                .map(|r| r.new.event.camera_id.as_str())
+                .collect();
+            let plates: Vec<Option<&str>> = new_rows.iter().map(|r| r.plate).collect();
+            let displays = col(&|r| r.new.event.plate.as_ref().map(|p| no_nul(&p.display)));
+            let confidences: Vec<Option<f32>> = new_rows
+                .iter()
+                .map(|r| r.new.event.plate.as_ref().map(|p| p.confidence))
+                .collect();
+            let classes = col(&|r| {
+                r.new
+                    .event
+                    .vehicle
+                    .as_ref()
+                    .map(|v| no_nul(&v.class.to_lowercase()))
+            });
+            let colours = col(&|r| {
+                r.new
+                    .event
+                    .vehicle
+                    .as_ref()
+                    .and_then(|v| v.colour.as_ref())
+                    .map(|c| no_nul(&c.to_lowercase()))
+            });
+            let snapshots: Vec<Option<&str>> =
+                new_rows.iter().map(|r| r.new.snapshot.as_deref()).collect();
+            let jsons: Vec<&str> = new_rows.iter().map(|r| r.json.as_str()).collect();
+            let st = stmt(stmts, &mut tx, INSERT_EVENTS)?;
+            tx.execute(
+                &st,
+                &[
+                    &keys,
+                    &times,
+                    &ids,
+                    &kinds,
+                    &edges,
+                    &cameras,
+                    &plates,
+                    &displays,
+                    &confidences,
+                    &classes,
+                    &colours,
+                    &snapshots,
+                    &at(received),
+                    &jsons,
+                ],
+            )?;
+            let distinct: Vec<&str> = new_rows.iter().filter_map(|r| r.plate).collect();
+            if !distinct.is_empty() {
+                let st = stmt(stmts, &mut tx, INSERT_PLATES)?;
+                tx.execute(&st, &[&distinct])?;
+            }
+
+            let mut locked = false;
+            for r in &new_rows {
+                let e = &r.new.event;
+                let mut raised: Vec<(AlertKind, Priority, Option<WatchRef>, Option<f32>)> =
+                    Vec::new();
+                if let Some(p) = r.plate {
+                    for (entry, distance) in matcher.matches(p, received) {
+                        raised.push((
+                            AlertKind::Watchlist,
+                            entry.entry.priority,
+                            Some(WatchRef {
+                                id: entry.id,
+                                pattern: entry.entry.pattern.clone(),
+                                mode: entry.entry.mode,
+                                reason: entry.entry.reason.clone(),
+                            }),
+                            distance,
+                        ));
+                    }
+                }
+                if e.kind == EventKind::PanicAlarm {
+                    raised.push((AlertKind::PanicAlarm, Priority::Critical, None, None));
+                }
+                for (kind, priority, watch, distance) in raised {
+                    if !locked {
+                        // Alert ids in commit order, across servers.
+                        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_ALERTS])?;
+                        locked = true;
+                    }
+                    let st = stmt(stmts, &mut tx, INSERT_ALERT)?;
+                    let id: i64 = tx
+                        .query_one(
+                            &st,
+                            &[
+                                &kind.as_str(),
+                                &priority.as_str(),
+                                &e.id,
+                                &watch.as_ref().map(|w| w.id),
+                                &e.camera_id,
+                                &r.plate,
+                                &at(r.ts_ms),
+                                &distance,
+                                &at(received),
+                            ],
+                        )?
+                        .get(0);
+                    outcome.alerts.push(Alert {
+                        id,
+                        kind,
+                        state: AlertState::New,
+                        priority,
+                        event_id: e.id.clone(),
+                        camera_id: e.camera_id.clone(),
+                        plate: r.plate.map(str::to_owned),
+                        ts_ms: r.ts_ms,
+                        created_ms: received,
+                        updated_ms: received,
+                        watch,
+                        distance,
+                        snapshot: r.new.snapshot.clone(),
+                        clip: None,
+                    });
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })?;
+        Ok(outcome)
+    }
+
+    fn track(&self, plate: &str, from_ms: i64, to_ms: i64, limit: usize) -> Result<Vec<Sighting>> {
+        self.pool.with(|Conn { client, stmts }| {
+            let st = stmt(
+                stmts,
+                client,
+                "SELECT id, ts, camera_id, plate_confidence, snapshot_sha256, clip_sha256
+                 FROM events
+                 WHERE shard_key = $1 AND plate = $1 AND ts >= $2 AND ts <= $3
+                 ORDER BY ts, id LIMIT $4",
+            )?;
+            let rows = client.query(&st, &[&plate, &at(from_ms), &at(to_ms), &(limit as i64)])?;
+            Ok(rows
+                .iter()
+                .map(|r| Sighting {
+                    event_id: r.get(0),
+                    ts_ms: ms(r.get(1)),
+                    camera_id: r.get(2),
+                    confidence: r.get(3),
+                    snapshot: r.get(4),
+                    clip: r.get(5),
+                })
+                .collect())
+        })
+    }
+
+    fn add_watch(&self, w: &NewWatch) -> Result<WatchEntry> {
+        self.pool.with(|conn| {
+            let mut tx = conn.client.transaction()?;
+            let id: i64 = tx
+                .query_one(
+                    "INSERT INTO watchlist (pattern, mode, max_distance, reason, priority,
+                         expires, created, created_by)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                    &[
+                        &no_nul(&w.pattern),
+                        &w.mode.as_str(),
+                        &w.max_distance,
+                        &no_nul(&w.reason),
+                        &w.priority.as_str(),
+                        &w.expires_ms.map(at),
+                        &at(w.created_ms),
+                        &no_nul(&w.created_by),
+                    ],
+                )?
+                .get(0);
+            tx.execute("UPDATE watchlist_version SET version = version + 1", &[])?;
+            tx.commit()?;
+            Ok(WatchEntry {
+                id,
+                entry: w.clone(),
+                removed_ms: None,
+                removed_by: None,
+            })
+        })
+    }
+
+    fn watchlist(&self, include_removed: bool) -> Result<Vec<WatchEntry>> {
+        self.pool
+            .with(|conn| watchlist_on(&mut conn.client, include_removed))
+    }
+
+    fn remove_watch(&self, id: i64, who: &str, at_ms: i64) -> Result<Option<WatchEntry>> {
+        self.pool.with(|conn| {
+            let mut tx = conn.client.transaction()?;
+            let sql = format!(
+                "UPDATE watchlist SET removed = $2, removed_by = $3
+                 WHERE id = $1 AND removed IS NULL
+                 RETURNING {}",
+                WATCH_COLUMNS.trim_end_matches("FROM watchlist")
+            );
+            let Some(row) = tx.query_opt(&sql, &[&id, &at(at_ms), &no_nul(who)])? else {
+                return Ok(None);
+            };
+            let entry = watch_from_row(&row)?;
+            tx.execute("UPDATE watchlist_version SET version = version + 1", &[])?;
+            tx.commit()?;
+            Ok(Some(entry))
+        })
+    }
+
+    fn alerts(&self, q: &AlertQuery) -> Result<Vec<Alert>> {
+        self.pool.with(|Conn { client, stmts }| {
+            let order = if q.after.is_some() { "ASC" } else { "DESC" };
+            let sql = format!(
+                "SELECT {ALERT_COLUMNS}
+                 WHERE ($1::text IS NULL OR a.state = $1) AND a.id < $2 AND a.id > $3
+                 ORDER BY a.id {order} LIMIT $4"
+            );
+            let st = stmt(stmts, client, &sql)?;
+            client
+                .query(
+                    &st,
+                    &[
+                        &q.state.map(AlertState::as_str),
+                        &q.before.unwrap_or(i64::MAX),
+                        &q.after.unwrap_or(i64::MIN),
+                        &(q.limit as i64),
+                    ],
+                )?
+                .iter()
+                .map(alert_from_row)
+                .collect()
+        })
+    }
+
+    fn alert(&self, id: i64) -> Result<Option<(Alert, Vec<AlertChange>)>> {
+        self.pool.with(|conn| {
+            let client = &mut conn.client;
+            let Some(alert) = alert_on(client, id, false)? else {
+                return Ok(None);
+            };
+            let mut changes = Vec::new();
+            for r in client.query(
+                "SELECT at, who, role, from_state, to_state, note FROM alert_changes
+                 WHERE alert_id = $1 ORDER BY seq",
+                &[&id],
+            )? {
+                let state = |s: String| {
+                    AlertState::parse(&s)
+                        .ok_or_else(|| Error::Corrupt(format!("alert {id}: change to state {s:?}")))
+                };
+                changes.push(AlertChange {
+                    at_ms: ms(r.get(0)),
+                    who: r.get(1),
+                    role: r.get(2),
+                    from: state(r.get(3))?,
+                    to: state(r.get(4))?,
+                    note: r.get(5),
+                });
+            }
+            Ok(Some((alert, changes)))
+        })
+    }
+
+    fn change_alert(
+        &self,
+        id: i64,
+        to: AlertState,
+        note: Option<&str>,
+        audit: &AuditEntry,
+    ) -> Result<StateChange> {
+        self.pool.with(|Conn { client, stmts }| {
+            let mut tx = client.transaction()?;
+            let Some(alert) = alert_on(&mut tx, id, true)? else {
+                return Ok(StateChange::NotFound);
+            };
+            let from = alert.state;
+            if !from.may_become(to) {
+                return Ok(StateChange::Refused(from));
+            }
+            tx.execute(
+                "UPDATE alerts SET state = $2, updated = $3 WHERE id = $1",
+                &[&id, &to.as_str(), &at(audit.at_ms)],
+            )?;
+            tx.execute(
+                "INSERT INTO alert_changes (alert_id, at, who, role, from_state, to_state, note)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &id,
+                    &at(audit.at_ms),
+                    &no_nul(&audit.who),
+                    &no_nul(&audit.role),
+                    &from.as_str(),
+                    &to.as_str(),
+                    &note.map(no_nul),
+                ],
+            )?;
+            let mut audit = audit.clone();
+            audit.detail = Some(format!("alert {id}: {} -> {}", from.as_str(), to.as_str()));
+            append_audit_on(&mut tx, stmts, &audit)?;
+            tx.commit()?;
+            Ok(StateChange::Changed(Box::new(Alert {
+                state: to,
+                updated_ms: audit.at_ms,
+                ..alert
+            })))
+        })
+    }
+
+    fn event_blobs(&self, id: &str) -> Result<Option<EventBlobs>> {
+        self.pool.with(|Conn { client, stmts }| {
+            let st = stmt(
+                stmts,
+                client,
+                "SELECT e.snapshot_sha256, e.clip_sha256 FROM event_ids i
+                 JOIN events e ON e.shard_key = i.shard_key AND e.ts = i.ts AND e.id = i.id
+                 WHERE i.id = $1",
+            )?;
+            Ok(client.query_opt(&st, &[&no_nul(id)])?.map(|r| EventBlobs {
+                snapshot: r.get(0),
+                clip: r.get(1),
+            }))
+        })
+    }
+
+    fn attach_clip(&self, id: &str, clip: &str) -> Result<bool> {
+        self.pool.with(|conn| {
+            let n = conn.client.execute(
+                "UPDATE events e SET clip_sha256 = $2 FROM event_ids i
+                 WHERE i.id = $1 AND e.shard_key = i.shard_key AND e.ts = i.ts AND e.id = i.id",
+                &[&no_nul(id), &clip],
+            )?;
+            Ok(n == 1)
+        })
+    }
+
+    fn search(&self, query: &SearchQuery) -> Result<SearchPage> {
+        self.pool.with(|conn| Self::search_on(conn, query))
+    }
+
+    fn put_camera(&self, camera: &Camera) -> Result<()> {
+        self.pool.with(|conn| {
+            conn.client.execute(
+                "INSERT INTO cameras (id, name, kind, lat, lon, updated)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, kind = excluded.kind,
+                     lat = excluded.lat, lon = excluded.lon, updated = excluded.updated",
+                &[
+                    &no_nul(&camera.id),
+                    &no_nul(&camera.name),
+                    &camera.kind.as_str(),
+                    &camera.lat,
+                    &camera.lon,
+                    &at(now_ms()),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn cameras(&self) -> Result<Vec<Camera>> {
+        self.pool.with(|conn| cameras_on(&mut conn.client))
+    }
+
+    fn add_token(&self, hash: &str, owner: &TokenOwner) -> Result<()> {
+        self.pool.with(|conn| {
+            conn.client.execute(
+                "INSERT INTO tokens (sha256, role, name, created) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (sha256) DO NOTHING",
+                &[
+                    &hash,
+                    &owner.role.as_str(),
+                    &no_nul(&owner.name),
+                    &at(now_ms()),
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn token(&self, hash: &str) -> Result<Option<TokenOwner>> {
+        let row: Option<(String, String)> = self.pool.with(|Conn { client, stmts }| {
+            let st = stmt(
+                stmts,
+                client,
+                "SELECT role, name FROM tokens WHERE sha256 = $1",
+            )?;
+            Ok(client
+                .query_opt(&st, &[&no_nul(hash)])?
+                .map(|r| (r.get(0), r.get(1))))
+        })?;
+        row.map(|(role, name)| {
+            let role = role
+                .parse()
+                .map_err(|e| Error::Corrupt(format!("token {name:?}: {e}")))?;
+            Ok(TokenOwner { name, role })
+        })
+        .transpose()
+    }
+
+    fn append_audit(&self, entry: &AuditEntry) -> Result<i64> {
+        self.pool
+            .with(|Conn { client, stmts }| append_audit_on(client, stmts, entry))
+    }
+
+    fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRecord>> {
+        self.pool.with(|conn| {
+            let rows = conn.client.query(
+                "SELECT seq, at, who, role, route, query, reason, results, detail FROM audit
+                 WHERE seq < $1 ORDER BY seq DESC LIMIT $2",
+                &[&before.unwrap_or(i64::MAX), &(limit as i64)],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| AuditRecord {
+                    seq: r.get(0),
+                    entry: AuditEntry {
+                        at_ms: ms(r.get(1)),
+                        who: r.get(2),
+                        role: r.get(3),
+                        route: r.get(4),
+                        query: r.get(5),
+                        reason: r.get(6),
+                        results: r.get::<_, Option<i64>>(7).map(|n| n as u64),
+                        detail: r.get(8),
+                    },
+                })
+                .collect())
+        })
+    }
+
+    fn purge(
+        &self,
+        now_ms: i64,
+        policy: &RetentionPolicy,
+        blobs: &BlobStore,
+    ) -> Result<PurgeReport> {
+        let mut total = PurgeReport::default();
+        for class in EventClass::ALL {
+            let Some(cutoff) = policy.cutoff_ms(class, now_ms) else {
+                continue;
+            };
+            // Rows up to `after` were deleted or are of another class.
+            let mut after = (MIN_MS, String::new());
+            loop {
+                let (report, last) = self.purge_batch(class, cutoff, &after, blobs)?;
+                total.add(&report);
+                match last {
+                    Some(last) => after = last,
+                    None => break,
+                }
+            }
+        }
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        for (url, want) in [
+            (
+                "postgres://safecity:s3cr3t@db.example:5432/safecity",
+                "postgres://safecity:***@db.example:5432/safecity",
+            ),
+            (
+                "postgresql://u:p%40ss@h/db?sslmode=disable",
+                "postgresql://u:***@h/db?sslmode=disable",
+            ),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            (
+                "postgres://h/db?user=u&password=x&sslmode=disable",
+                "postgres://h/db?user=u&password=***&sslmode=disable",
+            ),
+            (
+                "host=h user=u password='a b' dbname=d",
+                "host=h user=u password=*** dbname=d",
+            ),
+            ("host=h password=x", "host=h password=***"),
+        ] {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn wildcards_become_like_patterns() {
+        assert_eq!(like_pattern("123?BC*"), "123_BC%");
+        assert_eq!(like_pattern("A_%\\"), "A\\_\\%\\\\");
+    }
+
+    #[test]
+    fn months_get_partitions_within_the_years_kept() {
+        // 2026-11-22T10:00:00Z and 2026-12-31T23:59:59.999Z.
+        let nov = month_of(1_795_341_600_000).unwrap();
+        assert_eq!(nov, 2026 * 12 + 10);
+        let ddl = partition_ddl(nov);
+        assert!(ddl.contains("events_2026_11"), "{ddl}");
+        assert!(
+            ddl.contains("FROM ('2026-11-01 00:00:00+00') TO ('2026-12-01 00:00:00+00')"),
+            "{ddl}"
+        );
+        let dec = partition_ddl(month_of(1_798_761_599_999).unwrap());
+        assert!(dec.contains("TO ('2027-01-01 00:00:00+00')"), "{dec}");
+        assert_eq!(month_of(0), None, "1970 goes to the default partition");
+        assert_eq!(ms(at(-1)), -1);
+        assert_eq!(ms(at(i64::MAX)), MAX_MS);
+    }
+}
