@@ -12,6 +12,8 @@
 //!   `SAFECITY_POSTGRES_URL`): events partitioned by month, with the
 //!   distribution key for Citus-style scale-out (the plate) written down in
 //!   its documentation.
+//! - [`PlateIndex`]: the distinct plates in memory, for exact, wildcard
+//!   and fuzzy plate searches on both backends.
 //! - [`BlobStore`] keeps snapshots and clips content-addressed on disk.
 //! - [`Role`] and [`new_token`]: bearer tokens, stored only as hashes.
 //! - [`ServerConfig`]: settings from TOML and the command line, with
@@ -74,6 +76,7 @@ mod config;
 mod error;
 mod metrics;
 mod openapi;
+mod plate_index;
 mod retention;
 mod store;
 mod track;
@@ -92,6 +95,7 @@ pub use config::{ServerConfig, StoreBackend, StoreConfig};
 pub use error::{Error, Result};
 pub use metrics::Metrics;
 pub use openapi::openapi_document;
+pub use plate_index::PlateIndex;
 pub use retention::{
     purge_data_dir, run_purge, EventClass, PurgeReport, RetentionConfig, RetentionPolicy,
     PURGE_BATCH,

@@ -252,6 +252,11 @@ pub trait Store: Send + Sync + 'static {
     /// Links a stored clip blob to an event; `false` when the id is unknown.
     fn attach_clip(&self, id: &str, clip: &str) -> Result<bool>;
 
+    /// The distinct stored plates that `query` matches, in byte order,
+    /// from the [`PlateIndex`](crate::PlateIndex); none for
+    /// [`PlateQuery::Any`].
+    fn plates(&self, query: &PlateQuery) -> Result<Vec<String>>;
+
     /// Events matching `query`, newest first, by `(ts, id)`.
     fn search(&self, query: &SearchQuery) -> Result<SearchPage>;
 

@@ -16,7 +16,7 @@
 //!              PRIMARY KEY (shard_key, ts, id); indexes (ts, id),
 //!              (camera_id, ts) and partial ones on the blob hashes
 //! event_ids    id PRIMARY KEY, ts, shard_key: every stored event id once
-//! plates       distinct canonical plates (the plate index)
+//! plates       distinct canonical plates, loaded into the in-memory PlateIndex
 //! cameras, tokens (SHA-256 of each token), watchlist, watchlist_version,
 //! alerts, alert_changes, audit (append-only: a trigger refuses UPDATE,
 //! DELETE and TRUNCATE), safecity_schema (the schema version)
@@ -84,12 +84,12 @@
 //!
 //! # Search
 //!
-//! Exact searches and trajectories read the primary key. Wildcard searches
-//! translate the pattern to `LIKE` (`?` → `_`, `*` → `%`) over `plates`,
-//! which seeks to the literal prefix; fuzzy searches read the plates of a
-//! fitting length and keep those within the weighted distance
-//! ([`plate_distance`]), as the embedded store does. Results are ordered by
-//! `(ts, id)`, newest first, with a keyset cursor.
+//! Exact searches and trajectories read the primary key. Wildcard and
+//! fuzzy searches ask the in-memory [`PlateIndex`] for the matching plates
+//! (loaded from `plates` at connect, then changed by this server's ingests
+//! and purges after each commit, as in the embedded store) and read their
+//! sightings by `shard_key`. Results are ordered by `(ts, id)`, newest
+//! first, with a keyset cursor.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
@@ -110,6 +110,7 @@ use crate::alerts::{
 };
 use crate::blobs::{BlobHash, BlobStore};
 use crate::error::{Error, Result};
+use crate::plate_index::PlateIndex;
 use crate::retention::{EventClass, PurgeReport, RetentionPolicy, PURGE_BATCH};
 use crate::track::Sighting;
 
@@ -263,7 +264,7 @@ const INSERT_EVENTS: &str = "INSERT INTO events (shard_key, ts, id, kind, edge_i
 
 const INSERT_PLATES: &str = "INSERT INTO plates (plate)
     SELECT DISTINCT p FROM unnest($1::text[]) AS u (p) ORDER BY p
-    ON CONFLICT DO NOTHING";
+    ON CONFLICT DO NOTHING RETURNING plate";
 
 const INSERT_ALERT: &str = "INSERT INTO alerts (kind, state, priority, event_id, watchlist_id,
         camera_id, plate, ts, distance, created, updated)
@@ -276,6 +277,8 @@ pub struct PostgresStore {
     matcher: RwLock<(i64, Arc<Matcher>)>,
     /// Months (`year * 12 + month - 1`) whose partition is known to exist.
     partitions: Mutex<HashSet<i32>>,
+    /// The `plates` table as this server changed it.
+    index: PlateIndex,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -329,23 +332,6 @@ fn ms(t: OffsetDateTime) -> i64 {
 /// PostgreSQL text cannot hold NUL characters; free-text fields drop them.
 fn no_nul(s: &str) -> String {
     s.replace('\0', "")
-}
-
-/// The `LIKE` pattern for a plate pattern (`?` one character, `*` any run).
-fn like_pattern(pattern: &str) -> String {
-    let mut out = String::with_capacity(pattern.len() + 2);
-    for ch in pattern.chars() {
-        match ch {
-            '?' => out.push('_'),
-            '*' => out.push('%'),
-            '%' | '_' | '\\' => {
-                out.push('\\');
-                out.push(ch);
-            }
-            other => out.push(other),
-        }
-    }
-    out
 }
 
 /// `url` with its password replaced by `***`, for messages and logs. Works
@@ -580,8 +566,18 @@ impl PostgresStore {
             },
             matcher: RwLock::new((i64::MIN, Arc::new(Matcher::default()))),
             partitions: Mutex::new(HashSet::new()),
+            index: PlateIndex::default(),
         };
         store.pool.with(Self::migrate)?;
+        let plates: Vec<String> = store.pool.with(|conn| {
+            Ok(conn
+                .client
+                .query("SELECT plate FROM plates", &[])?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+        })?;
+        store.index.apply(&plates, &[] as &[&str]);
         // This month's and the next two months' partitions, ahead of need.
         let now = now_ms();
         let month = 31 * 24 * 3600 * 1000;
@@ -666,57 +662,7 @@ impl PostgresStore {
         Ok(matcher)
     }
 
-    /// Canonical plates matching a wildcard or fuzzy query.
-    fn matching_plates(
-        client: &mut impl GenericClient,
-        stmts: &mut HashMap<String, Statement>,
-        query: &PlateQuery,
-    ) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        match query {
-            PlateQuery::Any => {}
-            PlateQuery::Exact(p) => out.push(p.clone()),
-            PlateQuery::Wildcard(pattern) => {
-                let st = stmt(
-                    stmts,
-                    client,
-                    "SELECT plate FROM plates WHERE plate LIKE $1",
-                )?;
-                for row in client.query(&st, &[&like_pattern(pattern.as_str())])? {
-                    let plate: String = row.get(0);
-                    if pattern.matches(&plate) {
-                        out.push(plate);
-                    }
-                }
-            }
-            PlateQuery::Fuzzy {
-                plate,
-                max_distance,
-            } => {
-                // Each inserted or deleted character costs 1.
-                let len = plate.len() as f32;
-                let shortest = (len - max_distance).floor().max(0.0) as i32;
-                let longest = (len + max_distance).ceil() as i32;
-                let st = stmt(
-                    stmts,
-                    client,
-                    "SELECT plate FROM plates WHERE length(plate) BETWEEN $1 AND $2",
-                )?;
-                for row in client.query(&st, &[&shortest, &longest])? {
-                    let candidate: String = row.get(0);
-                    if (candidate.len() as f32 - len).abs() > *max_distance {
-                        continue;
-                    }
-                    if plate_distance(plate, &candidate) <= *max_distance {
-                        out.push(candidate);
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    fn search_on(conn: &mut Conn, q: &SearchQuery) -> Result<SearchPage> {
+    fn search_on(conn: &mut Conn, index: &PlateIndex, q: &SearchQuery) -> Result<SearchPage> {
         let empty = SearchPage {
             hits: Vec::new(),
             next: None,
@@ -733,7 +679,7 @@ impl PostgresStore {
                 ));
             }
             other => {
-                let plates = Self::matching_plates(client, stmts, other)?;
+                let plates = index.matching(other);
                 if plates.is_empty() {
                     return Ok(empty);
                 }
@@ -895,11 +841,17 @@ impl PostgresStore {
             tx.execute("DELETE FROM event_ids WHERE id = ANY($1)", &[&ids])?;
             plates.sort();
             plates.dedup();
-            report.plates = tx.execute(
-                "DELETE FROM plates p WHERE p.plate = ANY($1)
-                 AND NOT EXISTS (SELECT 1 FROM events e WHERE e.shard_key = p.plate)",
-                &[&plates],
-            )?;
+            let removed: Vec<String> = tx
+                .query(
+                    "DELETE FROM plates p WHERE p.plate = ANY($1)
+                     AND NOT EXISTS (SELECT 1 FROM events e WHERE e.shard_key = p.plate)
+                     RETURNING p.plate",
+                    &[&plates],
+                )?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            report.plates = removed.len() as u64;
             hashes.sort();
             hashes.dedup();
             let unused: Vec<BlobHash> = tx
@@ -912,8 +864,11 @@ impl PostgresStore {
                 .iter()
                 .map(|r| r.get(0))
                 .collect();
-            let ((), removed) = blobs.remove_with(&unused, || Ok(tx.commit()?))?;
-            report.blobs = removed;
+            let ((), blobs_removed) = blobs.remove_with(&unused, || {
+                self.index
+                    .commit_with(&[] as &[&str], &removed, || Ok(tx.commit()?))
+            })?;
+            report.blobs = blobs_removed;
             Ok((report, last))
         })
     }
@@ -1165,9 +1120,14 @@ impl Store for PostgresStore {
                 ],
             )?;
             let distinct: Vec<&str> = new_rows.iter().filter_map(|r| r.plate).collect();
+            let mut new_plates: Vec<String> = Vec::new();
             if !distinct.is_empty() {
                 let st = stmt(stmts, &mut tx, INSERT_PLATES)?;
-                tx.execute(&st, &[&distinct])?;
+                new_plates = tx
+                    .query(&st, &[&distinct])?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
             }
 
             let mut locked = false;
@@ -1234,8 +1194,8 @@ impl Store for PostgresStore {
                     });
                 }
             }
-            tx.commit()?;
-            Ok(())
+            self.index
+                .commit_with(&new_plates, &[] as &[&str], || Ok(tx.commit()?))
         })?;
         Ok(outcome)
     }
@@ -1447,7 +1407,12 @@ impl Store for PostgresStore {
     }
 
     fn search(&self, query: &SearchQuery) -> Result<SearchPage> {
-        self.pool.with(|conn| Self::search_on(conn, query))
+        self.pool
+            .with(|conn| Self::search_on(conn, &self.index, query))
+    }
+
+    fn plates(&self, query: &PlateQuery) -> Result<Vec<String>> {
+        Ok(self.index.matching(query))
     }
 
     fn put_camera(&self, camera: &Camera) -> Result<()> {
@@ -1595,12 +1560,6 @@ mod tests {
         ] {
             assert_eq!(redact_url(url), want, "{url}");
         }
-    }
-
-    #[test]
-    fn wildcards_become_like_patterns() {
-        assert_eq!(like_pattern("123?BC*"), "123_BC%");
-        assert_eq!(like_pattern("A_%\\"), "A\\_\\%\\\\");
     }
 
     #[test]

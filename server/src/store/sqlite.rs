@@ -9,8 +9,9 @@
 //!
 //! Tables: `events` (one row per event id, the columns searches filter on
 //! and the event JSON without its snapshot), `plates` (distinct canonical
-//! plates, which wildcard and fuzzy searches scan before looking up
-//! sightings through the `(plate, ts)` index), `cameras`, `tokens` (SHA-256
+//! plates, loaded into a [`PlateIndex`] at open, which wildcard and fuzzy
+//! searches ask before looking up sightings through the `(plate, ts)`
+//! index), `cameras`, `tokens` (SHA-256
 //! of each token, its role and name) and `audit` (append-only: triggers
 //! refuse updates and deletes), `watchlist` (entries are marked removed,
 //! never deleted), `alerts` (one row per watchlist hit or pillar alarm, with
@@ -54,6 +55,7 @@ use crate::alerts::{
 };
 use crate::blobs::{BlobHash, BlobStore};
 use crate::error::{Error, Result};
+use crate::plate_index::PlateIndex;
 use crate::retention::{EventClass, PurgeReport, RetentionPolicy, PURGE_BATCH};
 use crate::track::Sighting;
 
@@ -178,6 +180,8 @@ pub struct SqliteStore {
     /// The watchlist entries that are not removed; replaced under the
     /// writer lock.
     matcher: RwLock<Arc<Matcher>>,
+    /// The `plates` table; changed after each commit, under the writer lock.
+    index: PlateIndex,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -231,7 +235,15 @@ impl SqliteStore {
         }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         let matcher = Matcher::new(Self::watchlist_on(&conn, false)?);
+        let index = {
+            let mut stmt = conn.prepare("SELECT plate FROM plates")?;
+            let plates = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            PlateIndex::new(plates)
+        };
         Ok(SqliteStore {
+            index,
             path,
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
@@ -273,48 +285,7 @@ impl SqliteStore {
         out
     }
 
-    /// Canonical plates matching a wildcard or fuzzy query.
-    fn matching_plates(conn: &Connection, query: &PlateQuery) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        match query {
-            PlateQuery::Any => {}
-            PlateQuery::Exact(p) => out.push(p.clone()),
-            PlateQuery::Wildcard(pattern) => {
-                let prefix = pattern.literal_prefix();
-                // Plates are ASCII letters and digits, all below '~'.
-                let mut stmt = conn.prepare_cached(
-                    "SELECT plate FROM plates WHERE plate >= ?1 AND plate < ?1 || '~'",
-                )?;
-                let rows = stmt.query_map([prefix], |r| r.get::<_, String>(0))?;
-                for plate in rows {
-                    let plate = plate?;
-                    if pattern.matches(&plate) {
-                        out.push(plate);
-                    }
-                }
-            }
-            PlateQuery::Fuzzy {
-                plate,
-                max_distance,
-            } => {
-                let mut stmt = conn.prepare_cached("SELECT plate FROM plates")?;
-                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-                for candidate in rows {
-                    let candidate = candidate?;
-                    // Each inserted or deleted character costs 1.
-                    if (candidate.len() as f32 - plate.len() as f32).abs() > *max_distance {
-                        continue;
-                    }
-                    if plate_distance(plate, &candidate) <= *max_distance {
-                        out.push(candidate);
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    fn search_on(conn: &Connection, q: &SearchQuery) -> Result<SearchPage> {
+    fn search_on(conn: &Connection, index: &PlateIndex, q: &SearchQuery) -> Result<SearchPage> {
         let empty = SearchPage {
             hits: Vec::new(),
             next: None,
@@ -334,7 +305,7 @@ impl SqliteStore {
                 args.push(Box::new(p.clone()));
             }
             other => {
-                let plates = Self::matching_plates(conn, other)?;
+                let plates = index.matching(other);
                 if plates.is_empty() {
                     return Ok(empty);
                 }
@@ -579,6 +550,7 @@ impl Store for SqliteStore {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut new_plates: Vec<&str> = Vec::new();
         {
             let mut alert = tx.prepare_cached(
                 "INSERT INTO alerts (kind, state, priority, event_id, watchlist_id, camera_id,
@@ -660,7 +632,9 @@ impl Store for SqliteStore {
                 if inserted == 1 {
                     outcome.accepted += 1;
                     if let Some(p) = plate_text {
-                        plate.execute([p])?;
+                        if plate.execute([p])? == 1 {
+                            new_plates.push(p);
+                        }
                         for (entry, distance) in matcher.matches(p, received) {
                             let watch = WatchRef {
                                 id: entry.id,
@@ -697,7 +671,9 @@ impl Store for SqliteStore {
                 }
             }
         }
-        tx.commit()?;
+        // Still under the writer lock: the index changes in commit order.
+        self.index
+            .commit_with(&new_plates, &[] as &[&str], || Ok(tx.commit()?))?;
         Ok(outcome)
     }
 
@@ -724,7 +700,11 @@ impl Store for SqliteStore {
     }
 
     fn search(&self, query: &SearchQuery) -> Result<SearchPage> {
-        self.read(|conn| Self::search_on(conn, query))
+        self.read(|conn| Self::search_on(conn, &self.index, query))
+    }
+
+    fn plates(&self, query: &PlateQuery) -> Result<Vec<String>> {
+        Ok(self.index.matching(query))
     }
 
     fn put_camera(&self, camera: &Camera) -> Result<()> {
@@ -1094,9 +1074,14 @@ impl SqliteStore {
                 "DELETE FROM plates WHERE plate = ?1
                  AND NOT EXISTS (SELECT 1 FROM events WHERE plate = ?1)",
             )?;
-            for p in &plates {
-                report.plates += unused_plate.execute([p])? as u64;
+            let mut removed = Vec::new();
+            for p in plates {
+                if unused_plate.execute([&p])? == 1 {
+                    removed.push(p);
+                }
             }
+            plates = removed;
+            report.plates = plates.len() as u64;
             let mut named = tx.prepare_cached(
                 "SELECT EXISTS (SELECT 1 FROM events WHERE snapshot_sha256 = ?1)
                      OR EXISTS (SELECT 1 FROM events WHERE clip_sha256 = ?1)",
@@ -1111,7 +1096,10 @@ impl SqliteStore {
         }
         // Still inside the write transaction: no ingest commits until the
         // blobs are set aside and this commit is done.
-        let ((), removed) = blobs.remove_with(&hashes, || Ok(tx.commit()?))?;
+        let ((), removed) = blobs.remove_with(&hashes, || {
+            self.index
+                .commit_with(&[] as &[&str], &plates, || Ok(tx.commit()?))
+        })?;
         report.blobs = removed;
         Ok((report, last))
     }

@@ -7,6 +7,7 @@ mod alerts;
 mod api;
 mod openapi;
 mod pg;
+mod plate_index;
 mod postgres;
 mod retention;
 mod socket;
