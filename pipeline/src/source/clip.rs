@@ -574,20 +574,29 @@ impl EncodedClip {
                 .filter_map(|u| u.buffer.dts_or_pts())
                 .min()
                 .unwrap_or(gst::ClockTime::ZERO);
+            // A stream that sends units without timestamps (some cameras do
+            // for their first frames) is timed by the capture clock instead.
+            let first_capture = self.units.first().map_or(0, |u| u.capture_unix_ms);
+            let by_capture = self.units.iter().any(|u| u.buffer.pts().is_none());
             let mut previous: Option<gst::ClockTime> = None;
             for (i, unit) in self.units.iter().enumerate() {
                 let mut buffer = unit.buffer.copy();
                 {
                     let b = buffer.make_mut();
-                    let rebase = |t: Option<gst::ClockTime>| t.map(|t| t.saturating_sub(base));
-                    let (pts, dts) = (rebase(b.pts()), rebase(b.dts()));
-                    // A unit without timestamps follows the one before it.
-                    let pts = pts.or(dts).or_else(|| {
-                        previous.map(|p| p + b.duration().unwrap_or(gst::ClockTime::ZERO))
-                    });
-                    b.set_pts(pts);
-                    b.set_dts(dts);
-                    previous = dts.or(pts);
+                    if by_capture {
+                        let t = gst::ClockTime::from_mseconds(
+                            unit.capture_unix_ms.saturating_sub(first_capture),
+                        );
+                        let t = previous.map_or(t, |p| t.max(p + gst::ClockTime::from_mseconds(1)));
+                        b.set_pts(t);
+                        b.set_dts(t);
+                        previous = Some(t);
+                    } else {
+                        let rebase = |t: Option<gst::ClockTime>| t.map(|t| t.saturating_sub(base));
+                        let (pts, dts) = (rebase(b.pts()), rebase(b.dts()));
+                        b.set_pts(pts);
+                        b.set_dts(dts);
+                    }
                     if i > 0 {
                         b.unset_flags(gst::BufferFlags::DISCONT);
                     }
@@ -774,10 +783,17 @@ mod tests {
         let ring = ClipRing::new(Duration::from_secs(60));
         let mut first = None;
         while let Ok(sample) = sink.pull_sample() {
-            let buffer = sample.buffer_owned().unwrap();
+            let mut buffer = sample.buffer_owned().unwrap();
             // x264enc starts its timestamps 1000 hours in.
             let pts = buffer.pts().unwrap().mseconds();
             let t = 50_000 + pts - *first.get_or_insert(pts);
+            if t == 51_000 {
+                // Some cameras send a unit without timestamps; the clip
+                // below starts with it.
+                let b = buffer.make_mut();
+                b.set_pts(gst::ClockTime::NONE);
+                b.set_dts(gst::ClockTime::NONE);
+            }
             ring.push("cam", &sample.caps_owned().unwrap(), buffer, t);
         }
         encoder.set_state(gst::State::Null).unwrap();
