@@ -170,6 +170,23 @@ def press(api_port: int) -> tuple[str, float]:
     raise SystemExit("the edge's local API never answered")
 
 
+def edge_metrics(api_port: int) -> dict:
+    """Frame counters of the running (restarted) edge, summed over cameras."""
+    totals = {}
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError as e:
+        return {"error": str(e)}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        base = name.split("{")[0].removeprefix("safecity_edge_")
+        if base in ("frames_decoded_total", "frames_sampled_total", "frames_dropped_total",
+                    "frames_analysed_total", "inference_batches_total", "inference_frames_total"):
+            totals[base] = totals.get(base, 0) + float(value)
+    return totals
+
+
 def blackouts(events: dict, killed_at):
     """Per camera, when the killed edge could see nothing: from the kill to
     the restarted edge's first `online` status of that camera."""
@@ -312,6 +329,7 @@ def main():
                 print(f"{t:.0f} s: receiver up", flush=True)
             time.sleep(0.2)
         end = time.time()
+        result["edge_metrics"] = edge_metrics(api_port)
         if down:
             receiver.up()
         edge.send_signal(signal.SIGINT)
