@@ -128,6 +128,23 @@ pub struct SearchPage {
     pub next: Option<Cursor>,
 }
 
+impl SearchPage {
+    /// The first `limit` of `hits` (fetched as `limit + 1` to learn whether
+    /// more follow), with the cursor after the last one kept.
+    pub fn cut(mut hits: Vec<Hit>, limit: usize) -> SearchPage {
+        let next = if hits.len() > limit {
+            hits.truncate(limit);
+            hits.last().map(|h| Cursor {
+                ts_ms: h.ts_ms,
+                id: h.id.clone(),
+            })
+        } else {
+            None
+        };
+        SearchPage { hits, next }
+    }
+}
+
 /// A stored event's blobs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventBlobs {

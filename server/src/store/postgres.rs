@@ -101,8 +101,8 @@ use safecity_core::{plate_distance, EventKind};
 use time::OffsetDateTime;
 
 use super::{
-    cameras_near, AuditEntry, AuditRecord, Camera, CameraKind, Cursor, EventBlobs, Hit,
-    IngestOutcome, NewEvent, PlateQuery, SearchPage, SearchQuery, Store, TokenOwner,
+    cameras_near, AuditEntry, AuditRecord, Camera, CameraKind, EventBlobs, Hit, IngestOutcome,
+    NewEvent, PlateQuery, SearchPage, SearchQuery, Store, TokenOwner,
 };
 use crate::alerts::{
     Alert, AlertChange, AlertKind, AlertQuery, AlertState, Matcher, NewWatch, Priority,
@@ -758,16 +758,7 @@ impl PostgresStore {
                 id,
             });
         }
-        let next = if hits.len() > q.limit {
-            hits.truncate(q.limit);
-            hits.last().map(|h| Cursor {
-                ts_ms: h.ts_ms,
-                id: h.id.clone(),
-            })
-        } else {
-            None
-        };
-        Ok(SearchPage { hits, next })
+        Ok(SearchPage::cut(hits, q.limit))
     }
 
     /// Deletes up to [`PURGE_BATCH`] events of `class` with `ts < cutoff`

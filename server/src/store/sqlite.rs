@@ -45,9 +45,8 @@ use rusqlite::{params, Connection, OptionalExtension, ToSql, TransactionBehavior
 use safecity_core::{plate_distance, EventKind};
 
 use super::{
-    cameras_near, AuditEntry as Audit, AuditEntry, AuditRecord, Camera, CameraKind, Cursor,
-    EventBlobs, Hit, IngestOutcome, NewEvent, PlateQuery, SearchPage, SearchQuery, Store,
-    TokenOwner,
+    cameras_near, AuditEntry as Audit, AuditEntry, AuditRecord, Camera, CameraKind, EventBlobs,
+    Hit, IngestOutcome, NewEvent, PlateQuery, SearchPage, SearchQuery, Store, TokenOwner,
 };
 use crate::alerts::{
     Alert, AlertChange, AlertKind, AlertQuery, AlertState, Matcher, NewWatch, Priority,
@@ -383,16 +382,7 @@ impl SqliteStore {
                 id,
             });
         }
-        let next = if hits.len() > q.limit {
-            hits.truncate(q.limit);
-            hits.last().map(|h| Cursor {
-                ts_ms: h.ts_ms,
-                id: h.id.clone(),
-            })
-        } else {
-            None
-        };
-        Ok(SearchPage { hits, next })
+        Ok(SearchPage::cut(hits, q.limit))
     }
 
     fn cameras_on(conn: &Connection) -> Result<Vec<Camera>> {
@@ -1108,6 +1098,7 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Cursor;
     use safecity_core::{EventId, PlatePattern};
 
     fn read(n: u128, ts_ms: u64, plate: &str) -> NewEvent {
