@@ -179,6 +179,7 @@ fn route_table() -> Vec<Route> {
         at(Method::GET, "/api/v1/events/{id}/clip", get_clip),
         at(Method::GET, "/api/v1/events/{id}/snapshot", get_snapshot),
         at(Method::GET, "/api/v1/search", search),
+        at(Method::GET, "/api/v1/me", me),
         at(Method::GET, "/api/v1/cameras", list_cameras),
         at(Method::GET, "/api/v1/cameras/{id}", get_camera),
         at(Method::PUT, "/api/v1/cameras/{id}", put_camera),
@@ -1040,9 +1041,25 @@ async fn search(
     })))
 }
 
+/// `GET /me`: who the token belongs to and its role, for clients that
+/// show each role its own views.
+async fn me(caller: Caller) -> Json<Value> {
+    Json(json!({ "name": caller.name, "role": caller.role.as_str() }))
+}
+
 async fn list_cameras(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Value>> {
     let store = state.inner.store.clone();
-    let cameras = blocking("reading cameras", move || store.cameras()).await?;
+    let cameras = blocking("reading cameras", move || {
+        store
+            .cameras()?
+            .into_iter()
+            .map(|camera| {
+                let health = store.camera_health(&camera.id)?;
+                Ok(camera_json(camera, &health))
+            })
+            .collect::<crate::Result<Vec<Value>>>()
+    })
+    .await?;
     Ok(Json(json!({ "cameras": cameras })))
 }
 
@@ -1050,14 +1067,38 @@ async fn get_camera(
     State(state): State<AppState>,
     _caller: Caller,
     Path(id): Path<String>,
-) -> ApiResult<Json<Camera>> {
+) -> ApiResult<Json<Value>> {
     let store = state.inner.store.clone();
-    let cameras = blocking("reading cameras", move || store.cameras()).await?;
-    cameras
-        .into_iter()
-        .find(|c| c.id == id)
+    let found = blocking("reading cameras", move || {
+        let Some(camera) = store.cameras()?.into_iter().find(|c| c.id == id) else {
+            return Ok(Err(id));
+        };
+        let health = store.camera_health(&camera.id)?;
+        Ok(Ok(camera_json(camera, &health)))
+    })
+    .await?;
+    found
         .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no camera {id}; PUT it first")))
+        .map_err(|id| ApiError::not_found(format!("no camera {id}; PUT it first")))
+}
+
+/// A registry entry with its `health`: the state of its latest
+/// `camera_status` event, or `online` when events came after it (or came
+/// with no status event at all), `unknown` when it never sent anything.
+fn camera_json(camera: Camera, health: &crate::store::CameraHealth) -> Value {
+    let status = match (&health.status, health.last_seen_ms) {
+        (Some((state, at)), Some(seen)) if state == "offline" && seen > *at => "online",
+        (Some((state, _)), _) => state.as_str(),
+        (None, Some(_)) => "online",
+        (None, None) => "unknown",
+    };
+    let mut value = serde_json::to_value(camera).expect("a camera serialises");
+    value["health"] = json!({
+        "status": status,
+        "since": health.status.as_ref().map(|(_, at)| rfc3339(*at)),
+        "last_seen": health.last_seen_ms.map(rfc3339),
+    });
+    value
 }
 
 /// The body of `PUT /cameras/{id}`: the id comes from the path.

@@ -101,9 +101,9 @@ pub use retention::{
     PURGE_BATCH,
 };
 pub use store::{
-    cameras_near, haversine_m, AuditEntry, AuditRecord, Camera, CameraKind, Cursor, EventBlobs,
-    Hit, IngestOutcome, Near, NewEvent, PlateQuery, SearchPage, SearchQuery, SqliteStore, Store,
-    TokenOwner,
+    cameras_near, haversine_m, AuditEntry, AuditRecord, Camera, CameraHealth, CameraKind, Cursor,
+    EventBlobs, Hit, IngestOutcome, Near, NewEvent, PlateQuery, SearchPage, SearchQuery,
+    SqliteStore, Store, TokenOwner,
 };
 pub use store::{open as open_store, redact_url, PostgresStore};
 pub use track::{hop, Hop, Sighting, CLOCK_SLACK_S, DISTANCE_SLACK_M, MAX_SPEED_KMH};

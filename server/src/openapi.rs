@@ -211,6 +211,19 @@ pub fn openapi_document() -> Value {
                 &["400"],
             ),
         },
+        "/api/v1/me": {
+            "get": op(
+                "Who am I",
+                "The name and role of the calling token, so that a client shows each role its own views.",
+                EVERYONE,
+                json!([]),
+                None,
+                ok_json(json!({ "type": "object", "required": ["name", "role"], "properties": {
+                    "name": { "type": "string" },
+                    "role": { "type": "string", "enum": ["edge", "operator", "investigator", "admin"] } } })),
+                &[],
+            ),
+        },
         "/api/v1/cameras": {
             "get": op(
                 "List cameras and pillars",
@@ -486,7 +499,13 @@ fn schemas() -> Value {
                     "id": { "type": "string" }, "name": { "type": "string" },
                     "kind": { "type": "string", "enum": ["camera", "pillar"] },
                     "lat": { "type": "number", "minimum": -90, "maximum": 90 },
-                    "lon": { "type": "number", "minimum": -180, "maximum": 180 } } }),
+                    "lon": { "type": "number", "minimum": -180, "maximum": 180 },
+                    "health": { "type": "object", "required": ["status", "since", "last_seen"],
+                        "description": "Returned by GET only: `status` is the state of the latest camera_status event, or online when events came after it or without one, unknown when the camera never sent anything.",
+                        "properties": {
+                            "status": { "type": "string", "enum": ["online", "offline", "unknown"] },
+                            "since": { "type": ["string", "null"], "format": "date-time", "description": "Capture time of the latest camera_status event." },
+                            "last_seen": { "type": ["string", "null"], "format": "date-time", "description": "Capture time of the latest event." } } } } }),
     );
     out.insert("CameraBody".into(), json!({ "type": "object", "required": ["name", "kind", "lat", "lon"], "additionalProperties": false, "properties": {
                     "id": { "type": "string", "description": "Optional; must equal the path's id." },

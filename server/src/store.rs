@@ -188,6 +188,25 @@ pub struct Camera {
     pub lon: f64,
 }
 
+/// What the events say of a camera's health.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CameraHealth {
+    /// The state of its latest `camera_status` event (`online` or
+    /// `offline`) and that event's capture time, ms since the epoch.
+    pub status: Option<(String, i64)>,
+    /// The capture time of its latest event of any kind.
+    pub last_seen_ms: Option<i64>,
+}
+
+/// The `status.state` of a stored `camera_status` event's JSON, or
+/// `unknown` when it has none.
+fn status_state(json: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .and_then(|v| v["status"]["state"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 /// Who a token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenOwner {
@@ -282,6 +301,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every camera, by id.
     fn cameras(&self) -> Result<Vec<Camera>>;
+
+    /// A camera's latest status change and latest event (two index seeks).
+    fn camera_health(&self, camera_id: &str) -> Result<CameraHealth>;
 
     /// Stores a token's hash; a hash already stored is left as it is.
     fn add_token(&self, hash: &str, owner: &TokenOwner) -> Result<()>;

@@ -101,8 +101,8 @@ use safecity_core::{plate_distance, EventKind};
 use time::OffsetDateTime;
 
 use super::{
-    cameras_near, AuditEntry, AuditRecord, Camera, CameraKind, EventBlobs, Hit, IngestOutcome,
-    NewEvent, PlateQuery, SearchPage, SearchQuery, Store, TokenOwner,
+    cameras_near, AuditEntry, AuditRecord, Camera, CameraHealth, CameraKind, EventBlobs, Hit,
+    IngestOutcome, NewEvent, PlateQuery, SearchPage, SearchQuery, Store, TokenOwner,
 };
 use crate::alerts::{
     Alert, AlertChange, AlertKind, AlertQuery, AlertState, Matcher, NewWatch, Priority,
@@ -151,6 +151,7 @@ CREATE TABLE events (
 CREATE TABLE events_default PARTITION OF events DEFAULT;
 CREATE INDEX events_ts ON events (ts, id);
 CREATE INDEX events_camera_ts ON events (camera_id, ts);
+CREATE INDEX events_status ON events (camera_id, ts) WHERE kind = 'camera_status';
 CREATE INDEX events_snapshot ON events (snapshot_sha256) WHERE snapshot_sha256 IS NOT NULL;
 CREATE INDEX events_clip ON events (clip_sha256) WHERE clip_sha256 IS NOT NULL;
 CREATE TABLE event_ids (
@@ -610,7 +611,13 @@ impl PostgresStore {
                     "the database has schema version {v}, newer than this server's {SCHEMA_VERSION}; run a newer safecity-server"
                 )));
             }
-            Some(_) => {}
+            Some(_) => {
+                // Added after version 1; older databases get it here.
+                tx.batch_execute(
+                    "CREATE INDEX IF NOT EXISTS events_status ON events (camera_id, ts)
+                     WHERE kind = 'camera_status'",
+                )?;
+            }
         }
         tx.commit()?;
         Ok(())
@@ -1428,6 +1435,31 @@ impl Store for PostgresStore {
 
     fn cameras(&self) -> Result<Vec<Camera>> {
         self.pool.with(|conn| cameras_on(&mut conn.client))
+    }
+
+    fn camera_health(&self, camera_id: &str) -> Result<CameraHealth> {
+        self.pool.with(|Conn { client, stmts }| {
+            let st = stmt(
+                stmts,
+                client,
+                "SELECT max(ts) FROM events WHERE camera_id = $1",
+            )?;
+            let last: Option<OffsetDateTime> = client.query_one(&st, &[&camera_id])?.get(0);
+            let st = stmt(
+                stmts,
+                client,
+                "SELECT ts, json FROM events WHERE camera_id = $1 AND kind = 'camera_status'
+                 ORDER BY ts DESC LIMIT 1",
+            )?;
+            let latest = client.query_opt(&st, &[&camera_id])?.map(|row| {
+                let json: String = row.get(1);
+                (super::status_state(&json), ms(row.get(0)))
+            });
+            Ok(CameraHealth {
+                status: latest,
+                last_seen_ms: last.map(ms),
+            })
+        })
     }
 
     fn add_token(&self, hash: &str, owner: &TokenOwner) -> Result<()> {

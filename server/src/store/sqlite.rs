@@ -45,8 +45,9 @@ use rusqlite::{params, Connection, OptionalExtension, ToSql, TransactionBehavior
 use safecity_core::{plate_distance, EventKind};
 
 use super::{
-    cameras_near, AuditEntry as Audit, AuditEntry, AuditRecord, Camera, CameraKind, EventBlobs,
-    Hit, IngestOutcome, NewEvent, PlateQuery, SearchPage, SearchQuery, Store, TokenOwner,
+    cameras_near, AuditEntry as Audit, AuditEntry, AuditRecord, Camera, CameraHealth, CameraKind,
+    EventBlobs, Hit, IngestOutcome, NewEvent, PlateQuery, SearchPage, SearchQuery, Store,
+    TokenOwner,
 };
 use crate::alerts::{
     Alert, AlertChange, AlertKind, AlertQuery, AlertState, Matcher, NewWatch, Priority,
@@ -82,6 +83,8 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_plate_ts ON events (plate, ts);
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 CREATE INDEX IF NOT EXISTS events_camera_ts ON events (camera_id, ts);
+CREATE INDEX IF NOT EXISTS events_status ON events (camera_id, ts)
+    WHERE kind = 'camera_status';
 CREATE INDEX IF NOT EXISTS events_snapshot ON events (snapshot_sha256)
     WHERE snapshot_sha256 IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_clip ON events (clip_sha256) WHERE clip_sha256 IS NOT NULL;
@@ -718,6 +721,25 @@ impl Store for SqliteStore {
 
     fn cameras(&self) -> Result<Vec<Camera>> {
         self.read(Self::cameras_on)
+    }
+
+    fn camera_health(&self, camera_id: &str) -> Result<CameraHealth> {
+        self.read(|conn| {
+            let last_seen_ms = conn
+                .prepare_cached("SELECT max(ts) FROM events WHERE camera_id = ?1")?
+                .query_row([camera_id], |r| r.get::<_, Option<i64>>(0))?;
+            let latest: Option<(i64, String)> = conn
+                .prepare_cached(
+                    "SELECT ts, json FROM events WHERE camera_id = ?1 AND kind = 'camera_status'
+                     ORDER BY ts DESC LIMIT 1",
+                )?
+                .query_row([camera_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            Ok(CameraHealth {
+                status: latest.map(|(ts, json)| (super::status_state(&json), ts)),
+                last_seen_ms,
+            })
+        })
     }
 
     fn add_token(&self, hash: &str, owner: &TokenOwner) -> Result<()> {

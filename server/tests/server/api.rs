@@ -17,6 +17,7 @@ on_both_backends!(
     snapshots_and_clips_are_stored_by_hash_and_served,
     the_audit_log_records_who_why_and_how_many,
     cameras_are_registered_and_near_searches_use_them,
+    camera_health_follows_status_events_and_me_names_the_role,
 );
 
 /// A day of traffic over three cameras and a few plates.
@@ -656,4 +657,70 @@ async fn cameras_are_registered_and_near_searches_use_them(backend: Backend) {
         10
     );
     assert!(f.search_all("near=0,0,1000").await.is_empty());
+}
+
+async fn camera_health_follows_status_events_and_me_names_the_role(backend: Backend) {
+    let f = Fixture::on(backend);
+    for (token, role) in [
+        (&f.admin, "admin"),
+        (&f.edge, "edge"),
+        (&f.operator, "operator"),
+        (&f.investigator, "investigator"),
+    ] {
+        let a = f.get("/api/v1/me", token).await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(a.json()["role"], role);
+    }
+    assert_eq!(
+        f.call(Method::GET, "/api/v1/me", None, &[], Vec::new())
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    f.cameras(&[
+        ("cam-a", "camera", 43.2389, 76.8897),
+        ("cam-z", "pillar", 43.25, 76.9),
+    ])
+    .await;
+    let h = health(&f).await;
+    assert_eq!(h["cam-a"]["status"], "unknown");
+    assert_eq!(h["cam-a"]["last_seen"], Value::Null);
+
+    let read = event(1, T0, "cam-a", Some("123ABC02"), "car", "white");
+    let status = |n: u128, ts: u64, state: &str| {
+        let mut e = event(n, ts, "cam-a", None, "car", "white");
+        e["kind"] = json!("camera_status");
+        e.as_object_mut().unwrap().remove("vehicle");
+        e["status"] = json!({"state": state, "message": "no frames for 5 s"});
+        e
+    };
+    let offline = status(2, T0 + 60_000, "offline");
+    assert_eq!(f.post_events(&[read, offline]).await.status, StatusCode::OK);
+    let h = health(&f).await;
+    assert_eq!(h["cam-a"]["status"], "offline");
+    assert_eq!(h["cam-a"]["since"], json!(rfc3339(T0 + 60_000)));
+    assert_eq!(h["cam-a"]["last_seen"], json!(rfc3339(T0 + 60_000)));
+    assert_eq!(h["cam-z"]["status"], "unknown");
+    let one = f.get("/api/v1/cameras/cam-a", &f.investigator).await.json();
+    assert_eq!(one["health"]["status"], "offline");
+
+    // Reads after the loss mean the stream is back, status event or not.
+    let later = event(3, T0 + 120_000, "cam-a", Some("777KXM17"), "car", "red");
+    assert_eq!(f.post_events(&[later]).await.status, StatusCode::OK);
+    let h = health(&f).await;
+    assert_eq!(h["cam-a"]["status"], "online");
+    assert_eq!(h["cam-a"]["since"], json!(rfc3339(T0 + 60_000)));
+    assert_eq!(h["cam-a"]["last_seen"], json!(rfc3339(T0 + 120_000)));
+}
+
+/// Each camera's `health` from `GET /cameras`, by id.
+async fn health(f: &Fixture) -> std::collections::HashMap<String, Value> {
+    let cameras = f.get("/api/v1/cameras", &f.operator).await.json();
+    cameras["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["id"].as_str().unwrap().to_owned(), c["health"].clone()))
+        .collect()
 }
