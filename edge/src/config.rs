@@ -194,6 +194,12 @@ pub struct StreamConfig {
     /// Frames are scaled down to at most this width before detection.
     #[serde(default)]
     pub max_width: Option<u32>,
+    /// For a file: play it at its own frame rate, looping, as a camera
+    /// would (the default), or, with `false`, read it once as fast as
+    /// decoding and detection allow, dropping nothing (replaying a
+    /// recording, measuring throughput).
+    #[serde(default = "default_realtime")]
+    pub realtime: bool,
 }
 
 /// One panic pillar: a stream plus an alarm input.
@@ -209,6 +215,9 @@ pub struct PillarConfig {
     pub clip_after_s: u32,
 }
 
+fn default_realtime() -> bool {
+    true
+}
 fn default_send_batch() -> usize {
     200
 }
@@ -402,6 +411,13 @@ impl EdgeConfig {
                     s.id, s.latency_ms
                 ));
             }
+            let is_file = s.url.starts_with("file://") || !s.url.contains("://");
+            if !s.realtime && !is_file {
+                return Err(format!(
+                    "{what} {}: realtime = false is for files only; a live stream plays at its own rate",
+                    s.id
+                ));
+            }
         }
         for p in &self.pillars {
             if p.clip_before_s > 120 || p.clip_after_s > 300 || p.clip_after_s == 0 {
@@ -466,6 +482,7 @@ clip_before_s = 5
         assert_eq!(c.cameras[0].fps, 10.0);
         assert_eq!(c.cameras[0].latency_ms, 200);
         assert_eq!(c.cameras[0].transport, Transport::Tcp);
+        assert!(c.cameras[0].realtime);
         assert_eq!(c.pillars[0].clip_before_s, 5);
         assert_eq!(c.pillars[0].clip_after_s, 20);
         assert_eq!(c.provider(), Provider::Cpu);
@@ -510,6 +527,11 @@ clip_before_s = 5
                 "models.provider",
             ),
             ("lon = 76.9455", "lon = 76.9455\nfps = 0", "fps = 0"),
+            (
+                "lon = 76.9455",
+                "lon = 76.9455\nrealtime = false",
+                "realtime = false is for files only",
+            ),
             // A typo in a pillar (its fields are flattened) is caught too.
             ("clip_before_s = 5", "clip_befor_s = 5", "clip_befor_s"),
         ] {

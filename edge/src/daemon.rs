@@ -445,7 +445,8 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
         source_config.fps = stream.fps;
         source_config.max_size = stream.max_width.map(|w| (w, w));
         source_config.queue = config.batching.queue;
-        source_config.loop_files = true;
+        source_config.realtime_files = stream.realtime;
+        source_config.loop_files = stream.realtime;
         if let Some(p) = config.pillars.iter().find(|p| p.stream.id == stream.id) {
             // The ring keeps the span before a press, and a margin for the
             // time the clip waits after it.
