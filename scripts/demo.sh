@@ -4,14 +4,15 @@
 # cameras and a pillar, and the edge analysing those streams and forwarding
 # to the server. Runs until Ctrl-C, then stops everything.
 #
-# Ports (override with the variables): server 8080, RTSP 8554, edge API 8091.
+# Ports (override with the variables): server 8080, RTSP 8554, edge API 8091;
+# SAFECITY_DEMO_DIR for the logs and data, SAFECITY_DEMO_BIN for the binaries.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SERVER_PORT="${SAFECITY_DEMO_SERVER_PORT:-8080}"
 RTSP_PORT="${SAFECITY_DEMO_RTSP_PORT:-8554}"
 EDGE_PORT="${SAFECITY_DEMO_EDGE_PORT:-8091}"
 DEMO="${SAFECITY_DEMO_DIR:-$ROOT/target/demo}"
-BIN="$ROOT/target/release"
+BIN="${SAFECITY_DEMO_BIN:-$ROOT/target/release}"
 SERVER="http://127.0.0.1:$SERVER_PORT"
 
 for port in "$SERVER_PORT" "$RTSP_PORT" "$EDGE_PORT"; do
@@ -103,7 +104,7 @@ cat <<MSG
 
 safecity demo is running.
 
-  search server   $SERVER   (embedded store in $DEMO/server-data)
+  web UI          $SERVER   (log in with a token below; embedded store in $DEMO/server-data)
   edge            local API http://127.0.0.1:$EDGE_PORT/metrics
   cameras         rtsp://127.0.0.1:$RTSP_PORT/alm-cam-0001 .. 0004, pillar alm-pil-0001
 

@@ -330,6 +330,8 @@ fn frame_jpeg(f: &StreamFrame) -> Option<Vec<u8>> {
 /// Runs the daemon until `shutdown`.
 pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
     let config = EdgeConfig::load(&args.config)?;
+    #[cfg(feature = "nvdec")]
+    safecity_pipeline::source::require_hardware_decoder("nvh264dec").map_err(anyhow::Error::msg)?;
     let stop = Arc::new(AtomicBool::new(false));
 
     let spool = Spool::open(SpoolConfig {

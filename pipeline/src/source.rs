@@ -420,6 +420,29 @@ pub fn hardware_decoders() -> Vec<String> {
         .clone()
 }
 
+/// Fails, saying what to install, unless GStreamer here has the hardware
+/// decoder `name` (one of `nvh264dec`, `nvh265dec`, `vah264dec`,
+/// `vah265dec`). A GPU build (`--features nvdec`) calls it at start, so
+/// that a host missing its decoder is a clear error rather than a quiet
+/// fall back to decoding on the CPU.
+pub fn require_hardware_decoder(name: &str) -> Result<(), String> {
+    let found = hardware_decoders();
+    if found.iter().any(|d| d == name) {
+        return Ok(());
+    }
+    let found = if found.is_empty() {
+        "none".to_owned()
+    } else {
+        found.join(", ")
+    };
+    Err(format!(
+        "GStreamer has no {name} here (found: {found}); this build needs it. Install the GStreamer \
+         plugin that provides it (nvcodec in gstreamer1.0-plugins-bad for nvh264dec, with the \
+         NVIDIA driver's libnvcuvid; va for vah264dec) and check with `gst-inspect-1.0 {name}`, \
+         or build without `--features nvdec`"
+    ))
+}
+
 /// A running source: its own threads read, decode and hand frames to the
 /// channel given to [`Source::start`] until [`Source::stop`] (or drop).
 pub struct Source {
