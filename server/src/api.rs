@@ -75,6 +75,9 @@ struct Inner {
     /// Token hashes already looked up; tokens cannot be revoked or
     /// changed yet, so an entry stays valid while the server runs.
     tokens: RwLock<HashMap<String, TokenOwner>>,
+    /// Set when the server shuts down: live streams end, so that their
+    /// connections close and the shutdown does not wait on them.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -93,8 +96,15 @@ impl AppState {
                 max_body: config.max_body_mb * 1024 * 1024,
                 max_clip: config.max_clip_mb * 1024 * 1024,
                 tokens: RwLock::new(HashMap::new()),
+                closing: tokio::sync::watch::channel(false).0,
             }),
         }
+    }
+
+    /// Ends every live alert stream (and refuses new ones), for a shutdown:
+    /// a connected board would otherwise keep the server waiting.
+    pub fn close_streams(&self) {
+        self.inner.closing.send_replace(true);
     }
 
     /// Opens the configured store (embedded in `config.data_dir`, or
@@ -222,6 +232,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             count_requests,
         ))
+        .merge(crate::ui::router())
         .fallback(no_route)
         .with_state(state)
 }

@@ -31,6 +31,11 @@
 //!   `safecity-server purge`; the audit log is never purged.
 //! - [`openapi_document`]: the OpenAPI 3.1 description served at
 //!   `/api/v1/openapi.json`, checked by a test against [`routes`].
+//! - The web UI (`ui`): static pages, scripts and styles embedded in the
+//!   binary and served at `/` and `/ui/{file}` without a token: search and
+//!   trajectories for investigators, the live operations board and the
+//!   watchlist for operators, the audit log for admins, in Kazakh, Russian
+//!   and English.
 //!
 //! # Data directory
 //!
@@ -80,6 +85,7 @@ mod plate_index;
 mod retention;
 mod store;
 mod track;
+mod ui;
 mod webhooks;
 
 use std::future::Future;
@@ -139,6 +145,11 @@ pub async fn run(
     let address = listener.local_addr()?;
     tracing::info!(%address, data_dir = %config.data_dir.display(), "safecity-server listening");
     println!("safecity-server listening on http://{address}");
+    let closer = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closer.close_streams();
+    };
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)
         .await?;

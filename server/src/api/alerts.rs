@@ -25,6 +25,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::StreamExt;
 use safecity_core::{normalize_plate, PlatePattern};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
@@ -702,6 +703,7 @@ pub(super) async fn stream(
     };
     // Subscribe before reading the store, so nothing falls in between.
     let rx = state.inner.live.subscribe();
+    let state_closing = state.inner.closing.subscribe();
     let floor = match since {
         Some(s) => s.max(0),
         None => {
@@ -736,7 +738,11 @@ pub(super) async fn stream(
         pending: VecDeque::new(),
         replay: since.is_some(),
     };
-    let events = futures_util::stream::unfold(feed, Feed::next);
+    let mut closing = state_closing;
+    let closed = async move {
+        let _ = closing.wait_for(|c| *c).await;
+    };
+    let events = futures_util::stream::unfold(feed, Feed::next).take_until(closed);
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
         .into_response())

@@ -368,6 +368,30 @@ fn the_binary_streams_alerts_as_server_sent_events() {
     assert_eq!(alert["plate"], "123ABC02");
     assert_eq!(alert["event_id"], id_of(&batch[1]));
     assert_eq!(alert["watchlist"]["reason"], "case 9");
+
+    // Ctrl-C with the stream still open: the stream ends and the server
+    // exits rather than waiting for the board to hang up.
+    let mut server = server;
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server did not stop within 15 s of SIGINT with a live stream open"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+    let mut rest = Vec::new();
+    let _ = conn.read_to_end(&mut rest);
 }
 
 /// On PostgreSQL: tokens made on the command line, an ingest, a search and
