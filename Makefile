@@ -5,7 +5,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Where `make setup` puts ONNX Runtime; the binaries and tests find it there.
 export SAFECITY_ORT_LIB := $(CURDIR)/.deps/onnxruntime/libonnxruntime.so
 
-.PHONY: setup build lint test demo simulator-sheet clean-sim-cache models models-eval eval eval-edge
+.PHONY: setup build lint test browser-test demo bench bench-gpu simulator-sheet clean-sim-cache models models-eval eval eval-edge
 
 ## Install Debian GStreamer packages and ONNX Runtime if missing (idempotent).
 setup:
@@ -20,13 +20,31 @@ lint: setup
 	$(CARGO) clippy --release --workspace --all-targets --locked -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --workspace --no-deps --locked
 
-## Everything CI runs.
+## Everything CI runs: the Rust tests, a build of the benchmarks, and the
+## web UI in headless Chromium.
 test: setup lint
 	$(CARGO) test --release --workspace --locked
+	$(CARGO) bench --workspace --no-run --locked
+	$(MAKE) browser-test
+
+## The web UI driven in Debian Chromium by playwright-core (installed if missing).
+browser-test: setup
+	$(CARGO) build --release -p safecity-server --locked
+	bash scripts/browser-test.sh
 
 ## The simulator plays the hit-and-run scenario on 4 cameras and a pillar.
 demo: build
 	@bash scripts/demo.sh
+
+## Edge throughput, capacity, memory and latency against their ceilings and
+## a peer, server scale against plain PostgreSQL, micro-benchmarks:
+## writes BENCHMARKS.md (about 20 minutes).
+bench: build
+	python3 scripts/bench.py
+
+## Real-time 1080p streams per GPU on an NVIDIA host (docs/gpu.md).
+bench-gpu: setup
+	bash scripts/bench-gpu.sh
 
 ## Regenerate the contact sheet shown in the README.
 simulator-sheet: build
