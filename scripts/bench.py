@@ -62,11 +62,6 @@ def run_json(cmd, env=None):
     return json.loads(lines[-1])
 
 
-def median(xs):
-    xs = sorted(xs)
-    return xs[len(xs) // 2]
-
-
 def pct(xs, p):
     if not xs:
         return None
@@ -319,12 +314,13 @@ def search(trial, guess, limit=256):
     return lo
 
 
-def capacity(server, clip_list, fps, guess, results):
-    """The most real-time streams at detection `fps`, searching from `guess`."""
+def capacity(run, label, guess, results):
+    """The largest k for which `run(k)` reports `ok`, searching from `guess`;
+    every run's figures go to `results`."""
     def trial(k):
-        r = edge_realtime(server, clip_list, k, fps)
+        r = run(k)
         results.append(r)
-        log(f"  {k} streams at {fps} fps detection: {'kept up' if r['ok'] else 'fell behind'}")
+        log(f"  {label(k)}: {'kept up' if r['ok'] else 'fell behind'}")
         return r["ok"]
     return search(trial, guess)
 
@@ -335,21 +331,24 @@ def peer_python():
     return out[-1]
 
 
-def peer_run(py, clip, every, extra=()):
-    return run_json([py, str(ROOT / "benches" / "peer" / "peer.py"), str(clip),
-                     "--detector", str(ROOT / "models" / "safecity-detector.onnx"),
-                     "--plate", str(ROOT / "models" / "safecity-plate.onnx"),
-                     "--every", str(every), "--json", *extra])
+def peer_cmd(py, clip, every, *extra):
+    """peer.py on `clip` with the shipped models, detection on every `every`-th frame."""
+    return [py, str(ROOT / "benches" / "peer" / "peer.py"), str(clip),
+            "--detector", str(ROOT / "models" / "safecity-detector.onnx"),
+            "--plate", str(ROOT / "models" / "safecity-plate.onnx"),
+            "--every", str(every), "--json", *extra]
+
+
+def peer_run(py, clip, every):
+    return run_json(peer_cmd(py, clip, every))
 
 
 def peer_realtime(py, clip_list, k, every, seconds=20):
     procs = []
     for i in range(k):
         procs.append(subprocess.Popen(
-            [py, str(ROOT / "benches" / "peer" / "peer.py"), str(clip_list[i % len(clip_list)]),
-             "--detector", str(ROOT / "models" / "safecity-detector.onnx"),
-             "--plate", str(ROOT / "models" / "safecity-plate.onnx"),
-             "--every", str(every), "--realtime", "25", "--frames", str(25 * seconds), "--json"],
+            peer_cmd(py, clip_list[i % len(clip_list)], every,
+                     "--realtime", "25", "--frames", str(25 * seconds)),
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
     results = []
     for p in procs:
@@ -358,15 +357,6 @@ def peer_realtime(py, clip_list, k, every, seconds=20):
         results.append(json.loads(lines[-1]) if lines else {"lag_s": 1e9})
     ok = all(r.get("lag_s", 1e9) < 1.0 for r in results)
     return {"processes": k, "ok": ok, "per_process": results}
-
-
-def peer_capacity(py, clip_list, every, guess, results):
-    def trial(k):
-        r = peer_realtime(py, clip_list, k, every)
-        results.append(r)
-        log(f"  peer, {k} processes: {'kept up' if r['ok'] else 'fell behind'}")
-        return r["ok"]
-    return search(trial, guess)
 
 
 # ---------------------------------------------------------------- latency
@@ -736,7 +726,6 @@ def main():
         result = json.loads(Path(args.json).read_text())
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     result.setdefault("measured", {})
-    env = dict(os.environ)
 
     if "edge" not in args.skip:
         clip_list = clips(4)
@@ -746,7 +735,7 @@ def main():
                      key=lambda x: x["fps"])
         log(f"   {decode['fps']:.1f} frames/s")
         log("b: inference only")
-        infer = max((run_json([str(BIN / "edge-bench"), "infer", str(clip), "--frames", "200"], env=env)
+        infer = max((run_json([str(BIN / "edge-bench"), "infer", str(clip), "--frames", "200"])
                      for _ in range(2)), key=lambda x: x["fps"])
         log(f"   {infer['fps']:.1f} frames/s")
         server = Server()
@@ -767,10 +756,14 @@ def main():
             cap = {}
             for fps in (5, 10, 25):
                 per_stream = 25 / decode["fps"] + fps / infer["fps"]
-                cap[fps] = capacity(server, clip_list, fps, int(1 / per_stream), runs)
+                cap[fps] = capacity(lambda k, fps=fps: edge_realtime(server, clip_list, k, fps),
+                                    lambda k, fps=fps: f"{k} streams at {fps} fps detection",
+                                    int(1 / per_stream), runs)
             log("   the peer at 5 fps detection")
             peer_runs = []
-            peer_cap = peer_capacity(py, clip_list, 5, int(peer["5"]["fps"] / 25), peer_runs)
+            peer_cap = capacity(lambda k: peer_realtime(py, clip_list, k, 5),
+                                lambda k: f"peer, {k} processes",
+                                int(peer["5"]["fps"] / 25), peer_runs)
             log("f: memory with 1 and 4 streams")
             memory = {}
             for n in (1, 4):
