@@ -96,76 +96,54 @@ pub fn preprocess_into(
         .collect();
     // Separable triangle filter, widened when shrinking so every source
     // pixel counts (antialiased, as PIL's and OpenCV's area-aware resizes
-    // are); plain bilinear when enlarging.
-    let columns: Vec<Option<Taps>> = (0..iw)
-        .map(|x| taps(x, offset[0], scale[0], rx, rw, frame.width))
-        .collect();
-    let rows: Vec<Option<Taps>> = (0..ih)
-        .map(|y| taps(y, offset[1], scale[1], ry, rh, frame.height))
-        .collect();
-    // Rows filtered horizontally once, kept while later output rows need
-    // them.
-    let mut filtered: Vec<Option<Vec<f32>>> = vec![None; frame.height as usize];
+    // are); plain bilinear when enlarging. Vertical pass first, over the
+    // source columns the output reads: consecutive bytes times one weight
+    // a row, which the compiler vectorises; then the horizontal pass on
+    // that one line.
+    let columns = AxisTaps::new(iw, offset[0], scale[0], rx, rw, frame.width);
+    let rows = AxisTaps::new(ih, offset[1], scale[1], ry, rh, frame.height);
+    let (lo, hi) = columns.span();
+    let mut vline = vec![0.0f32; (hi - lo) * 3];
+    let mut hline = vec![0.0f32; iw * 3];
     let plane = iw * ih;
-    for (y, row) in rows.iter().enumerate() {
-        if let Some(row) = row {
-            for &(sy, _) in &row.0 {
-                if filtered[sy].is_none() {
-                    let src = &frame.data[sy * frame.stride..];
-                    let mut line = vec![0.0f32; iw * 3];
-                    for (x, col) in columns.iter().enumerate() {
-                        if let Some(col) = col {
-                            let mut v = [0.0f32; 3];
-                            for &(sx, w) in &col.0 {
-                                for (c, vc) in v.iter_mut().enumerate() {
-                                    *vc += src[sx * 3 + c] as f32 * w;
-                                }
-                            }
-                            line[x * 3..x * 3 + 3].copy_from_slice(&v);
-                        }
-                    }
-                    filtered[sy] = Some(line);
+    for y in 0..ih {
+        let row = rows.get(y);
+        if let Some((first, weights)) = row {
+            vline.fill(0.0);
+            for (k, &w) in weights.iter().enumerate() {
+                if w == 0.0 {
+                    continue;
+                }
+                let start = (first + k) * frame.stride + lo * 3;
+                let src = &frame.data[start..start + vline.len()];
+                for (a, &p) in vline.iter_mut().zip(src) {
+                    *a += p as f32 * w;
                 }
             }
-            // Rows above the lowest one this output row needs are done with
-            // (output rows walk down the source).
-            let lowest = row.0.iter().map(|t| t.0).min().unwrap_or(0);
-            for done in filtered.iter_mut().take(lowest) {
-                *done = None;
-            }
+            columns.filter_line(&vline, lo, &mut hline);
         }
-        for (x, col) in columns.iter().enumerate() {
-            let rgb = match (row, col) {
-                (Some(row), Some(_)) => {
-                    let mut v = [0.0f32; 3];
-                    for &(sy, w) in &row.0 {
-                        let line = filtered[sy].as_ref().expect("filtered above");
-                        for (c, vc) in v.iter_mut().enumerate() {
-                            *vc += line[x * 3 + c] * w;
-                        }
-                    }
-                    Some(v)
-                }
-                _ => None,
+        for c in 0..channels {
+            let (mul, sub) = norm[c];
+            let value = |v: &[f32]| -> f32 {
+                let p = match input.channels {
+                    Channels::Rgb => v[c],
+                    Channels::Bgr => v[2 - c],
+                    Channels::Gray => 0.299 * v[0] + 0.587 * v[1] + 0.114 * v[2],
+                };
+                p * mul - sub
             };
-            for c in 0..channels {
-                let value = match rgb {
-                    None => pad[c],
-                    Some(v) => {
-                        let p = match input.channels {
-                            Channels::Rgb => v[c],
-                            Channels::Bgr => v[2 - c],
-                            Channels::Gray => 0.299 * v[0] + 0.587 * v[1] + 0.114 * v[2],
-                        };
-                        p * norm[c].0 - norm[c].1
-                    }
-                };
-                let i = if input.nhwc {
-                    (y * iw + x) * channels + c
-                } else {
-                    c * plane + y * iw + x
-                };
-                out[i] = value;
+            let pixels = hline.chunks_exact(3).zip(&columns.first);
+            if input.nhwc {
+                for (x, (v, &f)) in pixels.enumerate() {
+                    let inside = row.is_some() && f != usize::MAX;
+                    out[(y * iw + x) * channels + c] = if inside { value(v) } else { pad[c] };
+                }
+            } else {
+                let dst = &mut out[c * plane + y * iw..c * plane + (y + 1) * iw];
+                for (o, (v, &f)) in dst.iter_mut().zip(pixels) {
+                    let inside = row.is_some() && f != usize::MAX;
+                    *o = if inside { value(v) } else { pad[c] };
+                }
             }
         }
     }
@@ -180,6 +158,81 @@ pub fn preprocess_into(
 /// Source pixels and weights (summing to 1) for one output column or row.
 #[derive(Debug, Clone)]
 struct Taps(Vec<(usize, f32)>);
+
+/// The taps of every output pixel along one axis, flat: each output pixel
+/// reads `n` consecutive source pixels from its first one (weights padded
+/// with zeros), so the inner loops have a fixed length and no lookups.
+struct AxisTaps {
+    /// First source pixel of each output pixel; `usize::MAX` for padding.
+    first: Vec<usize>,
+    n: usize,
+    weights: Vec<f32>,
+}
+
+impl AxisTaps {
+    fn new(outputs: usize, offset: f32, scale: f32, start: f32, len: f32, size: u32) -> AxisTaps {
+        let taps: Vec<Option<Taps>> = (0..outputs)
+            .map(|o| taps(o, offset, scale, start, len, size))
+            .collect();
+        let n = taps
+            .iter()
+            .flatten()
+            .map(|t| t.0.len())
+            .max()
+            .unwrap_or(1)
+            .min(size as usize);
+        let mut first = Vec::with_capacity(outputs);
+        let mut weights = vec![0.0f32; outputs * n];
+        for (o, t) in taps.iter().enumerate() {
+            let Some(t) = t else {
+                first.push(usize::MAX);
+                continue;
+            };
+            // Taps are consecutive; near the far edge the window starts
+            // earlier and its first weights stay zero.
+            let f = t.0[0].0.min(size as usize - n);
+            for &(i, w) in &t.0 {
+                weights[o * n + i - f] = w;
+            }
+            first.push(f);
+        }
+        AxisTaps { first, n, weights }
+    }
+
+    fn get(&self, o: usize) -> Option<(usize, &[f32])> {
+        let f = self.first[o];
+        (f != usize::MAX).then(|| (f, &self.weights[o * self.n..(o + 1) * self.n]))
+    }
+
+    /// Source pixels `[lo, hi)` that some output pixel reads.
+    fn span(&self) -> (usize, usize) {
+        let used = self.first.iter().filter(|&&f| f != usize::MAX);
+        let lo = used.clone().min().copied().unwrap_or(0);
+        let hi = used.max().map_or(lo, |&f| f + self.n);
+        (lo, hi)
+    }
+
+    /// A line of RGB floats for source pixels from `lo` on, filtered into
+    /// `out` (3 floats per output pixel; padding pixels are left as they
+    /// are).
+    fn filter_line(&self, line: &[f32], lo: usize, out: &mut [f32]) {
+        let n = self.n;
+        for (o, (&f, out)) in self.first.iter().zip(out.chunks_exact_mut(3)).enumerate() {
+            if f == usize::MAX {
+                continue;
+            }
+            let px = &line[(f - lo) * 3..(f - lo + n) * 3];
+            let w = &self.weights[o * n..(o + 1) * n];
+            let mut v = [0.0f32; 3];
+            for (p, &w) in px.chunks_exact(3).zip(w) {
+                v[0] += p[0] * w;
+                v[1] += p[1] * w;
+                v[2] += p[2] * w;
+            }
+            out.copy_from_slice(&v);
+        }
+    }
+}
 
 /// The taps of output pixel `o` along one axis, or `None` when it falls in
 /// the letterbox padding: its centre maps outside `[start, start + len]`.
@@ -307,5 +360,78 @@ mod tests {
             "{out:?}"
         );
         assert!((out[1] - 63.75).abs() < 1e-3, "{out:?}");
+    }
+
+    /// The same filter written the plain way: every output pixel sums its
+    /// row taps times its column taps.
+    fn reference(
+        frame: &RgbFrame<'_>,
+        region: [f32; 4],
+        iw: usize,
+        ih: usize,
+    ) -> Vec<Option<[f32; 3]>> {
+        let [rx, ry, rw, rh] = region;
+        let s = [iw as f32 / rw, ih as f32 / rh];
+        let mut out = Vec::new();
+        for y in 0..ih {
+            for x in 0..iw {
+                let row = taps(y, 0.0, s[1], ry, rh, frame.height);
+                let col = taps(x, 0.0, s[0], rx, rw, frame.width);
+                out.push(row.zip(col).map(|(row, col)| {
+                    let mut v = [0.0f32; 3];
+                    for &(sy, wy) in &row.0 {
+                        for &(sx, wx) in &col.0 {
+                            for (c, vc) in v.iter_mut().enumerate() {
+                                *vc += frame.data[sy * frame.stride + sx * 3 + c] as f32 * wy * wx;
+                            }
+                        }
+                    }
+                    v
+                }));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_the_plain_filter_on_noise_at_any_scale_and_region() {
+        let (w, h) = (97u32, 61u32);
+        let mut seed = 7u32;
+        let data: Vec<u8> = (0..w * h * 3)
+            .map(|_| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (seed >> 24) as u8
+            })
+            .collect();
+        let frame = RgbFrame::packed(&data, w, h);
+        for (region, iw, ih) in [
+            ([0.0, 0.0, 97.0, 61.0], 32, 20),   // shrink about 3:1
+            ([0.0, 0.0, 97.0, 61.0], 200, 150), // enlarge
+            ([10.5, 3.2, 40.0, 20.0], 16, 8),   // a plate-like crop
+            ([80.0, 50.0, 30.0, 20.0], 12, 9),  // running off the far edge
+            ([-5.0, -4.0, 20.0, 10.0], 9, 7),   // off the near edge
+            ([96.5, 60.5, 0.5, 0.5], 3, 3),     // a sliver at the corner
+        ] {
+            let want = reference(&frame, region, iw as usize, ih as usize);
+            let plane = (iw * ih) as usize;
+            let mut planar = vec![0.0; plane * 3];
+            let mut spec = input(iw, ih, Channels::Rgb, Resize::Stretch);
+            preprocess_into(&frame, Some(region), &spec, &mut planar);
+            let mut packed = vec![0.0; plane * 3];
+            spec.nhwc = true;
+            preprocess_into(&frame, Some(region), &spec, &mut packed);
+            for (i, v) in want.iter().enumerate() {
+                let v = v.unwrap_or([114.0; 3]);
+                for c in 0..3 {
+                    let got = planar[c * plane + i];
+                    assert_eq!(got, packed[i * 3 + c], "NHWC holds the same values");
+                    assert!(
+                        (got - v[c]).abs() < 0.01,
+                        "{region:?} {iw}x{ih} pixel {i} channel {c}: {got} vs {}",
+                        v[c]
+                    );
+                }
+            }
+        }
     }
 }
