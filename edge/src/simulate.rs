@@ -35,6 +35,7 @@ impl From<LightingArg> for Lighting {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     safecity-edge simulate --images 1000 --out data/sim --seed 7\n  \
+    safecity-edge simulate --images 20000 --plates --out data/plates --seed 8\n  \
     safecity-edge simulate --cameras 4 --pillars 1 --width 1280 --height 720\n  \
     safecity-edge simulate --scenario hit-and-run --alarm-url http://127.0.0.1:8081/api/v1/alarm")]
 pub struct SimulateArgs {
@@ -48,6 +49,10 @@ pub struct SimulateArgs {
     /// Folder for --images.
     #[arg(long, value_name = "DIR", requires = "images")]
     pub out: Option<PathBuf>,
+    /// With --images: each image is a small window around one plate of a
+    /// --width x --height frame (plate-reader training data, ~30x faster).
+    #[arg(long, requires = "images")]
+    pub plates: bool,
     /// Also tile the first 12 images into one PNG.
     #[arg(long, value_name = "FILE", requires = "images")]
     pub contact_sheet: Option<PathBuf>,
@@ -133,6 +138,7 @@ fn stills(args: &SimulateArgs, count: u32, out: &Path) -> anyhow::Result<()> {
         width: args.width.unwrap_or(1280),
         height: args.height.unwrap_or(720),
         seed: args.seed,
+        plates: args.plates,
     };
     if !(64..=7680).contains(&config.width) || !(64..=4320).contains(&config.height) {
         bail!(

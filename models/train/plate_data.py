@@ -15,6 +15,9 @@ from common import Sample, encode_text
 # Plates shorter than this in source pixels are not used for reading
 # unless the simulator marks them readable.
 MIN_READ_HEIGHT = 14.0
+# Patches of plates taller than this are scaled down when cut: the reader
+# sees a plate about 50 px high at most, and the patches take less memory.
+MAX_PATCH_PLATE_HEIGHT = 40.0
 # The crop the runtime should make around a detected plate box: this
 # fraction of the box width on the left and right, of the height above and
 # below. Training margins are drawn around it.
@@ -45,12 +48,20 @@ def cut_patches(samples: list[Sample], only_readable: bool = False):
                 x, y, w, h = p.box
                 x0, y0 = int(max(0, x - w * 0.6)), int(max(0, y - h * 1.0))
                 x1, y1 = int(min(s.width, x + w * 1.6 + 1)), int(min(s.height, y + h * 2.0 + 1))
-                patch = np.asarray(im.crop((x0, y0, x1, y1)))
-                corners = None if p.corners is None else p.corners - np.array([x0, y0], np.float32)
+                crop = im.crop((x0, y0, x1, y1))
+                f = min(1.0, MAX_PATCH_PLATE_HEIGHT / max(h, 1.0))
+                if f < 1.0:
+                    crop = crop.resize((max(1, round(crop.width * f)), max(1, round(crop.height * f))), Image.BOX)
+                    f_x, f_y = crop.width / (x1 - x0), crop.height / (y1 - y0)
+                else:
+                    f_x = f_y = 1.0
+                scale = np.array([f_x, f_y], np.float32)
+                patch = np.asarray(crop)
+                corners = None if p.corners is None else (p.corners - np.array([x0, y0], np.float32)) * scale
                 out.append(
                     {
                         "patch": patch,
-                        "box": np.array([x - x0, y - y0, w, h], np.float32),
+                        "box": np.array([(x - x0) * f_x, (y - y0) * f_y, w * f_x, h * f_y], np.float32),
                         "corners": corners,
                         "text": p.text,
                         "label": encode_text(p.text),

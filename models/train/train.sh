@@ -9,6 +9,7 @@
 # Environment:
 #   PYTHON         Python with torch, onnx, numpy, pillow (default: .deps/train-venv)
 #   TRAIN_CHUNKS   simulator seeds for training, 500 pictures each (default 201..208)
+#   PLATE_CHUNKS   seeds of plate windows for the reader, 20,000 each (default 3101..3103)
 #   VAL_SEED       simulator seed of the held-out set (default 1000), VAL_IMAGES (default 1000)
 #   DET_MINUTES    detector training budget in wall-clock minutes (default 100)
 #   PLATE_MINUTES  plate reader budget (default 80)
@@ -29,6 +30,7 @@ fi
 PYTHON=${PYTHON:-$VENV/bin/python}
 DATA=$ROOT/target/train-data
 TRAIN_CHUNKS=${TRAIN_CHUNKS:-"201 202 203 204 205 206 207 208"}
+PLATE_CHUNKS=${PLATE_CHUNKS:-"3101 3102 3103"}
 VAL_SEED=${VAL_SEED:-1000}
 VAL_IMAGES=${VAL_IMAGES:-1000}
 DET_MINUTES=${DET_MINUTES:-100}
@@ -41,12 +43,12 @@ EDGE=$ROOT/target/release/safecity-edge
 
 [ -x "$EDGE" ] || cargo build --release -p safecity-edge
 
-render() { # seed count folder
+render() { # seed count folder [--plates]
     local lines=0
     [ -f "$3/ground_truth.jsonl" ] && lines=$(wc -l < "$3/ground_truth.jsonl")
     if [ "$lines" -lt "$2" ]; then
         rm -rf "$3"
-        "$EDGE" simulate --images "$2" --out "$3" --seed "$1" --width 1280 --height 720
+        "$EDGE" simulate --images "$2" --out "$3" --seed "$1" --width 1280 --height 720 "${@:4}"
     fi
 }
 
@@ -56,12 +58,17 @@ for seed in $TRAIN_CHUNKS; do
     train_dirs+=("$DATA/sim/train-$seed")
 done
 render "$VAL_SEED" "$VAL_IMAGES" "$DATA/sim/val-$VAL_SEED"
+plate_dirs=()
+for seed in $PLATE_CHUNKS; do
+    render "$seed" 20000 "$DATA/plates/p-$seed" --plates
+    plate_dirs+=("$DATA/plates/p-$seed")
+done
 
 cd "$ROOT/models/train"
 "$PYTHON" train_colour.py --sim "${train_dirs[@]}" --val "$DATA/sim/val-$VAL_SEED" \
     --out "$DATA/colour" --epochs "$COLOUR_EPOCHS" --onnx "$ROOT/models/safecity-colour.onnx"
 # The two long trainings run side by side, one thread each.
-"$PYTHON" train_plate.py --sim "${train_dirs[@]}" --val "$DATA/sim/val-$VAL_SEED" --batch 64 \
+"$PYTHON" train_plate.py --sim "${plate_dirs[@]}" --val "$DATA/sim/val-$VAL_SEED" --batch 64 --openalpr-repeat 30 \
     --out "$DATA/plate" --minutes "$PLATE_MINUTES" "${plate_init[@]}" --onnx "$ROOT/models/safecity-plate.onnx" &
 plate_pid=$!
 "$PYTHON" train_detector.py --sim "${train_dirs[@]}" --out "$DATA/det" --minutes "$DET_MINUTES" \
