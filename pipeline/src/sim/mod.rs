@@ -8,7 +8,9 @@
 //! - [`Scene`] renders a camera's frames in time order ([`SceneConfig`],
 //!   [`ScriptedPass`] for vehicles a scenario places).
 //! - [`render_still`] and [`write_stills`] make independent still images and
-//!   `ground_truth.jsonl`, the training and evaluation data of the models.
+//!   `ground_truth.jsonl`, the training and evaluation data of the models;
+//!   [`render_plate_window`] a small window around one plate, the plate
+//!   reader's training data.
 //! - [`PlateSpec`] and [`render_plate`] draw plates in the Kazakhstan formats.
 //! - [`PillarScene`] renders a panic-pillar camera with a person at the pillar.
 //! - [`Scenario`] scripts which vehicle passes which camera when.
@@ -45,7 +47,7 @@ pub use serve::{
     default_cache_dir, post_alarm, prepare_streams, rfc3339_ms, AlarmRecord, ClipPass, PassRecord,
     PreparedStream, ServedStream, SimEvent, SimServer, SimServerConfig, StreamSource, StreamSpec,
 };
-pub use still::{contact_sheet, render_still, write_stills, StillsConfig};
+pub use still::{contact_sheet, render_plate_window, render_still, write_stills, StillsConfig};
 pub use truth::{
     Direction, FrameTruth, Lighting, PlateLayout, PlateTruth, VehicleClass, VehicleColour,
     VehicleTruth,
