@@ -308,7 +308,7 @@ def main():
         result["clip_is_mp4"] = bool(clip and clip[0][4:8] == b"ftyp")
         print(f"clip: {result['clip_bytes']} bytes after {result['clip_after_press_s']} s", flush=True)
 
-        killed = restarted = down = False
+        killed = restarted = down = outage_over = False
         killed_at = None
         while time.time() - t0 < args.seconds:
             t = time.time() - t0
@@ -319,13 +319,13 @@ def main():
                 print(f"{t:.0f} s: edge killed (SIGKILL), restarting", flush=True)
                 edge = start_edge(config, log)
                 restarted = True
-            if args.outage and not down and t >= args.outage_at:
+            if args.outage and not down and not outage_over and t >= args.outage_at:
                 receiver.down()
                 down = True
                 print(f"{t:.0f} s: receiver down for {args.outage:.0f} s", flush=True)
             if down and receiver.server is not None and t >= args.outage_at + args.outage:
                 receiver.up()
-                down = None
+                down, outage_over = False, True
                 print(f"{t:.0f} s: receiver up", flush=True)
             time.sleep(0.2)
         end = time.time()

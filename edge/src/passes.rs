@@ -63,7 +63,10 @@ pub struct Pass {
 struct View {
     frame: u64,
     ts_ms: u64,
-    /// Read confidence, or the box area for views without a read.
+    /// For views with a read: its confidence times the plate's height in
+    /// pixels (the nearest legible view, where the plate is biggest and
+    /// sharpest, as an investigator wants it); for views without one, the
+    /// vehicle box area.
     score: f32,
     vehicle_bbox: Option<[f32; 4]>,
     plate: Option<([f32; 4], PlateCandidate, Vec<PlateCandidate>)>,
@@ -265,16 +268,17 @@ impl PassBuilder {
         let snapshots = self.config.snapshots;
         let state = self.states.entry(key).or_default();
         state.vote.add(&best.text, best.confidence);
+        let score = best.confidence * (plate_bbox[3] - plate_bbox[1]).max(1.0);
         let better = match &state.best {
             None => true,
-            Some(b) => b.plate.is_none() || best.confidence > b.score,
+            Some(b) => b.plate.is_none() || score > b.score,
         };
         if better {
             let area = vehicle_bbox.unwrap_or_else(|| widen(plate_bbox, 1.5, 3.0));
             state.best = Some(View {
                 frame,
                 ts_ms,
-                score: best.confidence,
+                score,
                 vehicle_bbox,
                 plate: Some((plate_bbox, best.clone(), candidates.to_vec())),
                 crop: snapshots.then(|| crop(rgb, area)),
@@ -490,11 +494,42 @@ mod tests {
         assert_eq!(plate.reads, 8);
         assert_eq!(p.class, "car");
         assert_eq!(p.colour.as_deref(), Some("red"));
-        assert_eq!(p.frame, 7, "the most confident read");
+        assert_eq!(
+            p.frame, 7,
+            "the most confident read of plates alike in size"
+        );
         assert_eq!((p.first_ms, p.last_ms), (0, 700));
         let jpeg = p.snapshot.as_ref().unwrap();
         assert_eq!(&jpeg[..2], &[0xFF, 0xD8]);
         assert!(b.finish().is_empty());
+    }
+
+    #[test]
+    fn the_pass_time_is_the_nearest_legible_view_not_the_surest_far_one() {
+        let pixels = vec![128u8; 320 * 240 * 3];
+        let rgb = RgbFrame::packed(&pixels, 320, 240);
+        let mut b = PassBuilder::new(PassConfig::default());
+        let mut passes = Vec::new();
+        // The car comes closer: its plate grows from 8 to 29 px high. The
+        // far reads happen to be the surest.
+        for i in 0..8u64 {
+            let (y, h) = (20.0 + i as f32 * 10.0, 8.0 + i as f32 * 3.0);
+            let fa = frame_with(
+                Some([100.0, y, 220.0, y + 100.0]),
+                Some((
+                    [130.0, y + 60.0, 190.0, y + 60.0 + h],
+                    "123ABC02",
+                    0.95 - i as f32 * 0.02,
+                )),
+            );
+            passes.extend(b.update(i, i * 100, &rgb, &fa));
+        }
+        passes.extend(b.update(8, 2000, &rgb, &FrameAnalysis::default()));
+        assert_eq!(passes.len(), 1);
+        let p = &passes[0];
+        assert_eq!((p.frame, p.ts_ms), (7, 700), "{p:?}");
+        let bbox = p.plate.as_ref().unwrap().bbox;
+        assert_eq!(bbox[3] - bbox[1], 29.0);
     }
 
     #[test]
