@@ -41,6 +41,18 @@ fn still_rng(seed: u64, index: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed ^ index.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
+/// Mixed into the seed of plate windows, so that they never repeat a still.
+const PLATE_WINDOW_SALT: u64 = 0x504c_4154_4553;
+
+/// One in ten vehicles stands still; the rest drive at 20-70 km/h (m/s).
+fn random_speed(rng: &mut ChaCha8Rng) -> f32 {
+    if rng.gen_bool(0.1) {
+        0.0
+    } else {
+        rng.gen_range(20.0..70.0f32) / 3.6
+    }
+}
+
 /// Renders still image `index` of the set made from `seed`.
 pub fn render_still(width: u32, height: u32, seed: u64, index: u64) -> (RgbImage, FrameTruth) {
     let width = width.max(16);
@@ -95,11 +107,7 @@ pub fn render_still(width: u32, height: u32, seed: u64, index: u64) -> (RgbImage
                     || (p.y - y).abs() > (p.model.length + model.length) / 2.0 + 1.5
             });
             if free {
-                let speed = if rng.gen_bool(0.1) {
-                    0.0
-                } else {
-                    rng.gen_range(20.0..70.0f32) / 3.6
-                };
+                let speed = random_speed(&mut rng);
                 let plate = PlateTex::new(random_plate(&mut rng, class), false);
                 placed.push(Placed {
                     model,
@@ -144,7 +152,8 @@ pub fn render_plate_window(
     seed: u64,
     index: u64,
 ) -> Option<(RgbImage, FrameTruth)> {
-    let mut rng = still_rng(seed ^ 0x504c_4154_4553, index);
+    let seed = seed ^ PLATE_WINDOW_SALT;
+    let mut rng = still_rng(seed, index);
     let (lighting, rain) = random_conditions(&mut rng);
     let road = Road::random(&mut rng);
     let framing = if rng.gen_bool(0.5) {
@@ -183,11 +192,7 @@ pub fn render_plate_window(
     cam.width = ww as u32;
     cam.height = wh as u32;
     let world = World::new(cam, road, look, rng.gen());
-    let speed = if rng.gen_bool(0.1) {
-        0.0
-    } else {
-        rng.gen_range(20.0..70.0f32) / 3.6
-    };
+    let speed = random_speed(&mut rng);
     let plate = PlateTex::new(random_plate(&mut rng, class), false);
     let actor = Actor {
         id: 1,
@@ -199,7 +204,7 @@ pub fn render_plate_window(
         speed,
         plate: Some(&plate),
     };
-    let (img, truth) = render(&world, &[actor], frame_seed(seed ^ 0x504c_4154_4553, index));
+    let (img, truth) = render(&world, &[actor], frame_seed(seed, index));
     truth
         .vehicles
         .iter()
