@@ -13,14 +13,14 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingM
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use safecity_core::{
-    normalize_plate, plate_distance, Candidate, Event, EventId, EventKind, PlateFormat, PlateInfo,
-    VehicleInfo,
+    normalize_plate, plate_distance, Candidate, Event, EventId, EventKind, Layout, PlateFormat,
+    PlateInfo, VehicleInfo, YuvMatrix,
 };
 use safecity_edge::spool::{Priority, Spool, SpoolConfig, DEFAULT_SEGMENT_BYTES};
 use safecity_models::{
     ctc_beam, ctc_greedy, decode_detections, fixed_slots, fixed_slots_k_best, input_len, nms,
     preprocess_into, rank_candidates, DetectorDescription, DetectorLayout, ModelDescription,
-    OutputShape, RgbFrame,
+    OutputShape, Picture,
 };
 
 /// Short runs: the whole file finishes in about a minute and a half.
@@ -66,7 +66,7 @@ fn bench_preprocess(c: &mut Criterion) {
     g.sampling_mode(SamplingMode::Flat);
     for (w, h) in [(1920u32, 1080u32), (1280, 720)] {
         let data = frame_data(w, h);
-        let frame = RgbFrame::packed(&data, w, h);
+        let frame = Picture::rgb(&data, w, h);
         let name = format!("letterbox_{w}x{h}_to_{}x{}", d.input.width, d.input.height);
         // Frames per second; source bytes per second is `w * h * 3` times it.
         g.throughput(Throughput::Elements(1));
@@ -74,6 +74,18 @@ fn bench_preprocess(c: &mut Criterion) {
             b.iter(|| preprocess_into(black_box(&frame), None, &d.input, &mut out))
         });
     }
+    // The edge's own case: the decoder's I420, converted after filtering.
+    let (w, h) = (1920u32, 1080u32);
+    let (layout, len) = Layout::i420_packed(w, h, YuvMatrix::Bt709, false);
+    let data: Vec<u8> = frame_data(w, h).into_iter().take(len).collect();
+    let frame = Picture::new(&data, w, h, layout);
+    let name = format!(
+        "letterbox_i420_{w}x{h}_to_{}x{}",
+        d.input.width, d.input.height
+    );
+    g.bench_function(name, |b| {
+        b.iter(|| preprocess_into(black_box(&frame), None, &d.input, &mut out))
+    });
     g.finish();
 }
 

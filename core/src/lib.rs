@@ -16,11 +16,14 @@
 //! - [`Event`] is the event schema the edge sends and the server stores;
 //!   [`EventId`] its ULID idempotency key.
 //! - [`iou`] compares `x1, y1, x2, y2` boxes, for detectors and trackers.
+//! - [`Picture`] is a decoded frame, packed RGB or the decoder's planar
+//!   YUV 4:2:0, converted only where it is read.
 
 mod distance;
 mod event;
 mod geometry;
 mod pattern;
+mod picture;
 mod plate;
 
 pub use distance::{plate_distance, LOOKALIKE_COST, LOOKALIKE_GROUPS};
@@ -29,6 +32,7 @@ pub use event::{
 };
 pub use geometry::iou;
 pub use pattern::PlatePattern;
+pub use picture::{Layout, Picture, YuvMatrix, YuvToRgb};
 pub use plate::{
     normalize_plate, parse_plate, region_name, ParsedPlate, PlateError, PlateFormat, KZ_REGIONS,
     MAX_PLATE_LEN,

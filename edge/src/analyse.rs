@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use safecity_models::{
-    find_model, ClassifierSession, DetectorSession, ObjectDetection, PlateCandidate, PlateCrop,
-    PlateReaderSession, RgbFrame, Runtime, SessionOptions, COLOUR_FILE, DETECTOR_FILE,
+    find_model, ClassifierSession, DetectorSession, ObjectDetection, Picture, PlateCandidate,
+    PlateCrop, PlateReaderSession, Runtime, SessionOptions, COLOUR_FILE, DETECTOR_FILE,
     PLATE_READER_FILE,
 };
 
@@ -90,7 +90,7 @@ impl Analyser {
     }
 
     /// Runs the models on a batch of frames.
-    pub fn analyse(&mut self, frames: &[RgbFrame<'_>]) -> anyhow::Result<Vec<FrameAnalysis>> {
+    pub fn analyse(&mut self, frames: &[Picture<'_>]) -> anyhow::Result<Vec<FrameAnalysis>> {
         let detections = self.detector.detect(frames)?;
         let mut plate_crops = Vec::new();
         let mut vehicle_crops = Vec::new();

@@ -313,7 +313,7 @@ impl EdgeHandle for Shared {
 
 /// A pillar frame as a JPEG at most 640 wide.
 fn frame_jpeg(f: &StreamFrame) -> Option<Vec<u8>> {
-    let img = image::RgbImage::from_raw(f.width, f.height, f.data.clone())?;
+    let img = image::RgbImage::from_raw(f.width, f.height, f.picture().to_rgb())?;
     let img = if f.width > 640 {
         let h = (f.height as u64 * 640 / f.width as u64).max(1) as u32;
         image::imageops::resize(&img, 640, h, image::imageops::FilterType::Triangle)
@@ -534,6 +534,7 @@ fn stream_frame(index: usize, f: Frame) -> StreamFrame {
         width: f.width,
         height: f.height,
         data: f.data,
+        layout: f.layout,
     }
 }
 
@@ -589,8 +590,12 @@ fn event_loop(
                 }
                 last_seq[s] = Some(frame.seq);
                 info.stats.frames.fetch_add(1, Ordering::Relaxed);
-                let passes =
-                    builders[s].update(frame.seq, frame.capture_unix_ms, &frame.rgb(), &analysis);
+                let passes = builders[s].update(
+                    frame.seq,
+                    frame.capture_unix_ms,
+                    &frame.picture(),
+                    &analysis,
+                );
                 emit(s, passes);
                 if info.pillar {
                     shared

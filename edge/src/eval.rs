@@ -25,9 +25,9 @@ use clap::Args;
 use image::RgbImage;
 use safecity_core::normalize_plate;
 use safecity_models::{
-    find_model, iou, vehicle_colour, ClassifierSession, DetectorSession, ObjectDetection,
-    PlateCrop, PlateReaderSession, RgbFrame, Runtime, SessionOptions, COLOURS, COLOUR_FILE,
-    DETECTOR_FILE, PLATE_READER_FILE,
+    find_model, iou, vehicle_colour, ClassifierSession, DetectorSession, ObjectDetection, Picture,
+    PlateCrop, PlateReaderSession, Runtime, SessionOptions, COLOURS, COLOUR_FILE, DETECTOR_FILE,
+    PLATE_READER_FILE,
 };
 use safecity_pipeline::sim::{FrameTruth, VehicleClass};
 use serde::Deserialize;
@@ -448,8 +448,8 @@ fn decode(path: &Path) -> anyhow::Result<RgbImage> {
         .to_rgb8())
 }
 
-fn frame(img: &RgbImage) -> RgbFrame<'_> {
-    RgbFrame::packed(img.as_raw(), img.width(), img.height())
+fn frame(img: &RgbImage) -> Picture<'_> {
+    Picture::rgb(img.as_raw(), img.width(), img.height())
 }
 
 // ---------------------------------------------------------------------------
@@ -504,7 +504,7 @@ impl Models {
         })
     }
 
-    fn detect(&mut self, frames: &[RgbFrame<'_>]) -> anyhow::Result<Vec<Vec<ObjectDetection>>> {
+    fn detect(&mut self, frames: &[Picture<'_>]) -> anyhow::Result<Vec<Vec<ObjectDetection>>> {
         Ok(self.detector.detect(frames)?)
     }
 
@@ -512,7 +512,7 @@ impl Models {
     /// pixels without one.
     fn colours(
         &mut self,
-        frame: &RgbFrame<'_>,
+        frame: &Picture<'_>,
         boxes: &[[f32; 4]],
     ) -> anyhow::Result<Vec<Option<String>>> {
         match &mut self.colour {
@@ -658,7 +658,7 @@ fn eval_sim(
             }
             images.push(img);
         }
-        let frames: Vec<RgbFrame<'_>> = images.iter().map(frame).collect();
+        let frames: Vec<Picture<'_>> = images.iter().map(frame).collect();
         let detections = models
             .detect(&frames)
             .with_context(|| format!("detecting in {}", set.dir.display()))?;
@@ -858,7 +858,7 @@ fn eval_photos(
             .iter()
             .map(|p| decode(&p.path))
             .collect::<anyhow::Result<_>>()?;
-        let frames: Vec<RgbFrame<'_>> = images.iter().map(frame).collect();
+        let frames: Vec<Picture<'_>> = images.iter().map(frame).collect();
         let detections = models
             .detect(&frames)
             .with_context(|| format!("detecting in {}", set.dir.display()))?;

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use safecity_models::RgbFrame;
+use safecity_models::{Layout, Picture};
 
 use crate::analyse::{Analyser, FrameAnalysis};
 
@@ -28,13 +28,14 @@ pub struct StreamFrame {
     pub capture_unix_ms: u64,
     pub width: u32,
     pub height: u32,
-    /// Packed RGB.
+    /// The pixels as the source handed them on (I420 from a decoder).
     pub data: Vec<u8>,
+    pub layout: Layout,
 }
 
 impl StreamFrame {
-    pub fn rgb(&self) -> RgbFrame<'_> {
-        RgbFrame::packed(&self.data, self.width, self.height)
+    pub fn picture(&self) -> Picture<'_> {
+        Picture::new(&self.data, self.width, self.height, self.layout)
     }
 }
 
@@ -122,7 +123,8 @@ pub fn start_workers(
                             continue;
                         }
                         let t0 = Instant::now();
-                        let rgbs: Vec<RgbFrame<'_>> = batch.iter().map(StreamFrame::rgb).collect();
+                        let rgbs: Vec<Picture<'_>> =
+                            batch.iter().map(StreamFrame::picture).collect();
                         let result = analyser.analyse(&rgbs);
                         let took = t0.elapsed();
                         stats
@@ -199,6 +201,7 @@ mod tests {
             width: 1,
             height: 1,
             data: vec![0; 3],
+            layout: Layout::Rgb { stride: 3 },
         }
     }
 

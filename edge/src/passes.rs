@@ -14,7 +14,7 @@ use std::io::Cursor;
 use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
 use safecity_core::parse_plate;
-use safecity_models::{PlateCandidate, RgbFrame};
+use safecity_models::{Picture, PlateCandidate};
 use safecity_pipeline::{IouTracker, PlateVote, Track, TrackInput, TrackerConfig};
 
 use crate::analyse::FrameAnalysis;
@@ -134,7 +134,7 @@ impl PassBuilder {
         &mut self,
         frame: u64,
         ts_ms: u64,
-        rgb: &RgbFrame<'_>,
+        rgb: &Picture<'_>,
         analysis: &FrameAnalysis,
     ) -> Vec<Pass> {
         let inputs: Vec<TrackInput> = analysis
@@ -259,7 +259,7 @@ impl PassBuilder {
         key: (bool, u64),
         frame: u64,
         ts_ms: u64,
-        rgb: &RgbFrame<'_>,
+        rgb: &Picture<'_>,
         vehicle_bbox: Option<[f32; 4]>,
         plate_bbox: [f32; 4],
         best: &PlateCandidate,
@@ -383,19 +383,14 @@ fn widen(b: [f32; 4], fx: f32, fy: f32) -> [f32; 4] {
 
 /// The pixels of `b` (clamped to the frame), scaled to at most
 /// [`SNAPSHOT_MAX_WIDTH`].
-fn crop(frame: &RgbFrame<'_>, b: [f32; 4]) -> RgbImage {
+fn crop(frame: &Picture<'_>, b: [f32; 4]) -> RgbImage {
     let x0 = (b[0].max(0.0) as u32).min(frame.width.saturating_sub(1));
     let y0 = (b[1].max(0.0) as u32).min(frame.height.saturating_sub(1));
     let x1 = (b[2].ceil().max(0.0) as u32).clamp(x0 + 1, frame.width);
     let y1 = (b[3].ceil().max(0.0) as u32).clamp(y0 + 1, frame.height);
     let (w, h) = (x1 - x0, y1 - y0);
-    let mut img = RgbImage::new(w, h);
-    for y in 0..h {
-        let row = (y0 + y) as usize * frame.stride + x0 as usize * 3;
-        let dst = y as usize * w as usize * 3;
-        img.as_mut()[dst..dst + w as usize * 3]
-            .copy_from_slice(&frame.data[row..row + w as usize * 3]);
-    }
+    let mut img =
+        RgbImage::from_raw(w, h, frame.crop_rgb(x0, y0, w, h)).expect("a crop holds w x h pixels");
     if w > SNAPSHOT_MAX_WIDTH {
         let nh = (h as u64 * SNAPSHOT_MAX_WIDTH as u64 / w as u64).max(1) as u32;
         img = image::imageops::resize(
@@ -466,7 +461,7 @@ mod tests {
     #[test]
     fn one_pass_per_vehicle_with_the_voted_plate_and_a_snapshot() {
         let pixels = vec![128u8; 320 * 240 * 3];
-        let rgb = RgbFrame::packed(&pixels, 320, 240);
+        let rgb = Picture::rgb(&pixels, 320, 240);
         let mut b = PassBuilder::new(PassConfig::default());
         let mut passes = Vec::new();
         // A car drives down the frame for 8 frames at 100 ms; one misread.
@@ -507,7 +502,7 @@ mod tests {
     #[test]
     fn the_pass_time_is_the_nearest_legible_view_not_the_surest_far_one() {
         let pixels = vec![128u8; 320 * 240 * 3];
-        let rgb = RgbFrame::packed(&pixels, 320, 240);
+        let rgb = Picture::rgb(&pixels, 320, 240);
         let mut b = PassBuilder::new(PassConfig::default());
         let mut passes = Vec::new();
         // The car comes closer: its plate grows from 8 to 29 px high. The
@@ -535,7 +530,7 @@ mod tests {
     #[test]
     fn a_steady_flicker_of_unsure_detections_is_not_a_vehicle() {
         let pixels = vec![0u8; 320 * 240 * 3];
-        let rgb = RgbFrame::packed(&pixels, 320, 240);
+        let rgb = Picture::rgb(&pixels, 320, 240);
         let mut b = PassBuilder::new(PassConfig {
             snapshots: false,
             ..PassConfig::default()
@@ -556,7 +551,7 @@ mod tests {
     #[test]
     fn unread_vehicles_and_lone_plates_become_their_own_passes() {
         let pixels = vec![0u8; 320 * 240 * 3];
-        let rgb = RgbFrame::packed(&pixels, 320, 240);
+        let rgb = Picture::rgb(&pixels, 320, 240);
         let mut b = PassBuilder::new(PassConfig {
             snapshots: false,
             ..PassConfig::default()

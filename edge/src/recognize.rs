@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use safecity_models::{PlateCandidate, RgbFrame, SessionOptions};
+use safecity_models::{Picture, PlateCandidate, SessionOptions};
 use safecity_pipeline::VideoFrames;
 
 use crate::analyse::{Analyser, ModelPaths};
@@ -136,7 +136,7 @@ fn recognize_image(models: &mut Analyser, path: &Path) -> anyhow::Result<Vec<Rea
     let img = image::open(path)
         .with_context(|| format!("{}: cannot read the image", path.display()))?
         .to_rgb8();
-    let frame = RgbFrame::packed(img.as_raw(), img.width(), img.height());
+    let frame = Picture::rgb(img.as_raw(), img.width(), img.height());
     let analysis = models.analyse(&[frame])?.pop().unwrap_or_default();
     Ok(analysis
         .plates
@@ -187,7 +187,7 @@ fn recognize_video(
     let mut out = Vec::new();
     for frame in frames {
         let frame = frame?;
-        let rgb = RgbFrame::packed(&frame.data, frame.width, frame.height);
+        let rgb = frame.picture();
         let analysis = models.analyse(&[rgb])?.pop().unwrap_or_default();
         out.extend(passes.update(frame.index, frame.pts_ms, &rgb, &analysis));
         bar.set_message(format!("{} frame {}", path.display(), frame.index));

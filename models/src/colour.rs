@@ -1,7 +1,7 @@
 //! Vehicle body colour from pixels: no model, a vote of the pixels in the
 //! lower middle of the vehicle box (below the windows, inside the wheels).
 
-use crate::preprocess::RgbFrame;
+use safecity_core::Picture;
 
 /// The colour names the system reports, as in the event schema.
 pub const COLOURS: [&str; 9] = [
@@ -11,7 +11,7 @@ pub const COLOURS: [&str; 9] = [
 /// The body colour of the vehicle in `bbox` (`x1, y1, x2, y2`) and the share
 /// of sampled pixels that voted for it (0..1). `None` for a box too small to
 /// sample.
-pub fn vehicle_colour(frame: &RgbFrame<'_>, bbox: [f32; 4]) -> Option<(&'static str, f32)> {
+pub fn vehicle_colour(frame: &Picture<'_>, bbox: [f32; 4]) -> Option<(&'static str, f32)> {
     let (w, h) = (bbox[2] - bbox[0], bbox[3] - bbox[1]);
     if w < 6.0 || h < 6.0 {
         return None;
@@ -30,11 +30,10 @@ pub fn vehicle_colour(frame: &RgbFrame<'_>, bbox: [f32; 4]) -> Option<(&'static 
     let mut total = 0u32;
     let mut y = y0;
     while y < y1 {
-        let row = &frame.data[y as usize * frame.stride..];
         let mut x = x0;
         while x < x1 {
-            let p = &row[x as usize * 3..x as usize * 3 + 3];
-            votes[classify(p[0], p[1], p[2])] += 1;
+            let [r, g, b] = frame.pixel(x, y);
+            votes[classify(r, g, b)] += 1;
             total += 1;
             x += step_x;
         }
@@ -107,7 +106,7 @@ mod tests {
             ([110, 60, 25], "brown"),
         ] {
             let data = solid(rgb);
-            let frame = RgbFrame::packed(&data, 64, 48);
+            let frame = Picture::rgb(&data, 64, 48);
             let (got, share) = vehicle_colour(&frame, [0.0, 0.0, 64.0, 48.0]).unwrap();
             assert_eq!(got, name, "{rgb:?}");
             assert!(share > 0.99);
@@ -117,7 +116,7 @@ mod tests {
     #[test]
     fn tiny_or_outside_boxes_give_none() {
         let data = solid([1, 2, 3]);
-        let frame = RgbFrame::packed(&data, 64, 48);
+        let frame = Picture::rgb(&data, 64, 48);
         assert!(vehicle_colour(&frame, [0.0, 0.0, 4.0, 4.0]).is_none());
         assert!(vehicle_colour(&frame, [100.0, 100.0, 140.0, 140.0]).is_none());
     }

@@ -47,7 +47,8 @@ pub use plate_decode::{
     FOREIGN_PRIOR,
 };
 pub use plate_session::{PlateCrop, PlateReaderSession};
-pub use preprocess::{input_len, preprocess_into, Letterbox, RgbFrame};
+pub use preprocess::{input_len, preprocess_into, Letterbox};
 pub use runtime::{Runtime, RuntimeError, ORT_LIB_ENV};
 pub use safecity_core::iou;
+pub use safecity_core::{Layout, Picture, YuvMatrix};
 pub use session::{DetectorSession, ModelError, ObjectDetection, Provider, SessionOptions};

@@ -7,9 +7,10 @@ use crate::description::{
     InputDescription, ModelDescription, PlateDecoder, PlateReaderDescription,
 };
 use crate::plate_decode::{ctc_beam, fixed_slots_k_best, rank_candidates, PlateCandidate};
-use crate::preprocess::{preprocess_into, RgbFrame};
+use crate::preprocess::preprocess_into;
 use crate::runtime::Runtime;
 use crate::session::{ModelError, Runner, SessionOptions};
+use safecity_core::Picture;
 
 /// How many raw texts are ranked per plate before the grammar prior.
 const RAW_CANDIDATES: usize = 8;
@@ -24,7 +25,7 @@ pub struct PlateReaderSession {
 /// A plate box in a frame to read.
 #[derive(Debug, Clone, Copy)]
 pub struct PlateCrop<'a> {
-    pub frame: RgbFrame<'a>,
+    pub frame: Picture<'a>,
     /// `x1, y1, x2, y2` of the plate in the frame.
     pub bbox: [f32; 4],
 }

@@ -2,32 +2,9 @@
 //! normalisation from the model's description, written into a caller's
 //! reused buffer in one pass.
 
+use safecity_core::{Layout, Picture, YuvToRgb};
+
 use crate::description::{Channels, InputDescription, Resize};
-
-/// An RGB picture in memory, 3 bytes a pixel, rows `stride` bytes apart.
-#[derive(Debug, Clone, Copy)]
-pub struct RgbFrame<'a> {
-    pub data: &'a [u8],
-    pub width: u32,
-    pub height: u32,
-    pub stride: usize,
-}
-
-impl<'a> RgbFrame<'a> {
-    /// A tightly packed frame; panics if `data` is shorter than `width * height * 3`.
-    pub fn packed(data: &'a [u8], width: u32, height: u32) -> RgbFrame<'a> {
-        assert!(
-            data.len() >= width as usize * height as usize * 3,
-            "frame data too short"
-        );
-        RgbFrame {
-            data,
-            width,
-            height,
-            stride: width as usize * 3,
-        }
-    }
-}
 
 /// How input pixels map back to the source picture.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -61,7 +38,7 @@ pub fn input_len(input: &InputDescription) -> usize {
 /// `None`) into `out` as the model wants it, with bilinear sampling.
 /// `out` must hold [`input_len`] floats.
 pub fn preprocess_into(
-    frame: &RgbFrame<'_>,
+    frame: &Picture<'_>,
     region: Option<[f32; 4]>,
     input: &InputDescription,
     out: &mut [f32],
@@ -99,29 +76,43 @@ pub fn preprocess_into(
     // are); plain bilinear when enlarging. Vertical pass first, over the
     // source columns the output reads: consecutive bytes times one weight
     // a row, which the compiler vectorises; then the horizontal pass on
-    // that one line.
+    // that one line. I420 pictures are filtered plane by plane (chroma at
+    // half size) and converted to RGB after: the filter is linear, so only
+    // the output's pixels are converted.
     let columns = AxisTaps::new(iw, offset[0], scale[0], rx, rw, frame.width);
     let rows = AxisTaps::new(ih, offset[1], scale[1], ry, rh, frame.height);
-    let (lo, hi) = columns.span();
-    let mut vline = vec![0.0f32; (hi - lo) * 3];
+    let inside_columns = columns.first.clone();
     let mut hline = vec![0.0f32; iw * 3];
+    let mut lines = match frame.layout {
+        Layout::Rgb { stride } => Lines::Rgb(PlaneFilter::new(frame.data, stride, columns, rows)),
+        Layout::I420 {
+            y_stride,
+            uv_stride,
+            u_offset,
+            v_offset,
+            matrix,
+            full_range,
+        } => {
+            let (cw, ch) = (frame.width.div_ceil(2), frame.height.div_ceil(2));
+            let chroma = |at: usize| {
+                PlaneFilter::new(
+                    &frame.data[at..],
+                    uv_stride,
+                    AxisTaps::new(iw, offset[0], scale[0] * 2.0, rx / 2.0, rw / 2.0, cw),
+                    AxisTaps::new(ih, offset[1], scale[1] * 2.0, ry / 2.0, rh / 2.0, ch),
+                )
+            };
+            Lines::I420 {
+                y: PlaneFilter::new(frame.data, y_stride, columns, rows),
+                u: chroma(u_offset),
+                v: chroma(v_offset),
+                convert: YuvToRgb::new(matrix, full_range),
+            }
+        }
+    };
     let plane = iw * ih;
     for y in 0..ih {
-        let row = rows.get(y);
-        if let Some((first, weights)) = row {
-            vline.fill(0.0);
-            for (k, &w) in weights.iter().enumerate() {
-                if w == 0.0 {
-                    continue;
-                }
-                let start = (first + k) * frame.stride + lo * 3;
-                let src = &frame.data[start..start + vline.len()];
-                for (a, &p) in vline.iter_mut().zip(src) {
-                    *a += p as f32 * w;
-                }
-            }
-            columns.filter_line(&vline, lo, &mut hline);
-        }
+        let row = lines.row(y, &mut hline);
         for c in 0..channels {
             let (mul, sub) = norm[c];
             let value = |v: &[f32]| -> f32 {
@@ -132,16 +123,16 @@ pub fn preprocess_into(
                 };
                 p * mul - sub
             };
-            let pixels = hline.chunks_exact(3).zip(&columns.first);
+            let pixels = hline.chunks_exact(3).zip(&inside_columns);
             if input.nhwc {
                 for (x, (v, &f)) in pixels.enumerate() {
-                    let inside = row.is_some() && f != usize::MAX;
+                    let inside = row && f != usize::MAX;
                     out[(y * iw + x) * channels + c] = if inside { value(v) } else { pad[c] };
                 }
             } else {
                 let dst = &mut out[c * plane + y * iw..c * plane + (y + 1) * iw];
                 for (o, (v, &f)) in dst.iter_mut().zip(pixels) {
-                    let inside = row.is_some() && f != usize::MAX;
+                    let inside = row && f != usize::MAX;
                     *o = if inside { value(v) } else { pad[c] };
                 }
             }
@@ -212,25 +203,145 @@ impl AxisTaps {
         (lo, hi)
     }
 
-    /// A line of RGB floats for source pixels from `lo` on, filtered into
-    /// `out` (3 floats per output pixel; padding pixels are left as they
-    /// are).
-    fn filter_line(&self, line: &[f32], lo: usize, out: &mut [f32]) {
+    /// A line of `K`-channel floats for source pixels from `lo` on,
+    /// filtered into `out` (`K` floats per output pixel; padding pixels are
+    /// left as they are).
+    fn filter_line<const K: usize>(&self, line: &[f32], lo: usize, out: &mut [f32]) {
         let n = self.n;
-        for (o, (&f, out)) in self.first.iter().zip(out.chunks_exact_mut(3)).enumerate() {
+        for (o, (&f, out)) in self.first.iter().zip(out.chunks_exact_mut(K)).enumerate() {
             if f == usize::MAX {
                 continue;
             }
-            let px = &line[(f - lo) * 3..(f - lo + n) * 3];
+            let px = &line[(f - lo) * K..(f - lo + n) * K];
             let w = &self.weights[o * n..(o + 1) * n];
-            let mut v = [0.0f32; 3];
-            for (p, &w) in px.chunks_exact(3).zip(w) {
-                v[0] += p[0] * w;
-                v[1] += p[1] * w;
-                v[2] += p[2] * w;
+            let mut v = [0.0f32; K];
+            if K == 1 {
+                // One plane: four lanes at a time, which vectorise.
+                let mut lanes = [0.0f32; 4];
+                for (p, w) in px.chunks_exact(4).zip(w.chunks_exact(4)) {
+                    for i in 0..4 {
+                        lanes[i] += p[i] * w[i];
+                    }
+                }
+                let tail = n - n % 4;
+                v[0] = lanes.iter().sum::<f32>()
+                    + px[tail..]
+                        .iter()
+                        .zip(&w[tail..])
+                        .map(|(p, w)| p * w)
+                        .sum::<f32>();
+            } else {
+                for (p, &w) in px.chunks_exact(K).zip(w) {
+                    for c in 0..K {
+                        v[c] += p[c] * w;
+                    }
+                }
             }
             out.copy_from_slice(&v);
         }
+    }
+}
+
+/// The filtered output rows of a picture, as RGB floats.
+// One lives on the stack per call; boxing the planes would buy nothing.
+#[allow(clippy::large_enum_variant)]
+enum Lines<'a> {
+    Rgb(PlaneFilter<'a, 3>),
+    I420 {
+        y: PlaneFilter<'a, 1>,
+        u: PlaneFilter<'a, 1>,
+        v: PlaneFilter<'a, 1>,
+        convert: YuvToRgb,
+    },
+}
+
+impl Lines<'_> {
+    /// Output row `y` into `out` (3 floats a pixel; padding pixels are left
+    /// as they are); false for a padding row.
+    fn row(&mut self, y: usize, out: &mut [f32]) -> bool {
+        match self {
+            Lines::Rgb(rgb) => rgb.row(y, out),
+            Lines::I420 {
+                y: l,
+                u,
+                v,
+                convert,
+            } => {
+                if !(l.row(y, &mut []) && u.row(y, &mut []) && v.row(y, &mut [])) {
+                    return false;
+                }
+                let pixels = l.hline.iter().zip(&u.hline).zip(&v.hline);
+                for ((o, ((&l, &u), &v)), &f) in
+                    out.chunks_exact_mut(3).zip(pixels).zip(&l.columns.first)
+                {
+                    if f != usize::MAX {
+                        let rgb = convert.rgb(l, u, v).map(|c| c.clamp(0.0, 255.0));
+                        o.copy_from_slice(&rgb);
+                    }
+                }
+                true
+            }
+        }
+    }
+}
+
+/// The separable filter over one plane of `K` interleaved channels.
+struct PlaneFilter<'a, const K: usize> {
+    data: &'a [u8],
+    stride: usize,
+    columns: AxisTaps,
+    rows: AxisTaps,
+    /// First source column read.
+    lo: usize,
+    /// Vertical pass: source columns `lo..` of one output row.
+    vline: Vec<f32>,
+    /// Horizontal pass, when the caller gives no line of its own.
+    hline: Vec<f32>,
+}
+
+impl<'a, const K: usize> PlaneFilter<'a, K> {
+    fn new(data: &'a [u8], stride: usize, columns: AxisTaps, rows: AxisTaps) -> Self {
+        let (lo, hi) = columns.span();
+        let outputs = columns.first.len();
+        PlaneFilter {
+            data,
+            stride,
+            lo,
+            vline: vec![0.0; (hi - lo) * K],
+            hline: if K == 1 {
+                vec![0.0; outputs]
+            } else {
+                Vec::new()
+            },
+            columns,
+            rows,
+        }
+    }
+
+    /// Filters output row `y` into `out`, or into `self.hline` when `out`
+    /// is empty; false for a padding row.
+    fn row(&mut self, y: usize, out: &mut [f32]) -> bool {
+        let Some((first, weights)) = self.rows.get(y) else {
+            return false;
+        };
+        self.vline.fill(0.0);
+        for (k, &w) in weights.iter().enumerate() {
+            if w == 0.0 {
+                continue;
+            }
+            let start = (first + k) * self.stride + self.lo * K;
+            let src = &self.data[start..start + self.vline.len()];
+            for (a, &p) in self.vline.iter_mut().zip(src) {
+                *a += p as f32 * w;
+            }
+        }
+        let out = if out.is_empty() {
+            &mut self.hline[..]
+        } else {
+            out
+        };
+        self.columns.filter_line::<K>(&self.vline, self.lo, out);
+        true
     }
 }
 
@@ -271,6 +382,7 @@ fn taps(o: usize, offset: f32, scale: f32, start: f32, len: f32, size: u32) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
+    use safecity_core::YuvMatrix;
 
     fn input(w: u32, h: u32, channels: Channels, resize: Resize) -> InputDescription {
         InputDescription {
@@ -290,7 +402,7 @@ mod tests {
     fn letterbox_pads_and_maps_boxes_back() {
         // A 200x100 red picture into 100x100: 100x50 content, 25 px bars.
         let data: Vec<u8> = [255u8, 0, 0].repeat(200 * 100);
-        let frame = RgbFrame::packed(&data, 200, 100);
+        let frame = Picture::rgb(&data, 200, 100);
         let spec = input(100, 100, Channels::Bgr, Resize::Letterbox);
         let mut out = vec![0.0; input_len(&spec)];
         let lb = preprocess_into(&frame, None, &spec, &mut out);
@@ -322,7 +434,7 @@ mod tests {
                 data[(y * 20 + x) * 3..(y * 20 + x) * 3 + 3].fill(255);
             }
         }
-        let frame = RgbFrame::packed(&data, 20, 10);
+        let frame = Picture::rgb(&data, 20, 10);
         let mut spec = input(8, 4, Channels::Gray, Resize::Stretch);
         spec.scale = 1.0 / 255.0;
         spec.mean = [0.5; 3];
@@ -343,7 +455,7 @@ mod tests {
                 data[(y * 64 + x) * 3..(y * 64 + x) * 3 + 3].fill(255);
             }
         }
-        let frame = RgbFrame::packed(&data, 64, 16);
+        let frame = Picture::rgb(&data, 64, 16);
         let spec = input(16, 4, Channels::Gray, Resize::Stretch);
         let mut out = vec![0.0; input_len(&spec)];
         preprocess_into(&frame, None, &spec, &mut out);
@@ -351,7 +463,7 @@ mod tests {
         // Enlarging stays bilinear: a 2x2 picture to 4x4 keeps its corners
         // and blends in between.
         let data = [0u8, 0, 0, 255, 255, 255, 255, 255, 255, 0, 0, 0];
-        let frame = RgbFrame::packed(&data, 2, 2);
+        let frame = Picture::rgb(&data, 2, 2);
         let spec = input(4, 4, Channels::Gray, Resize::Stretch);
         let mut out = vec![0.0; input_len(&spec)];
         preprocess_into(&frame, None, &spec, &mut out);
@@ -365,7 +477,7 @@ mod tests {
     /// The same filter written the plain way: every output pixel sums its
     /// row taps times its column taps.
     fn reference(
-        frame: &RgbFrame<'_>,
+        frame: &Picture<'_>,
         region: [f32; 4],
         iw: usize,
         ih: usize,
@@ -382,7 +494,7 @@ mod tests {
                     for &(sy, wy) in &row.0 {
                         for &(sx, wx) in &col.0 {
                             for (c, vc) in v.iter_mut().enumerate() {
-                                *vc += frame.data[sy * frame.stride + sx * 3 + c] as f32 * wy * wx;
+                                *vc += frame.pixel(sx as u32, sy as u32)[c] as f32 * wy * wx;
                             }
                         }
                     }
@@ -403,7 +515,7 @@ mod tests {
                 (seed >> 24) as u8
             })
             .collect();
-        let frame = RgbFrame::packed(&data, w, h);
+        let frame = Picture::rgb(&data, w, h);
         for (region, iw, ih) in [
             ([0.0, 0.0, 97.0, 61.0], 32, 20),   // shrink about 3:1
             ([0.0, 0.0, 97.0, 61.0], 200, 150), // enlarge
@@ -431,6 +543,60 @@ mod tests {
                         v[c]
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn i420_frames_preprocess_like_their_rgb_conversion() {
+        // Noisy luma, smooth chroma (as in camera pictures), no colours
+        // clipped by the conversion: filtering the
+        // planes and converting after gives what converting first gives, up
+        // to how the two interpolate chroma.
+        let (w, h) = (67u32, 45u32);
+        for matrix in [YuvMatrix::Bt709, YuvMatrix::Bt601] {
+            let (layout, len) = Layout::i420_packed(w, h, matrix, false);
+            let Layout::I420 {
+                u_offset,
+                v_offset,
+                uv_stride,
+                ..
+            } = layout
+            else {
+                unreachable!()
+            };
+            let mut data = vec![0u8; len];
+            let mut seed = 11u32;
+            for luma in &mut data[..(w * h) as usize] {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                *luma = 70 + (seed >> 24) as u8 % 110;
+            }
+            for cy in 0..h.div_ceil(2) as usize {
+                for cx in 0..uv_stride {
+                    data[u_offset + cy * uv_stride + cx] = (100 + cx + cy) as u8;
+                    data[v_offset + cy * uv_stride + cx] = (160 - cx / 2 - cy) as u8;
+                }
+            }
+            let yuv = Picture::new(&data, w, h, layout);
+            let rgb_bytes = yuv.to_rgb();
+            let rgb = Picture::rgb(&rgb_bytes, w, h);
+            for (region, iw, ih, resize) in [
+                (None, 24, 16, Resize::Letterbox),
+                (Some([5.5, 7.0, 30.0, 12.0]), 32, 16, Resize::Stretch),
+                (Some([50.0, 30.0, 20.0, 20.0]), 8, 8, Resize::Stretch),
+            ] {
+                let spec = input(iw, ih, Channels::Rgb, resize);
+                let mut a = vec![0.0; input_len(&spec)];
+                let mut b = vec![0.0; input_len(&spec)];
+                let la = preprocess_into(&yuv, region, &spec, &mut a);
+                let lb = preprocess_into(&rgb, region, &spec, &mut b);
+                assert_eq!(la, lb);
+                let worst = a
+                    .iter()
+                    .zip(&b)
+                    .map(|(x, y)| (x - y).abs())
+                    .fold(0.0, f32::max);
+                assert!(worst < 4.0, "{matrix:?} {region:?}: off by {worst}");
             }
         }
     }

@@ -10,8 +10,9 @@ use crate::description::{
     DescriptionError, DetectorDescription, InputDescription, ModelDescription,
 };
 use crate::detect::{decode_detections, nms, DecodeError, DetectorLayout, OutputShape};
-use crate::preprocess::{input_len, preprocess_into, Letterbox, RgbFrame};
+use crate::preprocess::{input_len, preprocess_into, Letterbox};
 use crate::runtime::{Runtime, RuntimeError};
+use safecity_core::Picture;
 
 /// What went wrong with a model, naming its file.
 #[derive(Debug, thiserror::Error)]
@@ -406,7 +407,7 @@ impl DetectorSession {
     /// Detects objects in a batch of frames; one list per frame, best first.
     pub fn detect(
         &mut self,
-        frames: &[RgbFrame<'_>],
+        frames: &[Picture<'_>],
     ) -> Result<Vec<Vec<ObjectDetection>>, ModelError> {
         let d = &self.description;
         let targets = &self.targets;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use safecity_models::{DetectorSession, ModelError, RgbFrame, Runtime, SessionOptions};
+use safecity_models::{DetectorSession, ModelError, Picture, Runtime, SessionOptions};
 
 fn runtime() -> &'static Runtime {
     let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.deps/onnxruntime/libonnxruntime.so");
@@ -65,9 +65,9 @@ fn a_users_yolox_model_finds_the_cars_in_real_photos() {
         .iter()
         .map(|(p, _)| image::open(p).unwrap().to_rgb8())
         .collect();
-    let frames: Vec<RgbFrame<'_>> = images
+    let frames: Vec<Picture<'_>> = images
         .iter()
-        .map(|i| RgbFrame::packed(i.as_raw(), i.width(), i.height()))
+        .map(|i| Picture::rgb(i.as_raw(), i.width(), i.height()))
         .collect();
     // One batch of all eight photos.
     let results = det.detect(&frames).unwrap();

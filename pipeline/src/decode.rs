@@ -1,10 +1,12 @@
-//! Decoding video files to RGB frames through GStreamer.
+//! Decoding video files to frames through GStreamer, in the decoder's I420.
 
 use std::path::{Path, PathBuf};
 
 use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+use safecity_core::{Layout, Picture};
 
 /// Why a video could not be decoded, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -15,7 +17,7 @@ pub enum DecodeError {
     File { path: PathBuf, message: String },
 }
 
-/// One decoded frame, packed RGB.
+/// One decoded frame.
 #[derive(Debug, Clone)]
 pub struct VideoFrame {
     /// Index among the frames this reader returned.
@@ -24,12 +26,21 @@ pub struct VideoFrame {
     pub pts_ms: u64,
     pub width: u32,
     pub height: u32,
+    /// The pixels, without row padding, as `layout` says.
     pub data: Vec<u8>,
+    pub layout: Layout,
+}
+
+impl VideoFrame {
+    /// The pixels as the models read them.
+    pub fn picture(&self) -> Picture<'_> {
+        Picture::new(&self.data, self.width, self.height, self.layout)
+    }
 }
 
 /// Frames of a video file, decoded in order, optionally sampled down to a
-/// rate. Dropped frames are never converted to RGB: the sampling happens on
-/// decoded buffers before `videoconvert`.
+/// rate. The sampling happens on decoded buffers, before any scaling, and
+/// frames stay in I420 (`videoconvert` passes the decoder's output through).
 pub struct VideoFrames {
     pipeline: gst::Pipeline,
     sink: gst_app::AppSink,
@@ -69,7 +80,8 @@ impl VideoFrames {
         };
         let launch = format!(
             "filesrc name=src ! decodebin ! queue max-size-buffers=8 {rate}{scale}\
-             ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false max-buffers=4"
+             ! videoconvert ! video/x-raw,format={format} ! appsink name=sink sync=false max-buffers=4",
+            format = crate::pixels::FORMAT,
         );
         let pipeline = gst::parse::launch(&launch)
             .map_err(|e| file_err(format!("building the decoder: {e}")))?
@@ -134,29 +146,27 @@ impl Iterator for VideoFrames {
                 return None;
             }
         };
-        let caps = sample
+        let info = sample
             .caps()
-            .and_then(|c| c.structure(0).map(|s| s.to_owned()));
-        let (Some(buffer), Some(caps)) = (sample.buffer(), caps) else {
+            .and_then(|c| gst_video::VideoInfo::from_caps(c).ok());
+        let (Some(buffer), Some(info)) = (sample.buffer(), info) else {
             return self.next();
         };
-        let width = caps.get::<i32>("width").unwrap_or(0) as u32;
-        let height = caps.get::<i32>("height").unwrap_or(0) as u32;
-        let Ok(map) = buffer.map_readable() else {
+        let Some((data, layout)) =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)
+                .ok()
+                .and_then(|video| crate::pixels::copy_out(&video))
+        else {
             return self.next();
         };
-        // Rows of RGB video are padded to 4 bytes.
-        let stride = (width as usize * 3).div_ceil(4) * 4;
-        let mut data = Vec::with_capacity(width as usize * height as usize * 3);
-        for row in map.as_slice().chunks(stride).take(height as usize) {
-            data.extend_from_slice(&row[..width as usize * 3]);
-        }
+        let (width, height) = (info.width(), info.height());
         let frame = VideoFrame {
             index: self.next_index,
             pts_ms: buffer.pts().map_or(0, |t| t.mseconds()),
             width,
             height,
             data,
+            layout,
         };
         self.next_index += 1;
         Some(Ok(frame))
@@ -192,10 +202,11 @@ mod tests {
             .unwrap();
         assert_eq!(frames.len(), 50);
         assert_eq!((frames[0].width, frames[0].height), (320, 180));
-        assert_eq!(frames[0].data.len(), 320 * 180 * 3);
+        assert_eq!(frames[0].data.len(), 320 * 180 * 3 / 2, "I420");
         assert_eq!(frames[10].pts_ms, 400);
         // The red channel ramps up frame by frame.
-        assert!(frames[40].data[0] > frames[10].data[0] + 100);
+        let red = |f: &VideoFrame| f.picture().pixel(160, 90)[0];
+        assert!(red(&frames[40]) > red(&frames[10]) + 100);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Video side of safecity: GStreamer graphs, tracking, and the scene
 //! simulator.
 //!
-//! - [`VideoFrames`] decodes a video file to RGB frames, sampled down to a
-//!   detection rate before colour conversion.
+//! - [`VideoFrames`] decodes a video file to frames in the decoder's I420,
+//!   sampled down to a detection rate; the models convert only the pixels
+//!   they read ([`safecity_core::Picture`]).
 //! - [`Source`] reads a live camera or pillar (RTSP, HTTP) or a file for
 //!   the edge: hardware decoding where there is a decoder for it, sampling
-//!   to the detection rate, scaling, RGB frames with capture times through
+//!   to the detection rate, scaling, I420 frames with capture times through
 //!   a bounded hand-off, and reconnects with backoff ([`source`]).
 //! - [`IouTracker`] follows vehicles across a camera's frames, predicting
 //!   each box forward; [`PlateVote`] turns a track's plate reads into one
@@ -15,6 +16,7 @@
 //!   cameras.
 
 mod decode;
+mod pixels;
 pub mod sim;
 pub mod source;
 mod track;

@@ -1,13 +1,13 @@
 //! Live video sources for the edge: RTSP cameras and pillars, HTTP streams
 //! and video files, decoded (in hardware where there is a decoder for it),
-//! sampled to the detection rate, scaled, converted to RGB and handed to a
-//! consumer through a bounded channel.
+//! sampled to the detection rate, scaled, and handed to a consumer in the
+//! decoder's I420 (no full-frame RGB conversion) through a bounded channel.
 //!
 //! One [`Source`] runs one GStreamer pipeline at a time:
 //!
 //! ```text
 //! rtspsrc | souphttpsrc | filesrc -> decodebin -> [sampling] -> queue
-//!   -> videoscale -> videoconvert -> RGB -> appsink -> hand-off -> SyncSender
+//!   -> videoscale -> videoconvert -> I420 -> appsink -> hand-off -> SyncSender
 //! ```
 //!
 //! - **Latency.** `rtspsrc` buffers 2 s by default; a source asks for
@@ -64,6 +64,7 @@ use std::time::{Duration, SystemTime};
 
 use gst::prelude::*;
 use gstreamer as gst;
+use safecity_core::{Layout, Picture};
 use serde::Serialize;
 
 pub use clip::{
@@ -269,11 +270,18 @@ pub struct Frame {
     pub clock: CaptureClock,
     pub width: u32,
     pub height: u32,
-    /// Packed RGB, `width * height * 3` bytes, rows top to bottom.
+    /// The pixels, without row padding, as `layout` says: I420 from the
+    /// decoder (see [`Frame::picture`]).
     pub data: Vec<u8>,
+    pub layout: Layout,
 }
 
 impl Frame {
+    /// The pixels as the models read them.
+    pub fn picture(&self) -> Picture<'_> {
+        Picture::new(&self.data, self.width, self.height, self.layout)
+    }
+
     /// The capture time as a [`SystemTime`].
     pub fn capture_time(&self) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_millis(self.capture_unix_ms)
@@ -291,6 +299,7 @@ impl fmt::Debug for Frame {
             .field("width", &self.width)
             .field("height", &self.height)
             .field("data", &format_args!("[{} bytes]", self.data.len()))
+            .field("layout", &self.layout)
             .finish()
     }
 }

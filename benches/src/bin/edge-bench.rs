@@ -161,10 +161,7 @@ fn infer(
         provider,
     };
     let mut analyser = Analyser::open(&ModelPaths::default(), &options)?;
-    let rgb: Vec<_> = frames
-        .iter()
-        .map(|f| safecity_models::RgbFrame::packed(&f.data, f.width, f.height))
-        .collect();
+    let rgb: Vec<_> = frames.iter().map(|f| f.picture()).collect();
     // One batch to warm the sessions up (allocations, first-run kernels).
     analyser.analyse(&rgb[..batch.min(rgb.len())])?;
     let (mut vehicles, mut plates) = (0usize, 0usize);

@@ -75,14 +75,15 @@ pub(crate) const COMMON_ELEMENTS: [(&str, &str); 6] = [
     ("appsink", "gstreamer1.0-plugins-base"),
 ];
 
-/// The caps frames leave the graph with: packed RGB, scaled down to fit
+/// The caps frames leave the graph with: I420, scaled down to fit
 /// `max_size` with the aspect kept (never up), or at full size.
 pub(crate) fn output_caps(max_size: Option<(u32, u32)>) -> String {
     match max_size {
         Some((w, h)) => format!(
-            "video/x-raw,format=RGB,width=(int)[1,{w}],height=(int)[1,{h}],pixel-aspect-ratio=(fraction)1/1"
+            "video/x-raw,format={format},width=(int)[1,{w}],height=(int)[1,{h}],pixel-aspect-ratio=(fraction)1/1",
+            format = crate::pixels::FORMAT,
         ),
-        None => "video/x-raw,format=RGB".to_owned(),
+        None => format!("video/x-raw,format={}", crate::pixels::FORMAT),
     }
 }
 
@@ -219,7 +220,7 @@ mod tests {
         assert!(at("queue name=q") < at("videoscale"));
         assert!(at("videoscale") < at("videoconvert"));
         assert!(at("videoconvert") < at("width=(int)[1,640],height=(int)[1,360]"));
-        assert!(line.contains("format=RGB"));
+        assert!(line.contains("format=I420"));
         // Real-time files sync to the clock and drop like live streams.
         assert!(line.contains("sync=true max-buffers=4 drop=true"), "{line}");
         c.realtime_files = false;
@@ -229,7 +230,7 @@ mod tests {
             line.contains("sync=false max-buffers=4 drop=false"),
             "{line}"
         );
-        assert!(line.contains("caps=\"video/x-raw,format=RGB\""), "{line}");
+        assert!(line.contains("caps=\"video/x-raw,format=I420\""), "{line}");
         assert!(line.starts_with("filesrc name=src ! decodebin name=dec"));
     }
 

@@ -297,33 +297,22 @@ fn send(shared: &Shared, tx: &SyncSender<SourceEvent>, mut event: SourceEvent) -
     }
 }
 
-/// Copies a sample out as packed RGB rows.
+/// Copies a sample out, without row padding (see [`crate::pixels`]).
 fn to_frame(id: &Arc<str>, p: Pending) -> Option<Frame> {
     let info = gst_video::VideoInfo::from_caps(p.sample.caps()?).ok()?;
     let buffer = p.sample.buffer()?;
     let video = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).ok()?;
-    let (width, height) = (video.width(), video.height());
-    let stride = *video.plane_stride().first()? as usize;
-    let plane = video.plane_data(0).ok()?;
-    let row = width as usize * 3;
-    let data = if stride == row {
-        plane.get(..row * height as usize)?.to_vec()
-    } else {
-        let mut data = Vec::with_capacity(row * height as usize);
-        for y in 0..height as usize {
-            data.extend_from_slice(plane.get(y * stride..y * stride + row)?);
-        }
-        data
-    };
+    let (data, layout) = crate::pixels::copy_out(&video)?;
     Some(Frame {
         source: id.clone(),
         seq: p.seq,
         pts_ms: p.pts_ms,
         capture_unix_ms: p.capture_unix_ms,
         clock: p.clock,
-        width,
-        height,
+        width: video.width(),
+        height: video.height(),
         data,
+        layout,
     })
 }
 
@@ -969,8 +958,8 @@ mod tests {
         let frame = to_frame(&Arc::from("cam"), pending(7)).unwrap();
         assert_eq!((frame.width, frame.height), (2, 2));
         assert_eq!(frame.data.len(), 12);
-        assert_eq!(frame.data[0], 7);
-        assert_eq!(frame.data[6], 200);
+        assert_eq!(frame.picture().pixel(0, 0), [7, 0, 0]);
+        assert_eq!(frame.picture().pixel(0, 1), [200, 0, 0]);
         assert_eq!(&*frame.source, "cam");
     }
 
