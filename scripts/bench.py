@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "target" / "release"
 WORK = ROOT / "target" / "bench"
 CLIP_S = 20  # length of the benchmark clip
+REALTIME_S = 15  # how long each real-time trial (e) is watched, for us and the peer
 SEED = 11
 # `cpu`, or `cuda` for `--gpu` (the execution provider the edge is given).
 PROVIDER = "cpu"
@@ -260,7 +261,7 @@ def edge_throughput(server, clip, fps):
             "fps": (frames - first[1]) / seconds, "peak_mb": hwm}
 
 
-def edge_realtime(server, clip_list, k, fps, seconds=20, warmup=6):
+def edge_realtime(server, clip_list, k, fps, seconds=REALTIME_S, warmup=4):
     """e: k real-time streams at detection `fps`; did every frame get through?"""
     streams = [str(clip_list[i % len(clip_list)]) for i in range(k)]
     edge = Edge(server, streams, fps, realtime=True)
@@ -343,7 +344,7 @@ def peer_run(py, clip, every):
     return run_json(peer_cmd(py, clip, every))
 
 
-def peer_realtime(py, clip_list, k, every, seconds=20):
+def peer_realtime(py, clip_list, k, every, seconds=REALTIME_S):
     procs = []
     for i in range(k):
         procs.append(subprocess.Popen(
@@ -525,7 +526,7 @@ def report(r):
             "",
             "### Real-time streams that fit (e)",
             "",
-            "Copies of the clip played at 25 fps, looping, as cameras; a count fits when, over 20 s, every",
+            f"Copies of the clip played at 25 fps, looping, as cameras; a count fits when, over {REALTIME_S} s, every",
             "stream decodes >= 95% of 25 fps, analyses >= 95% of the detection rate and drops <= 1% of frames.",
             "",
             "| detection rate per camera | safecity streams |",

@@ -23,17 +23,35 @@ pub enum YuvMatrix {
 pub enum Layout {
     /// 3 bytes a pixel, R G B, rows `stride` bytes apart.
     Rgb { stride: usize },
-    /// Planar YUV 4:2:0: a full-size Y plane at 0, and U and V planes of
-    /// `ceil(width / 2) x ceil(height / 2)` at their offsets.
-    I420 {
-        y_stride: usize,
-        uv_stride: usize,
-        u_offset: usize,
-        v_offset: usize,
-        matrix: YuvMatrix,
-        /// Full range (0..255) rather than video range (Y 16..235).
-        full_range: bool,
-    },
+    /// Planar YUV 4:2:0.
+    I420(Planes420),
+}
+
+/// Planar YUV 4:2:0: a full-size Y plane at 0, and U and V planes of
+/// `ceil(width / 2) x ceil(height / 2)` at their offsets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Planes420 {
+    pub y_stride: usize,
+    pub uv_stride: usize,
+    pub u_offset: usize,
+    pub v_offset: usize,
+    pub matrix: YuvMatrix,
+    /// Full range (0..255) rather than video range (Y 16..235).
+    pub full_range: bool,
+}
+
+impl Planes420 {
+    /// The conversion of these planes' samples to RGB.
+    pub fn converter(&self) -> YuvToRgb {
+        YuvToRgb::new(self.matrix, self.full_range)
+    }
+
+    /// Where the Y sample of `x, y` and its U and V samples are.
+    #[inline]
+    fn at(&self, x: usize, y: usize) -> (usize, usize, usize) {
+        let c = (y / 2) * self.uv_stride + x / 2;
+        (y * self.y_stride + x, self.u_offset + c, self.v_offset + c)
+    }
 }
 
 impl Layout {
@@ -47,14 +65,14 @@ impl Layout {
     ) -> (Layout, usize) {
         let (w, h) = (width as usize, height as usize);
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-        let layout = Layout::I420 {
+        let layout = Layout::I420(Planes420 {
             y_stride: w,
             uv_stride: cw,
             u_offset: w * h,
             v_offset: w * h + cw * ch,
             matrix,
             full_range,
-        };
+        });
         (layout, w * h + 2 * cw * ch)
     }
 }
@@ -153,16 +171,10 @@ impl<'a> Picture<'a> {
                     (h - 1) * stride + w * 3
                 }
             }
-            Layout::I420 {
-                y_stride,
-                uv_stride,
-                u_offset,
-                v_offset,
-                ..
-            } => {
+            Layout::I420(p) => {
                 let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
                 assert!(
-                    y_stride >= w && uv_stride >= cw,
+                    p.y_stride >= w && p.uv_stride >= cw,
                     "I420 stride shorter than a row"
                 );
                 let plane = |at: usize, stride: usize, rows: usize, row: usize| {
@@ -172,9 +184,9 @@ impl<'a> Picture<'a> {
                         at + (rows - 1) * stride + row
                     }
                 };
-                plane(0, y_stride, h, w)
-                    .max(plane(u_offset, uv_stride, ch, cw))
-                    .max(plane(v_offset, uv_stride, ch, cw))
+                plane(0, p.y_stride, h, w)
+                    .max(plane(p.u_offset, p.uv_stride, ch, cw))
+                    .max(plane(p.v_offset, p.uv_stride, ch, cw))
             }
         };
         assert!(data.len() >= need, "picture data too short for its layout");
@@ -195,20 +207,9 @@ impl<'a> Picture<'a> {
                 let p = &self.data[y * stride + x * 3..y * stride + x * 3 + 3];
                 [p[0], p[1], p[2]]
             }
-            Layout::I420 {
-                y_stride,
-                uv_stride,
-                u_offset,
-                v_offset,
-                matrix,
-                full_range,
-            } => {
-                let c = (y / 2) * uv_stride + x / 2;
-                YuvToRgb::new(matrix, full_range).rgb8(
-                    self.data[y * y_stride + x],
-                    self.data[u_offset + c],
-                    self.data[v_offset + c],
-                )
+            Layout::I420(p) => {
+                let (l, u, v) = p.at(x, y);
+                p.converter().rgb8(self.data[l], self.data[u], self.data[v])
             }
         }
     }
@@ -230,21 +231,12 @@ impl<'a> Picture<'a> {
                     );
                 }
             }
-            Layout::I420 {
-                y_stride,
-                uv_stride,
-                u_offset,
-                v_offset,
-                matrix,
-                full_range,
-            } => {
-                let m = YuvToRgb::new(matrix, full_range);
+            Layout::I420(p) => {
+                let m = p.converter();
                 for y in y0..y0 + h {
-                    let luma = &self.data[y * y_stride..];
-                    let crow = (y / 2) * uv_stride;
-                    let (u, v) = (&self.data[u_offset + crow..], &self.data[v_offset + crow..]);
                     for x in x0..x0 + w {
-                        out.extend_from_slice(&m.rgb8(luma[x], u[x / 2], v[x / 2]));
+                        let (l, u, v) = p.at(x, y);
+                        out.extend_from_slice(&m.rgb8(self.data[l], self.data[u], self.data[v]));
                     }
                 }
             }

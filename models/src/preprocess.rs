@@ -85,28 +85,21 @@ pub fn preprocess_into(
     let mut hline = vec![0.0f32; iw * 3];
     let mut lines = match frame.layout {
         Layout::Rgb { stride } => Lines::Rgb(PlaneFilter::new(frame.data, stride, columns, rows)),
-        Layout::I420 {
-            y_stride,
-            uv_stride,
-            u_offset,
-            v_offset,
-            matrix,
-            full_range,
-        } => {
+        Layout::I420(p) => {
             let (cw, ch) = (frame.width.div_ceil(2), frame.height.div_ceil(2));
             let chroma = |at: usize| {
                 PlaneFilter::new(
                     &frame.data[at..],
-                    uv_stride,
+                    p.uv_stride,
                     AxisTaps::new(iw, offset[0], scale[0] * 2.0, rx / 2.0, rw / 2.0, cw),
                     AxisTaps::new(ih, offset[1], scale[1] * 2.0, ry / 2.0, rh / 2.0, ch),
                 )
             };
             Lines::I420 {
-                y: PlaneFilter::new(frame.data, y_stride, columns, rows),
-                u: chroma(u_offset),
-                v: chroma(v_offset),
-                convert: YuvToRgb::new(matrix, full_range),
+                y: PlaneFilter::new(frame.data, p.y_stride, columns, rows),
+                u: chroma(p.u_offset),
+                v: chroma(p.v_offset),
+                convert: p.converter(),
             }
         }
     };
@@ -382,7 +375,7 @@ fn taps(o: usize, offset: f32, scale: f32, start: f32, len: f32, size: u32) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use safecity_core::YuvMatrix;
+    use safecity_core::{Planes420, YuvMatrix};
 
     fn input(w: u32, h: u32, channels: Channels, resize: Resize) -> InputDescription {
         InputDescription {
@@ -556,12 +549,12 @@ mod tests {
         let (w, h) = (67u32, 45u32);
         for matrix in [YuvMatrix::Bt709, YuvMatrix::Bt601] {
             let (layout, len) = Layout::i420_packed(w, h, matrix, false);
-            let Layout::I420 {
+            let Layout::I420(Planes420 {
                 u_offset,
                 v_offset,
                 uv_stride,
                 ..
-            } = layout
+            }) = layout
             else {
                 unreachable!()
             };

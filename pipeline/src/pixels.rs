@@ -99,14 +99,14 @@ mod tests {
         let (data, layout) = copy_out(&video).unwrap();
         assert_eq!(data.len(), 6 + 2 + 2);
         assert_eq!(&data[..6], &[0, 1, 2, 10, 11, 12]);
-        let Layout::I420 {
-            matrix, full_range, ..
-        } = layout
-        else {
+        let Layout::I420(planes) = layout else {
             panic!("{layout:?}")
         };
         // Small frames without colorimetry are BT.601, video range.
-        assert_eq!((matrix, full_range), (YuvMatrix::Bt601, false));
+        assert_eq!(
+            (planes.matrix, planes.full_range),
+            (YuvMatrix::Bt601, false)
+        );
         let p = Picture::new(&data, 3, 2, layout);
         assert_eq!(p.pixel(0, 0), [0, 0, 0], "16 and below is black");
         assert!(p.pixel(2, 1)[0] == p.pixel(2, 1)[2], "grey stays grey");
