@@ -27,15 +27,13 @@ def conv(cin, cout):
     return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-class PlateReader(nn.Module):
-    """CNN to a 4x8 feature map, flattened, one linear layer giving every
-    slot its own classifier over the whole plate (fast-plate-ocr style), so
-    two-line plates read like one-line ones."""
+class SlotsReader(nn.Module):
+    """The first reader: CNN to a 4x8 map squeezed to 32 channels, flattened,
+    one linear layer to all slots. Kept for comparison (`--arch slots`)."""
 
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(
-            # Narrow at full resolution, where convs cost the most.
             conv(1, 16), nn.MaxPool2d(2),  # 32x64
             conv(16, 32), nn.MaxPool2d(2),  # 16x32
             conv(32, 64), nn.MaxPool2d(2),  # 8x16
@@ -48,6 +46,55 @@ class PlateReader(nn.Module):
     def forward(self, x):
         f = self.features(x).flatten(1)
         return self.slots(self.drop(f)).view(-1, SLOTS, len(ALPHABET))
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm transformer decoder layer: slots talk to each other, then
+    look at the feature map, then a small MLP."""
+
+    def __init__(self, d, heads, ff):
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.cross_attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.ff = nn.Sequential(nn.Linear(d, ff), nn.ReLU(inplace=True), nn.Linear(ff, d))
+        self.n1, self.n2, self.n3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
+
+    def forward(self, q, mem):
+        h = self.n1(q)
+        q = q + self.self_attn(h, h, h, need_weights=False)[0]
+        q = q + self.cross_attn(self.n2(q), mem, mem, need_weights=False)[0]
+        return q + self.ff(self.n3(q))
+
+
+class PlateReader(nn.Module):
+    """CNN to an 8x16 feature map (stride 8), then ten learned slot queries
+    that attend over its 128 cells through two small decoder layers, each
+    slot classified on its own (non-autoregressive, fixed slots). A slot can
+    look at either line of a two-line plate, and the slots see each other,
+    so the n-th slot can find the n-th character whatever the layout."""
+
+    def __init__(self, d=96, layers=2, heads=4, ff=192):
+        super().__init__()
+        self.features = nn.Sequential(
+            conv(1, 16), nn.MaxPool2d(2),  # 32x64
+            conv(16, 32), nn.MaxPool2d(2),  # 16x32
+            conv(32, 64), conv(64, 64), nn.MaxPool2d(2),  # 8x16
+            conv(64, 128), conv(128, 128),
+            nn.Conv2d(128, d, 1),
+        )
+        self.pos = nn.Parameter(torch.randn(1, (HEIGHT // 8) * (WIDTH // 8), d) * 0.02)
+        self.queries = nn.Parameter(torch.randn(1, SLOTS, d) * 0.02)
+        self.mem_norm = nn.LayerNorm(d)
+        self.layers = nn.ModuleList(DecoderLayer(d, heads, ff) for _ in range(layers))
+        self.out_norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, len(ALPHABET))
+
+    def forward(self, x):
+        mem = self.mem_norm(self.features(x).flatten(2).transpose(1, 2) + self.pos)
+        q = self.queries.expand(x.shape[0], -1, -1)
+        for layer in self.layers:
+            q = layer(q, mem)
+        return self.head(self.out_norm(q))
 
 
 def export_onnx(model, path: Path):
@@ -121,13 +168,15 @@ def main():
     ap.add_argument("--openalpr-repeat", type=int, default=4)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--minutes", type=float, default=12.0)
     ap.add_argument("--steps", type=int, default=0)
     ap.add_argument("--init", type=Path, help="checkpoint to start from (a previous run's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--onnx", type=Path)
+    ap.add_argument("--arch", choices=["attn", "slots"], default="attn")
+    ap.add_argument("--warmup", type=int, default=300)
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -147,7 +196,7 @@ def main():
     items = items + alpr
     print(f"plates: {len(items) - len(alpr)} simulated, {len(alpr)} openalpr, {len(val)} readable for validation", flush=True)
 
-    model = PlateReader()
+    model = PlateReader() if args.arch == "attn" else SlotsReader()
     if args.init:
         model.load_state_dict(torch.load(args.init))
         print(f"starting from {args.init}", flush=True)
@@ -159,7 +208,7 @@ def main():
         progress = step / args.steps if args.steps else (time.time() - start) / (args.minutes * 60)
         if progress >= 1:
             break
-        lr = args.lr * min(1.0, (step + 1) / 50) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+        lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
         for g in opt.param_groups:
             g["lr"] = lr
         if len(queue) < args.batch:
