@@ -32,7 +32,7 @@ pub use event::{
 };
 pub use geometry::iou;
 pub use pattern::PlatePattern;
-pub use picture::{Layout, Picture, Planes420, YuvMatrix, YuvToRgb};
+pub use picture::{Layout, OwnedPicture, Picture, Planes420, YuvMatrix, YuvToRgb};
 pub use plate::{
     normalize_plate, parse_plate, region_name, ParsedPlate, PlateError, PlateFormat, KZ_REGIONS,
     MAX_PLATE_LEN,

@@ -244,9 +244,69 @@ impl<'a> Picture<'a> {
         out
     }
 
+    /// A copy of the `w x h` rectangle at `x0, y0` (which must lie inside
+    /// the picture) in the picture's own layout, without converting it: an
+    /// I420 rectangle grows by a pixel left and up from odd corners so its
+    /// chroma samples stay whole. Cheap enough to take on every frame and
+    /// convert only the one that is kept.
+    pub fn crop(&self, x0: u32, y0: u32, w: u32, h: u32) -> OwnedPicture {
+        assert!(
+            x0 + w <= self.width && y0 + h <= self.height,
+            "crop outside the picture"
+        );
+        match self.layout {
+            Layout::Rgb { .. } => OwnedPicture {
+                data: self.crop_rgb(x0, y0, w, h),
+                width: w,
+                height: h,
+                layout: Layout::Rgb {
+                    stride: w as usize * 3,
+                },
+            },
+            Layout::I420(p) => {
+                let (ax, ay) = (x0 & !1, y0 & !1);
+                let (w, h) = (w + x0 - ax, h + y0 - ay);
+                let (layout, len) = Layout::i420_packed(w, h, p.matrix, p.full_range);
+                let mut data = Vec::with_capacity(len);
+                let (x, y, w, h) = (ax as usize, ay as usize, w as usize, h as usize);
+                for row in y..y + h {
+                    let at = row * p.y_stride + x;
+                    data.extend_from_slice(&self.data[at..at + w]);
+                }
+                for offset in [p.u_offset, p.v_offset] {
+                    for row in y / 2..y / 2 + h.div_ceil(2) {
+                        let at = offset + row * p.uv_stride + x / 2;
+                        data.extend_from_slice(&self.data[at..at + w.div_ceil(2)]);
+                    }
+                }
+                OwnedPicture {
+                    data,
+                    width: w as u32,
+                    height: h as u32,
+                    layout,
+                }
+            }
+        }
+    }
+
     /// The whole picture as packed RGB.
     pub fn to_rgb(&self) -> Vec<u8> {
         self.crop_rgb(0, 0, self.width, self.height)
+    }
+}
+
+/// A picture that owns its bytes (see [`Picture::crop`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnedPicture {
+    pub data: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub layout: Layout,
+}
+
+impl OwnedPicture {
+    pub fn picture(&self) -> Picture<'_> {
+        Picture::new(&self.data, self.width, self.height, self.layout)
     }
 }
 
@@ -343,5 +403,32 @@ mod tests {
         let (layout, len) = Layout::i420_packed(4, 4, YuvMatrix::Bt709, false);
         let data = vec![0u8; len - 1];
         Picture::new(&data, 4, 4, layout);
+    }
+
+    #[test]
+    fn crops_keep_their_layout_and_convert_like_the_whole() {
+        let (w, h) = (9u32, 7u32);
+        let (layout, len) = Layout::i420_packed(w, h, YuvMatrix::Bt709, false);
+        let data: Vec<u8> = (0..len).map(|i| (i * 37 % 200 + 20) as u8).collect();
+        let p = Picture::new(&data, w, h, layout);
+        let all = p.to_rgb();
+        let rgb_at = |x: u32, y: u32| {
+            let i = (y * w + x) as usize * 3;
+            [all[i], all[i + 1], all[i + 2]]
+        };
+        // An odd corner grows to the even one before it.
+        let c = p.crop(3, 1, 4, 5);
+        assert_eq!((c.width, c.height), (5, 6));
+        let cp = c.picture();
+        for y in 0..c.height {
+            for x in 0..c.width {
+                assert_eq!(cp.pixel(x, y), rgb_at(x + 2, y), "{x},{y}");
+            }
+        }
+        let c = p.crop(8, 6, 1, 1);
+        assert_eq!(c.picture().pixel(0, 0), rgb_at(8, 6));
+        let rgb = Picture::rgb(&all, w, h).crop(3, 1, 4, 5);
+        assert_eq!((rgb.width, rgb.height), (4, 5));
+        assert_eq!(rgb.picture().pixel(0, 0), rgb_at(3, 1));
     }
 }

@@ -13,7 +13,7 @@ use std::io::Cursor;
 
 use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
-use safecity_core::parse_plate;
+use safecity_core::{parse_plate, OwnedPicture};
 use safecity_models::{Picture, PlateCandidate};
 use safecity_pipeline::{IouTracker, PlateVote, Track, TrackInput, TrackerConfig};
 
@@ -70,7 +70,9 @@ struct View {
     score: f32,
     vehicle_bbox: Option<[f32; 4]>,
     plate: Option<([f32; 4], PlateCandidate, Vec<PlateCandidate>)>,
-    crop: Option<RgbImage>,
+    /// The best view's pixels, copied as the frame holds them: converted,
+    /// scaled and encoded only for the view a pass keeps.
+    crop: Option<OwnedPicture>,
 }
 
 #[derive(Default)]
@@ -352,7 +354,7 @@ impl PassBuilder {
             last_ms: track.last_seen_ms,
             vehicle_bbox: view.vehicle_bbox,
             plate,
-            snapshot: view.crop.as_ref().and_then(jpeg),
+            snapshot: view.crop.as_ref().and_then(|c| jpeg(&snapshot_image(c))),
             hits: track.hits,
         })
     }
@@ -381,16 +383,19 @@ fn widen(b: [f32; 4], fx: f32, fy: f32) -> [f32; 4] {
     [cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0]
 }
 
-/// The pixels of `b` (clamped to the frame), scaled to at most
-/// [`SNAPSHOT_MAX_WIDTH`].
-fn crop(frame: &Picture<'_>, b: [f32; 4]) -> RgbImage {
+/// The pixels of `b` (clamped to the frame), in the frame's layout.
+fn crop(frame: &Picture<'_>, b: [f32; 4]) -> OwnedPicture {
     let x0 = (b[0].max(0.0) as u32).min(frame.width.saturating_sub(1));
     let y0 = (b[1].max(0.0) as u32).min(frame.height.saturating_sub(1));
     let x1 = (b[2].ceil().max(0.0) as u32).clamp(x0 + 1, frame.width);
     let y1 = (b[3].ceil().max(0.0) as u32).clamp(y0 + 1, frame.height);
-    let (w, h) = (x1 - x0, y1 - y0);
-    let mut img =
-        RgbImage::from_raw(w, h, frame.crop_rgb(x0, y0, w, h)).expect("a crop holds w x h pixels");
+    frame.crop(x0, y0, x1 - x0, y1 - y0)
+}
+
+/// A kept crop as RGB, scaled to at most [`SNAPSHOT_MAX_WIDTH`].
+fn snapshot_image(crop: &OwnedPicture) -> RgbImage {
+    let (w, h) = (crop.width, crop.height);
+    let mut img = RgbImage::from_raw(w, h, crop.picture().to_rgb()).expect("w x h RGB pixels");
     if w > SNAPSHOT_MAX_WIDTH {
         let nh = (h as u64 * SNAPSHOT_MAX_WIDTH as u64 / w as u64).max(1) as u32;
         img = image::imageops::resize(
