@@ -226,6 +226,7 @@ def score(truth_path: Path, events: dict, start: float, end: float, tolerance: f
     used = set()
     readable = [p for p in passes if p["readable"]]
     right, duplicated, wrong_time = 0, 0, 0
+    missed = []
     for p in readable:
         ts = parse_ts(p["ts"])
         first, last = parse_ts(p["first_seen"]), parse_ts(p["last_seen"])
@@ -237,10 +238,17 @@ def score(truth_path: Path, events: dict, start: float, end: float, tolerance: f
         timely = [e for e in same if abs(parse_ts(e["ts"]) - ts) <= tolerance]
         if len(same) == 1 and timely:
             right += 1
-        elif len(same) > 1:
+            continue
+        if len(same) > 1:
             duplicated += 1
         elif same:
             wrong_time += 1
+        # What the edge said about this camera while the vehicle was in view.
+        said = [e.get("plate", {}).get("text") or e["kind"] for e in reads
+                if e["camera_id"] == p["camera_id"]
+                and first - tolerance <= parse_ts(e["ts"]) <= last + tolerance]
+        missed.append({"camera_id": p["camera_id"], "plate": p["plate"], "ts": p["ts"],
+                       "events_in_view": said})
     in_window = [e for e in reads if start <= parse_ts(e["ts"]) <= end]
     plate_reads = [e for e in in_window if e["kind"] == "plate_read"]
     return {
@@ -252,6 +260,7 @@ def score(truth_path: Path, events: dict, start: float, end: float, tolerance: f
         "readable_pass_accuracy": right / len(readable) if readable else None,
         "readable_passes_duplicated": duplicated,
         "readable_passes_off_in_time": wrong_time,
+        "readable_passes_not_right": missed,
         "vehicle_events": len(in_window),
         "plate_read_events": len(plate_reads),
         "plate_reads_matching_no_readable_pass": len([e for e in plate_reads if e["id"] not in used]),

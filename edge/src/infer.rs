@@ -123,9 +123,9 @@ pub fn start_workers(
                             continue;
                         }
                         let t0 = Instant::now();
-                        let rgbs: Vec<Picture<'_>> =
+                        let pictures: Vec<Picture<'_>> =
                             batch.iter().map(StreamFrame::picture).collect();
-                        let result = analyser.analyse(&rgbs);
+                        let result = analyser.analyse(&pictures);
                         let took = t0.elapsed();
                         stats
                             .busy_us
