@@ -230,9 +230,10 @@ def score(truth_path: Path, events: dict, start: float, end: float, tolerance: f
     for p in readable:
         ts = parse_ts(p["ts"])
         first, last = parse_ts(p["first_seen"]), parse_ts(p["last_seen"])
-        same = [e for e in reads if e["camera_id"] == p["camera_id"]
-                and e.get("plate", {}).get("text") == p["plate"]
-                and first - tolerance <= parse_ts(e["ts"]) <= last + tolerance]
+        # What the edge said about this camera while the vehicle was in view.
+        in_view = [e for e in reads if e["camera_id"] == p["camera_id"]
+                   and first - tolerance <= parse_ts(e["ts"]) <= last + tolerance]
+        same = [e for e in in_view if e.get("plate", {}).get("text") == p["plate"]]
         for e in same:
             used.add(e["id"])
         timely = [e for e in same if abs(parse_ts(e["ts"]) - ts) <= tolerance]
@@ -243,12 +244,8 @@ def score(truth_path: Path, events: dict, start: float, end: float, tolerance: f
             duplicated += 1
         elif same:
             wrong_time += 1
-        # What the edge said about this camera while the vehicle was in view.
-        said = [e.get("plate", {}).get("text") or e["kind"] for e in reads
-                if e["camera_id"] == p["camera_id"]
-                and first - tolerance <= parse_ts(e["ts"]) <= last + tolerance]
         missed.append({"camera_id": p["camera_id"], "plate": p["plate"], "ts": p["ts"],
-                       "events_in_view": said})
+                       "events_in_view": [e.get("plate", {}).get("text") or e["kind"] for e in in_view]})
     in_window = [e for e in reads if start <= parse_ts(e["ts"]) <= end]
     plate_reads = [e for e in in_window if e["kind"] == "plate_read"]
     return {

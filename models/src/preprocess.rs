@@ -81,7 +81,6 @@ pub fn preprocess_into(
     // the output's pixels are converted.
     let columns = AxisTaps::new(iw, offset[0], scale[0], rx, rw, frame.width);
     let rows = AxisTaps::new(ih, offset[1], scale[1], ry, rh, frame.height);
-    let inside_columns = columns.first.clone();
     let mut hline = vec![0.0f32; iw * 3];
     let mut lines = match frame.layout {
         Layout::Rgb { stride } => Lines::Rgb(PlaneFilter::new(frame.data, stride, columns, rows)),
@@ -106,6 +105,7 @@ pub fn preprocess_into(
     let plane = iw * ih;
     for y in 0..ih {
         let row = lines.row(y, &mut hline);
+        let inside_columns = lines.columns();
         for c in 0..channels {
             let (mul, sub) = norm[c];
             let value = |v: &[f32]| -> f32 {
@@ -116,7 +116,7 @@ pub fn preprocess_into(
                 };
                 p * mul - sub
             };
-            let pixels = hline.chunks_exact(3).zip(&inside_columns);
+            let pixels = hline.chunks_exact(3).zip(inside_columns);
             if input.nhwc {
                 for (x, (v, &f)) in pixels.enumerate() {
                     let inside = row && f != usize::MAX;
@@ -249,6 +249,15 @@ enum Lines<'a> {
 }
 
 impl Lines<'_> {
+    /// First source pixel of each output column at full resolution;
+    /// `usize::MAX` for letterbox padding.
+    fn columns(&self) -> &[usize] {
+        match self {
+            Lines::Rgb(rgb) => &rgb.columns.first,
+            Lines::I420 { y, .. } => &y.columns.first,
+        }
+    }
+
     /// Output row `y` into `out` (3 floats a pixel; padding pixels are left
     /// as they are); false for a padding row.
     fn row(&mut self, y: usize, out: &mut [f32]) -> bool {
