@@ -18,12 +18,12 @@ const SLACK: f32 = 1e-3;
 
 /// An in-memory index over the distinct canonical plates.
 ///
-/// Both backends keep one [`PlateIndex`]: it is loaded from the `plates`
-/// table when the store opens, plates that an ingest adds to the table are
-/// added once the batch commits, and plates that a purge removes from the
-/// table are removed once the purge batch commits. A wildcard or fuzzy
+/// Both backends keep one [`PlateIndex`]: it is loaded from the store's
+/// distinct plates when the store opens, plates that an ingest adds are
+/// added once the batch commits, and plates that a purge leaves without
+/// sightings are removed once the purge batch commits. A wildcard or fuzzy
 /// search asks the index for the matching plates and then reads their
-/// sightings through the `(plate, ts)` index of the events table.
+/// sightings through the store's plate index (ordered by plate and time).
 ///
 /// # Method
 ///

@@ -8,10 +8,11 @@
 //! ```
 //!
 //! Tables: `events` (one row per event id, the columns searches filter on
-//! and the event JSON without its snapshot), `plates` (distinct canonical
-//! plates, loaded into a [`PlateIndex`] at open, which wildcard and fuzzy
-//! searches ask before looking up sightings through the `(plate, ts)`
-//! index), `cameras`, `tokens` (SHA-256
+//! and the event JSON without its snapshot), `sightings` and
+//! `sighting_parts` (the plate index, below), `plates` (the distinct
+//! canonical plates of merged parts; with those of the level-0 parts they
+//! are loaded into a [`PlateIndex`] at open, which wildcard and fuzzy
+//! searches ask before looking up sightings), `cameras`, `tokens` (SHA-256
 //! of each token, its role and name) and `audit` (append-only: triggers
 //! refuse updates and deletes), `watchlist` (entries are marked removed,
 //! never deleted), `alerts` (one row per watchlist hit or pillar alarm, with
@@ -19,6 +20,38 @@
 //! alert from which state to which, when, with what note). Partial indexes
 //! on the snapshot and clip hashes let the retention purge tell whether a
 //! blob is still named.
+//!
+//! # The plate index: sorted parts
+//!
+//! A plate search needs a plate's reads in time order, i.e. an index
+//! ordered by plate. Kept as one B-tree over all events, every ingest batch
+//! of 1,000 reads of random plates would touch some 1,000 random pages of
+//! it, and each touched page is written whole to the write-ahead log at
+//! commit and again at checkpoint: 8.6-12.8 KB written per event (measured
+//! by `server-bench`, 1 M reads), and an index far larger than the page
+//! cache.
+//!
+//! Instead `sightings (part, plate, ts, ev)` (a `WITHOUT ROWID` table, `ev`
+//! the event's rowid) is cut into parts by its leading key:
+//!
+//! - Ingest appends to the newest level-0 part until it holds
+//!   [`PART_ROWS`] sightings, then opens the next. A batch touches only that
+//!   part's few dozen pages.
+//! - Once [`MERGE_PARTS`] level-0 parts are full, they are merged, in one
+//!   transaction, into one level-1 part written in (plate, ts) order under a
+//!   new, higher part number: a sequential write of each sighting once more.
+//! - `sighting_parts` holds each part's level, its sighting count and its
+//!   time range. A search seeks each part whose range overlaps its time
+//!   window (one B-tree descent per part and plate), so a 24-hour search
+//!   reads one or two level-1 parts, and at most [`MERGE_PARTS`] level-0
+//!   parts, which hold the newest reads and stay cached. Level-1 parts are
+//!   not merged further: a search over all time seeks each of them (19 at
+//!   10 M reads).
+//!
+//! A part's time range only ever widens while it is filled; reads arriving
+//! late (an edge catching up after an outage) widen the open part's range,
+//! never wrong a search. The purge deletes an event's sighting with it and
+//! drops parts left empty.
 //!
 //! The active watchlist is also kept in memory as a [`Matcher`], rebuilt
 //! under the writer lock whenever an entry is added or removed, so ingest
@@ -60,8 +93,10 @@ use crate::retention::{EventClass, PurgeReport, RetentionPolicy, PURGE_BATCH};
 use crate::track::Sighting;
 
 /// Version of the schema below, kept in `PRAGMA user_version`.
-/// Version 2 added `audit.detail` and the watchlist and alert tables.
-const SCHEMA_VERSION: i64 = 2;
+/// Version 2 added `audit.detail` and the watchlist and alert tables;
+/// version 3 replaced the `(plate, ts, id)` index of `events` with the
+/// parts of `sightings`.
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -80,10 +115,6 @@ CREATE TABLE IF NOT EXISTS events (
     received INTEGER NOT NULL,
     json TEXT NOT NULL
 );
--- With `id` in the key, a plate's sightings come out in (ts, id) order
--- without a sort. Databases made before it drop the older (plate, ts).
-DROP INDEX IF EXISTS events_plate_ts;
-CREATE INDEX IF NOT EXISTS events_plate_ts_id ON events (plate, ts, id);
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
 CREATE INDEX IF NOT EXISTS events_camera_ts ON events (camera_id, ts);
 CREATE INDEX IF NOT EXISTS events_status ON events (camera_id, ts)
@@ -91,6 +122,20 @@ CREATE INDEX IF NOT EXISTS events_status ON events (camera_id, ts)
 CREATE INDEX IF NOT EXISTS events_snapshot ON events (snapshot_sha256)
     WHERE snapshot_sha256 IS NOT NULL;
 CREATE INDEX IF NOT EXISTS events_clip ON events (clip_sha256) WHERE clip_sha256 IS NOT NULL;
+CREATE TABLE IF NOT EXISTS sightings (
+    part INTEGER NOT NULL,
+    plate TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    ev INTEGER NOT NULL,
+    PRIMARY KEY (part, plate, ts, ev)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sighting_parts (
+    part INTEGER PRIMARY KEY,
+    level INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    min_ts INTEGER NOT NULL,
+    max_ts INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS plates (plate TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS cameras (
     id TEXT PRIMARY KEY,
@@ -174,10 +219,25 @@ const ALERT_COLUMNS: &str = "a.id, a.kind, a.state, a.priority, a.event_id, a.ca
 const WATCH_COLUMNS: &str = "id, pattern, mode, max_distance, reason, priority, expires, created,
     created_by, removed, removed_by FROM watchlist";
 
+/// Sightings a level-0 part of the plate index takes before the next opens
+/// (see the module notes): a batch of 1,000 touches at most its ~40 pages.
+pub const PART_ROWS: i64 = 8192;
+/// Full level-0 parts merged into one level-1 part (~0.5 M sightings).
+pub const MERGE_PARTS: usize = 64;
+
+/// The sizes of the plate index's parts; tests make them small.
+#[derive(Debug, Clone, Copy)]
+struct Parts {
+    rows: i64,
+    merge: usize,
+}
+
 /// Most reader connections kept open between calls.
 const READER_POOL: usize = 8;
 /// Page cache of the writer connection, KiB (readers keep SQLite's 2 MiB).
-const WRITER_CACHE_KIB: u32 = 256 * 1024;
+/// Ingest touches few pages (see the module notes); a larger cache only
+/// costs time at each commit (measured: 256 MiB was 15% slower).
+const WRITER_CACHE_KIB: u32 = 16 * 1024;
 /// The write-ahead log is copied back into the database after this many
 /// pages (80 MiB at 4 KiB pages; SQLite's default is 1,000).
 const WAL_CHECKPOINT_PAGES: u32 = 20_000;
@@ -190,8 +250,10 @@ pub struct SqliteStore {
     /// The watchlist entries that are not removed; replaced under the
     /// writer lock.
     matcher: RwLock<Arc<Matcher>>,
-    /// The `plates` table; changed after each commit, under the writer lock.
+    /// The plates of all parts; changed after each commit, under the writer
+    /// lock.
     index: PlateIndex,
+    parts: Parts,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -243,17 +305,38 @@ impl SqliteStore {
             // The audit table predates `detail`.
             conn.execute_batch("ALTER TABLE audit ADD COLUMN detail TEXT")?;
         }
+        if version < 3 {
+            // The plate reads move from the `(plate, ts[, id])` index of
+            // `events` into one level-1 part, written in key order.
+            conn.execute_batch(
+                "BEGIN IMMEDIATE;
+                 INSERT INTO sightings (part, plate, ts, ev)
+                     SELECT 1, plate, ts, rowid FROM events WHERE plate IS NOT NULL
+                     ORDER BY plate, ts, rowid;
+                 INSERT INTO sighting_parts (part, level, rows, min_ts, max_ts)
+                     SELECT 1, 1, count(*), min(ts), max(ts) FROM sightings WHERE part = 1
+                     HAVING count(*) > 0;
+                 DROP INDEX IF EXISTS events_plate_ts;
+                 DROP INDEX IF EXISTS events_plate_ts_id;
+                 COMMIT;",
+            )?;
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        // The writer gets a large page cache (memory, not durability: each
-        // commit is still fsynced) and checkpoints the log less often: the
-        // random plate-index pages an ingest batch touches stay cached, and
-        // a page dirtied by several batches is copied back once.
+        // The writer gets a larger page cache (memory, not durability: each
+        // commit is still fsynced) and checkpoints the log less often: a
+        // page dirtied by several batches is copied back once.
         conn.execute_batch(&format!(
             "PRAGMA cache_size = -{WRITER_CACHE_KIB}; PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES};"
         ))?;
         let matcher = Matcher::new(Self::watchlist_on(&conn, false)?);
         let index = {
-            let mut stmt = conn.prepare("SELECT plate FROM plates")?;
+            // The plates of merged parts, and those only level-0 parts hold
+            // yet (a merge adds them to the table).
+            let mut stmt = conn.prepare(
+                "SELECT plate FROM plates UNION
+                 SELECT plate FROM sightings
+                 WHERE part IN (SELECT part FROM sighting_parts WHERE level = 0)",
+            )?;
             let plates = stmt
                 .query_map([], |r| r.get::<_, String>(0))?
                 .collect::<rusqlite::Result<Vec<String>>>()?;
@@ -265,6 +348,10 @@ impl SqliteStore {
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
             matcher: RwLock::new(Arc::new(matcher)),
+            parts: Parts {
+                rows: PART_ROWS,
+                merge: MERGE_PARTS,
+            },
         })
     }
 
@@ -307,18 +394,30 @@ impl SqliteStore {
             hits: Vec::new(),
             next: None,
         };
-        let mut sql =
-            String::from("SELECT id, ts, json, snapshot_sha256, clip_sha256, plate FROM events");
+        let mut sql = String::from(
+            "SELECT e.id, e.ts, e.json, e.snapshot_sha256, e.clip_sha256, e.plate FROM ",
+        );
         let mut clauses: Vec<&str> = Vec::new();
         let mut args: Vec<Box<dyn ToSql>> = Vec::new();
         let values = |v: Vec<String>| -> Rc<Vec<Value>> {
             Rc::new(v.into_iter().map(Value::Text).collect())
         };
+        // A plate search walks the plate index's parts that meet the time
+        // window (the sightings first: CROSS JOIN keeps that order), with
+        // the time bounds on the index's own column.
+        let by_plate = !matches!(q.plate, PlateQuery::Any);
+        if by_plate {
+            sql.push_str("sightings s CROSS JOIN events e ON e.rowid = s.ev");
+            clauses.push(PARTS_IN_WINDOW);
+            args.push(Box::new(q.from_ms.unwrap_or(i64::MIN)));
+            args.push(Box::new(q.to_ms.unwrap_or(i64::MAX)));
+        } else {
+            sql.push_str("events e");
+        }
         match &q.plate {
             PlateQuery::Any => {}
             PlateQuery::Exact(p) => {
-                sql.push_str(" INDEXED BY events_plate_ts_id");
-                clauses.push("plate = ?");
+                clauses.push("s.plate = ?");
                 args.push(Box::new(p.clone()));
             }
             other => {
@@ -326,8 +425,7 @@ impl SqliteStore {
                 if plates.is_empty() {
                     return Ok(empty);
                 }
-                sql.push_str(" INDEXED BY events_plate_ts_id");
-                clauses.push("plate IN rarray(?)");
+                clauses.push("s.plate IN rarray(?)");
                 args.push(Box::new(values(plates)));
             }
         }
@@ -343,21 +441,30 @@ impl SqliteStore {
             if cameras.is_empty() {
                 return Ok(empty);
             }
-            clauses.push("camera_id IN rarray(?)");
+            clauses.push("e.camera_id IN rarray(?)");
             args.push(Box::new(values(cameras)));
         }
+        let (ts_from, ts_to) = if by_plate {
+            ("s.ts >= ?", "s.ts <= ?")
+        } else {
+            ("e.ts >= ?", "e.ts <= ?")
+        };
         if let Some(from) = q.from_ms {
-            clauses.push("ts >= ?");
+            clauses.push(ts_from);
             args.push(Box::new(from));
         }
-        if let Some(to) = q.to_ms {
-            clauses.push("ts <= ?");
+        let to = match (q.to_ms, &q.after) {
+            (Some(to), Some(after)) => Some(to.min(after.ts_ms)),
+            (to, after) => to.or(after.as_ref().map(|a| a.ts_ms)),
+        };
+        if let Some(to) = to {
+            clauses.push(ts_to);
             args.push(Box::new(to));
         }
         for (column, value) in [
-            ("vehicle_class = ?", &q.class),
-            ("colour = ?", &q.colour),
-            ("kind = ?", &q.kind),
+            ("e.vehicle_class = ?", &q.class),
+            ("e.colour = ?", &q.colour),
+            ("e.kind = ?", &q.kind),
         ] {
             if let Some(v) = value {
                 clauses.push(column);
@@ -365,7 +472,7 @@ impl SqliteStore {
             }
         }
         if let Some(after) = &q.after {
-            clauses.push("(ts, id) < (?, ?)");
+            clauses.push("(e.ts, e.id) < (?, ?)");
             args.push(Box::new(after.ts_ms));
             args.push(Box::new(after.id.clone()));
         }
@@ -373,7 +480,7 @@ impl SqliteStore {
             sql.push_str(" WHERE ");
             sql.push_str(&clauses.join(" AND "));
         }
-        sql.push_str(" ORDER BY ts DESC, id DESC LIMIT ?");
+        sql.push_str(" ORDER BY e.ts DESC, e.id DESC LIMIT ?");
         args.push(Box::new(q.limit as i64 + 1));
 
         let fuzzy_plate = match &q.plate {
@@ -558,6 +665,7 @@ impl Store for SqliteStore {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut part = OpenPart::newest(&tx, self.parts.rows)?;
         let mut new_plates: Vec<&str> = Vec::new();
         {
             let mut alert = tx.prepare_cached(
@@ -607,8 +715,9 @@ impl Store for SqliteStore {
                      snapshot_sha256, received, json)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
-            let mut plate =
-                tx.prepare_cached("INSERT OR IGNORE INTO plates (plate) VALUES (?1)")?;
+            let mut sighting = tx.prepare_cached(
+                "INSERT INTO sightings (part, plate, ts, ev) VALUES (?1, ?2, ?3, ?4)",
+            )?;
             for new in events {
                 let e = &new.event;
                 let json = serde_json::to_string(e)
@@ -640,10 +749,11 @@ impl Store for SqliteStore {
                 if inserted == 1 {
                     outcome.accepted += 1;
                     if let Some(p) = plate_text {
-                        // The index holds what the table holds (both change
-                        // only under the writer lock): most reads are of
-                        // known plates and skip the table.
-                        if !self.index.contains(p) && plate.execute([p])? == 1 {
+                        sighting.execute(params![part.id, p, ts_ms, tx.last_insert_rowid()])?;
+                        part.add(ts_ms);
+                        // The `plates` table gets it when its part is
+                        // merged; the index at once (see `plates` in `open`).
+                        if !self.index.contains(p) {
                             new_plates.push(p);
                         }
                         for (entry, distance) in matcher.matches(p, received) {
@@ -681,10 +791,14 @@ impl Store for SqliteStore {
                     outcome.duplicates += 1;
                 }
             }
+            part.save(&tx)?;
         }
         // Still under the writer lock: the index changes in commit order.
         self.index
             .commit_with(&new_plates, &[] as &[&str], || Ok(tx.commit()?))?;
+        // The batch is durable; merging is bookkeeping, in a transaction
+        // of its own.
+        Self::merge_parts(&mut conn, self.parts)?;
         Ok(outcome)
     }
 
@@ -842,9 +956,13 @@ impl Store for SqliteStore {
     fn track(&self, plate: &str, from_ms: i64, to_ms: i64, limit: usize) -> Result<Vec<Sighting>> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, ts, camera_id, plate_confidence, snapshot_sha256, clip_sha256
-                 FROM events INDEXED BY events_plate_ts_id
-                 WHERE plate = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts, id LIMIT ?4",
+                "SELECT e.id, e.ts, e.camera_id, e.plate_confidence, e.snapshot_sha256,
+                     e.clip_sha256
+                 FROM sightings s CROSS JOIN events e ON e.rowid = s.ev
+                 WHERE s.part IN (SELECT part FROM sighting_parts
+                                  WHERE max_ts >= ?2 AND min_ts <= ?3)
+                     AND s.plate = ?1 AND s.ts >= ?2 AND s.ts <= ?3
+                 ORDER BY e.ts, e.id LIMIT ?4",
             )?;
             let rows = stmt.query_map(params![plate, from_ms, to_ms, limit as i64], |r| {
                 Ok(Sighting {
@@ -1016,6 +1134,76 @@ impl Store for SqliteStore {
     }
 }
 
+/// The level-0 part of the plate index that ingest appends to.
+#[derive(Debug)]
+struct OpenPart {
+    id: i64,
+    rows: i64,
+    min_ts: i64,
+    max_ts: i64,
+    added: bool,
+}
+
+impl OpenPart {
+    /// The newest level-0 part while it has room for more than `full`
+    /// sightings, else a new one numbered above every part.
+    fn newest(conn: &Connection, full: i64) -> Result<OpenPart> {
+        let newest = conn
+            .prepare_cached(
+                "SELECT part, rows, min_ts, max_ts FROM sighting_parts WHERE level = 0
+                 ORDER BY part DESC LIMIT 1",
+            )?
+            .query_row([], |r| {
+                Ok(OpenPart {
+                    id: r.get(0)?,
+                    rows: r.get(1)?,
+                    min_ts: r.get(2)?,
+                    max_ts: r.get(3)?,
+                    added: false,
+                })
+            })
+            .optional()?;
+        match newest {
+            Some(part) if part.rows < full => Ok(part),
+            _ => Ok(OpenPart {
+                id: conn
+                    .prepare_cached("SELECT coalesce(max(part), 0) + 1 FROM sighting_parts")?
+                    .query_row([], |r| r.get(0))?,
+                rows: 0,
+                min_ts: i64::MAX,
+                max_ts: i64::MIN,
+                added: false,
+            }),
+        }
+    }
+
+    fn add(&mut self, ts_ms: i64) {
+        self.rows += 1;
+        self.min_ts = self.min_ts.min(ts_ms);
+        self.max_ts = self.max_ts.max(ts_ms);
+        self.added = true;
+    }
+
+    /// Writes the part's count and time range, when sightings were added.
+    fn save(&self, conn: &Connection) -> Result<()> {
+        if self.added {
+            conn.prepare_cached(
+                "INSERT INTO sighting_parts (part, level, rows, min_ts, max_ts)
+                 VALUES (?1, 0, ?2, ?3, ?4)
+                 ON CONFLICT (part) DO UPDATE
+                 SET rows = excluded.rows, min_ts = excluded.min_ts, max_ts = excluded.max_ts",
+            )?
+            .execute(params![self.id, self.rows, self.min_ts, self.max_ts])?;
+        }
+        Ok(())
+    }
+}
+
+/// The `sightings` clause that keeps the parts whose time range meets
+/// `[?, ?]` (from, to).
+const PARTS_IN_WINDOW: &str =
+    "s.part IN (SELECT part FROM sighting_parts WHERE max_ts >= ? AND min_ts <= ?)";
+
 /// An expired event: rowid, ts, id, plate, snapshot and clip hashes.
 type ExpiredRow = (
     i64,
@@ -1027,6 +1215,55 @@ type ExpiredRow = (
 );
 
 impl SqliteStore {
+    /// Merges the full level-0 parts of the plate index into one level-1
+    /// part once there are `parts.merge` of them (see the module notes).
+    fn merge_parts(conn: &mut Connection, parts: Parts) -> Result<()> {
+        let full: Vec<Value> = conn
+            .prepare_cached(
+                "SELECT part FROM sighting_parts WHERE level = 0 AND rows >= ?1 ORDER BY part",
+            )?
+            .query_map([parts.rows], |r| r.get(0).map(Value::Integer))?
+            .collect::<rusqlite::Result<_>>()?;
+        if full.len() < parts.merge {
+            return Ok(());
+        }
+        let full = Rc::new(full);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let merged: i64 = tx.query_row(
+            "SELECT coalesce(max(part), 0) + 1 FROM sighting_parts",
+            [],
+            |r| r.get(0),
+        )?;
+        let rows = tx.execute(
+            "INSERT INTO sightings (part, plate, ts, ev)
+             SELECT ?1, plate, ts, ev FROM sightings WHERE part IN rarray(?2)
+             ORDER BY plate, ts, ev",
+            params![merged, full],
+        )?;
+        // In key order, the plates table takes them in one pass.
+        tx.execute(
+            "INSERT OR IGNORE INTO plates (plate)
+             SELECT DISTINCT plate FROM sightings WHERE part = ?1 ORDER BY plate",
+            params![merged],
+        )?;
+        tx.execute(
+            "INSERT INTO sighting_parts (part, level, rows, min_ts, max_ts)
+             SELECT ?1, 1, ?2, min(min_ts), max(max_ts) FROM sighting_parts
+             WHERE part IN rarray(?3)",
+            params![merged, rows as i64, full],
+        )?;
+        tx.execute(
+            "DELETE FROM sightings WHERE part IN rarray(?1)",
+            params![full],
+        )?;
+        tx.execute(
+            "DELETE FROM sighting_parts WHERE part IN rarray(?1)",
+            params![full],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Deletes up to [`PURGE_BATCH`] events of `class` with `ts < cutoff`
     /// after `(ts, rowid)` `after`, oldest first, in one transaction.
     /// Returns what it deleted and, unless it was the last batch, where
@@ -1085,10 +1322,18 @@ impl SqliteStore {
             )?;
             let mut alerts = tx.prepare_cached("DELETE FROM alerts WHERE event_id = ?1")?;
             let mut events = tx.prepare_cached("DELETE FROM events WHERE rowid = ?1")?;
-            for (rowid, _, id, plate, snapshot, clip) in rows {
+            let mut sighting = tx.prepare_cached(
+                "DELETE FROM sightings AS s WHERE s.part IN (SELECT part FROM sighting_parts
+                                                  WHERE max_ts >= ?2 AND min_ts <= ?2)
+                     AND s.plate = ?1 AND s.ts = ?2 AND s.ev = ?3",
+            )?;
+            for (rowid, ts, id, plate, snapshot, clip) in rows {
                 changes.execute([&id])?;
                 report.alerts += alerts.execute([&id])? as u64;
                 events.execute([rowid])?;
+                if let Some(p) = &plate {
+                    sighting.execute(params![p, ts, rowid])?;
+                }
                 report.count(class);
                 plates.extend(plate);
                 hashes.extend(snapshot);
@@ -1100,13 +1345,24 @@ impl SqliteStore {
         hashes.sort();
         hashes.dedup();
         {
-            let mut unused_plate = tx.prepare_cached(
-                "DELETE FROM plates WHERE plate = ?1
-                 AND NOT EXISTS (SELECT 1 FROM events WHERE plate = ?1)",
+            // Parts the purge emptied go; then a plate is unused when no
+            // part holds it.
+            tx.prepare_cached(
+                "DELETE FROM sighting_parts AS p WHERE p.min_ts < ?1
+                 AND NOT EXISTS (SELECT 1 FROM sightings s WHERE s.part = p.part)",
+            )?
+            .execute([cutoff])?;
+            let mut used = tx.prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM sightings s
+                                WHERE s.part IN (SELECT part FROM sighting_parts)
+                                    AND s.plate = ?1)",
             )?;
+            let mut unused_plate = tx.prepare_cached("DELETE FROM plates WHERE plate = ?1")?;
             let mut removed = Vec::new();
             for p in plates {
-                if unused_plate.execute([&p])? == 1 {
+                if !used.query_row([&p], |r| r.get::<_, bool>(0))? {
+                    // A plate only level-0 parts held is not in the table.
+                    unused_plate.execute([&p])?;
                     removed.push(p);
                 }
             }
@@ -1246,28 +1502,198 @@ mod tests {
     }
 
     #[test]
-    fn an_older_database_gets_the_plate_index_with_ids() {
+    fn an_older_database_moves_its_plate_reads_into_a_part() {
         let dir = tempfile::tempdir().unwrap();
-        drop(SqliteStore::open(dir.path()).unwrap());
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let batch = [
+            read(1, 3000, "123ABC02"),
+            read(2, 1000, "123ABC02"),
+            read(3, 2000, "777KXM17"),
+        ];
+        store.ingest(&batch).unwrap();
+        drop(store);
         let file = dir.path().join("safecity.sqlite3");
-        let indexes = || -> Vec<String> {
-            let conn = Connection::open(&file).unwrap();
-            let mut stmt = conn
-                .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'events_plate%'")
-                .unwrap();
-            let names = stmt.query_map([], |r| r.get(0)).unwrap();
-            names.collect::<rusqlite::Result<_>>().unwrap()
-        };
+        // What version 2 had: the reads in an index of `events`.
         Connection::open(&file)
             .unwrap()
             .execute_batch(
-                "DROP INDEX events_plate_ts_id; CREATE INDEX events_plate_ts ON events (plate, ts);",
+                "DELETE FROM sightings; DELETE FROM sighting_parts;
+                 CREATE INDEX events_plate_ts_id ON events (plate, ts, id);
+                 PRAGMA user_version = 2;",
             )
             .unwrap();
-        assert_eq!(indexes(), ["events_plate_ts"]);
         let store = SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(indexes(), ["events_plate_ts_id"]);
-        assert!(store.track("123ABC02", 0, i64::MAX, 10).unwrap().is_empty());
+        let track = store.track("123ABC02", 0, i64::MAX, 10).unwrap();
+        let times: Vec<i64> = track.iter().map(|s| s.ts_ms).collect();
+        assert_eq!(times, [1000, 3000]);
+        let conn = Connection::open(&file).unwrap();
+        let old: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name LIKE 'events_plate%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old, 0);
+        let parts: (i64, i64, i64, i64) = conn
+            .query_row(
+                "SELECT level, rows, min_ts, max_ts FROM sighting_parts",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(parts, (1, 3, 1000, 3000));
+    }
+
+    /// Small parts, so that a few hundred reads fill and merge many: every
+    /// search, track and purge must give what a scan of the reads gives,
+    /// across merges, late reads and reopening.
+    #[test]
+    fn small_parts_fill_merge_and_answer_as_a_scan_does() {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            let mut store = SqliteStore::open(dir.path()).unwrap();
+            store.parts = Parts { rows: 5, merge: 3 };
+            store
+        };
+        let plates = [
+            "123ABC02", "777KXM17", "555BBB01", "100AAA05", "321CBA02", "777KXM18",
+        ];
+        let mut rng = StdRng::seed_from_u64(7);
+        // (plate, ts, id) of every read stored.
+        let mut stored: Vec<(String, i64, String)> = Vec::new();
+        let mut store = open();
+        let mut n = 0u128;
+        let mut clock = 1_000_000i64;
+        for round in 0..40 {
+            let size = rng.gen_range(1..12);
+            let batch: Vec<NewEvent> = (0..size)
+                .map(|_| {
+                    n += 1;
+                    clock += rng.gen_range(0..1000);
+                    // One read in five arrives late, from up to a minute back.
+                    let ts = if rng.gen_range(0..5) == 0 {
+                        clock - rng.gen_range(0..60_000)
+                    } else {
+                        clock
+                    };
+                    read(n, ts as u64, plates[rng.gen_range(0..plates.len())])
+                })
+                .collect();
+            store.ingest(&batch).unwrap();
+            for e in &batch {
+                let ts = (e.event.ts.unix_timestamp_nanos() / 1_000_000) as i64;
+                let plate = e.event.plate.as_ref().unwrap().text.clone();
+                stored.push((plate, ts, e.event.id.clone()));
+            }
+            if round % 13 == 12 {
+                drop(store);
+                store = open();
+            }
+            let plate = plates[rng.gen_range(0..plates.len())];
+            let from = rng.gen_range(1_000_000..clock.max(1_000_001));
+            let to = from + rng.gen_range(0..30_000);
+            check(&store, &stored, plate, from, to);
+        }
+        let levels = |store: &SqliteStore| -> Vec<i64> {
+            let conn = lock(&store.writer);
+            let mut stmt = conn
+                .prepare("SELECT level FROM sighting_parts ORDER BY part")
+                .unwrap();
+            let levels = stmt.query_map([], |r| r.get(0)).unwrap();
+            levels.collect::<rusqlite::Result<_>>().unwrap()
+        };
+        // Every read is in exactly one part, and every part is listed.
+        let sightings = |store: &SqliteStore| -> (usize, usize) {
+            let conn = lock(&store.writer);
+            let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+            (
+                count("SELECT count(*) FROM sightings") as usize,
+                count(
+                    "SELECT count(*) FROM sightings
+                     WHERE part NOT IN (SELECT part FROM sighting_parts)",
+                ) as usize,
+            )
+        };
+        assert_eq!(sightings(&store), (stored.len(), 0));
+        let before = levels(&store);
+        assert!(
+            before.iter().filter(|&&l| l == 1).count() >= 3,
+            "{before:?}"
+        );
+        assert!(
+            before.iter().filter(|&&l| l == 0).count() < 3 + 1,
+            "{before:?}"
+        );
+
+        // Purge everything before the middle read; whole parts empty.
+        let blobs = BlobStore::open(&dir.path().join("blobs")).unwrap();
+        let mut times: Vec<i64> = stored.iter().map(|s| s.1).collect();
+        times.sort();
+        let cutoff = times[times.len() / 2];
+        let policy = RetentionPolicy {
+            plate_reads_days: Some(1),
+            ..RetentionPolicy::default()
+        };
+        let now = cutoff + 24 * 3600 * 1000;
+        let report = store.purge(now, &policy, &blobs).unwrap();
+        stored.retain(|s| s.1 >= cutoff);
+        assert_eq!(report.plate_reads as usize, times.len() / 2);
+        assert!(levels(&store).len() < before.len(), "{before:?}");
+        assert_eq!(sightings(&store), (stored.len(), 0));
+        for plate in plates {
+            check(&store, &stored, plate, i64::MIN, i64::MAX);
+            check(&store, &stored, plate, cutoff, cutoff + 20_000);
+        }
+        // A plate whose reads are all gone leaves the plate index.
+        let left: std::collections::BTreeSet<&str> = stored.iter().map(|s| s.0.as_str()).collect();
+        let wildcard = PlateQuery::Wildcard(PlatePattern::parse("*").unwrap());
+        assert_eq!(store.index.matching(&wildcard).len(), left.len());
+        drop(store);
+        let store = open();
+        assert_eq!(store.index.matching(&wildcard).len(), left.len());
+        for plate in plates {
+            check(&store, &stored, plate, i64::MIN, i64::MAX);
+        }
+    }
+
+    /// Searches and tracks `plate` in `[from, to]` and checks both against
+    /// a scan of `stored`.
+    fn check(
+        store: &SqliteStore,
+        stored: &[(String, i64, String)],
+        plate: &str,
+        from: i64,
+        to: i64,
+    ) {
+        let mut want: Vec<(i64, String)> = stored
+            .iter()
+            .filter(|s| s.0 == plate && s.1 >= from && s.1 <= to)
+            .map(|s| (s.1, s.2.clone()))
+            .collect();
+        want.sort();
+        let track: Vec<(i64, String)> = store
+            .track(plate, from, to, 10_000)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.ts_ms, s.event_id))
+            .collect();
+        assert_eq!(track, want, "track {plate} in [{from}, {to}]");
+        let mut q = query(PlateQuery::Exact(plate.into()), 7, None);
+        q.from_ms = Some(from);
+        q.to_ms = Some(to);
+        let mut found = Vec::new();
+        loop {
+            let page = store.search(&q).unwrap();
+            found.extend(page.hits.iter().map(|h| (h.ts_ms, h.id.clone())));
+            match page.next {
+                Some(c) => q.after = Some(c),
+                None => break,
+            }
+        }
+        found.reverse();
+        assert_eq!(found, want, "search {plate} in [{from}, {to}]");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The in-memory plate index follows the `plates` table: plates that an
+//! The in-memory plate index follows the stored plates: plates that an
 //! ingest adds are found at once, plates that a purge removes are gone,
 //! and a store opened again on the same data builds the same index.
 

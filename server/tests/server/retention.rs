@@ -112,7 +112,9 @@ fn all_events(store: &dyn Store) -> Vec<String> {
 fn distinct_plates(dir: &Path) -> Vec<String> {
     let conn = rusqlite::Connection::open(dir.join("safecity.sqlite3")).unwrap();
     let mut stmt = conn
-        .prepare("SELECT plate FROM plates ORDER BY plate")
+        // Merged parts' plates are in `plates`, the newest parts' only in
+        // `sightings`.
+        .prepare("SELECT plate FROM plates UNION SELECT plate FROM sightings ORDER BY plate")
         .unwrap();
     let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
     rows.collect::<Result<_, _>>().unwrap()
