@@ -9,7 +9,8 @@
 //!
 //! Tables: `events` (one row per event id, the columns searches filter on
 //! and the event JSON without its snapshot), `sightings` and
-//! `sighting_parts` (the plate index, below), `plates` (the distinct
+//! `sighting_parts` (the plate index, below), `camera_sightings` and
+//! `store_meta` (the camera index, below), `plates` (the distinct
 //! canonical plates of merged parts; with those of the level-0 parts they
 //! are loaded into a [`PlateIndex`] at open, which wildcard and fuzzy
 //! searches ask before looking up sightings), `cameras`, `tokens` (SHA-256
@@ -52,6 +53,18 @@
 //! late (an edge catching up after an outage) widen the open part's range,
 //! never wrong a search. The purge deletes an event's sighting with it and
 //! drops parts left empty.
+//!
+//! # The camera index: taken in by chunks
+//!
+//! For the same reason a `(camera_id, ts)` index of `events` cost about a
+//! third of ingest time (measured with 50 cameras): each batch touched one
+//! page per camera. `camera_sightings (camera_id, ts, ev)` instead takes
+//! the newest events in once [`CAMERA_CHUNK`] of them are past it, in key
+//! order, so each camera gets a run of entries in one or two pages;
+//! `store_meta.cameras_indexed` is the last rowid it covers. A camera
+//! search reads the index and scans the events past it (at most a chunk
+//! and a batch, by rowid). An event that takes a rowid below that mark (one
+//! the purge freed) goes into the index at once.
 //!
 //! The active watchlist is also kept in memory as a [`Matcher`], rebuilt
 //! under the writer lock whenever an entry is added or removed, so ingest
@@ -116,7 +129,6 @@ CREATE TABLE IF NOT EXISTS events (
     json TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events (ts);
-CREATE INDEX IF NOT EXISTS events_camera_ts ON events (camera_id, ts);
 CREATE INDEX IF NOT EXISTS events_status ON events (camera_id, ts)
     WHERE kind = 'camera_status';
 CREATE INDEX IF NOT EXISTS events_snapshot ON events (snapshot_sha256)
@@ -129,6 +141,13 @@ CREATE TABLE IF NOT EXISTS sightings (
     ev INTEGER NOT NULL,
     PRIMARY KEY (part, plate, ts, ev)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS camera_sightings (
+    camera_id TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    ev INTEGER NOT NULL,
+    PRIMARY KEY (camera_id, ts, ev)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS store_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS sighting_parts (
     part INTEGER PRIMARY KEY,
     level INTEGER NOT NULL,
@@ -225,11 +244,17 @@ pub const PART_ROWS: i64 = 8192;
 /// Full level-0 parts merged into one level-1 part (~0.5 M sightings).
 pub const MERGE_PARTS: usize = 64;
 
-/// The sizes of the plate index's parts; tests make them small.
+/// Events the camera index leaves to a scan before it takes them in (see
+/// the module notes): 50 cameras get ~160 entries each, 1-2 pages.
+pub const CAMERA_CHUNK: i64 = 8192;
+
+/// The sizes of the plate index's parts and the camera index's chunk;
+/// tests make them small.
 #[derive(Debug, Clone, Copy)]
 struct Parts {
     rows: i64,
     merge: usize,
+    camera_chunk: i64,
 }
 
 /// Most reader connections kept open between calls.
@@ -307,7 +332,8 @@ impl SqliteStore {
         }
         if version < 3 {
             // The plate reads move from the `(plate, ts[, id])` index of
-            // `events` into one level-1 part, written in key order.
+            // `events` into one level-1 part, written in key order, and the
+            // `(camera_id, ts)` index into `camera_sightings`.
             conn.execute_batch(
                 "BEGIN IMMEDIATE;
                  INSERT INTO sightings (part, plate, ts, ev)
@@ -318,6 +344,11 @@ impl SqliteStore {
                      HAVING count(*) > 0;
                  DROP INDEX IF EXISTS events_plate_ts;
                  DROP INDEX IF EXISTS events_plate_ts_id;
+                 INSERT INTO camera_sightings (camera_id, ts, ev)
+                     SELECT camera_id, ts, rowid FROM events ORDER BY camera_id, ts, rowid;
+                 INSERT OR REPLACE INTO store_meta (key, value)
+                     VALUES ('cameras_indexed', coalesce((SELECT max(rowid) FROM events), 0));
+                 DROP INDEX IF EXISTS events_camera_ts;
                  COMMIT;",
             )?;
         }
@@ -351,6 +382,7 @@ impl SqliteStore {
             parts: Parts {
                 rows: PART_ROWS,
                 merge: MERGE_PARTS,
+                camera_chunk: CAMERA_CHUNK,
             },
         })
     }
@@ -394,41 +426,29 @@ impl SqliteStore {
             hits: Vec::new(),
             next: None,
         };
-        let mut sql = String::from(
-            "SELECT e.id, e.ts, e.json, e.snapshot_sha256, e.clip_sha256, e.plate FROM ",
-        );
-        let mut clauses: Vec<&str> = Vec::new();
         let mut args: Vec<Box<dyn ToSql>> = Vec::new();
+        // Binds `v` and names it (`?N`, usable more than once).
+        fn arg(args: &mut Vec<Box<dyn ToSql>>, v: impl ToSql + 'static) -> String {
+            args.push(Box::new(v));
+            format!("?{}", args.len())
+        }
         let values = |v: Vec<String>| -> Rc<Vec<Value>> {
             Rc::new(v.into_iter().map(Value::Text).collect())
         };
-        // A plate search walks the plate index's parts that meet the time
-        // window (the sightings first: CROSS JOIN keeps that order), with
-        // the time bounds on the index's own column.
-        let by_plate = !matches!(q.plate, PlateQuery::Any);
-        if by_plate {
-            sql.push_str("sightings s CROSS JOIN events e ON e.rowid = s.ev");
-            clauses.push(PARTS_IN_WINDOW);
-            args.push(Box::new(q.from_ms.unwrap_or(i64::MIN)));
-            args.push(Box::new(q.to_ms.unwrap_or(i64::MAX)));
-        } else {
-            sql.push_str("events e");
-        }
-        match &q.plate {
-            PlateQuery::Any => {}
-            PlateQuery::Exact(p) => {
-                clauses.push("s.plate = ?");
-                args.push(Box::new(p.clone()));
-            }
+        let plates = match &q.plate {
+            PlateQuery::Any => None,
+            PlateQuery::Exact(p) => Some(format!("s.plate = {}", arg(&mut args, p.clone()))),
             other => {
                 let plates = index.matching(other);
                 if plates.is_empty() {
                     return Ok(empty);
                 }
-                clauses.push("s.plate IN rarray(?)");
-                args.push(Box::new(values(plates)));
+                Some(format!(
+                    "s.plate IN rarray({})",
+                    arg(&mut args, values(plates))
+                ))
             }
-        }
+        };
         let mut cameras = q.cameras.clone();
         if let Some(near) = q.near {
             let inside = cameras_near(&Self::cameras_on(conn)?, near);
@@ -437,51 +457,64 @@ impl SqliteStore {
                 None => inside,
             });
         }
-        if let Some(cameras) = cameras {
-            if cameras.is_empty() {
-                return Ok(empty);
-            }
-            clauses.push("e.camera_id IN rarray(?)");
-            args.push(Box::new(values(cameras)));
+        if cameras.as_ref().is_some_and(|c| c.is_empty()) {
+            return Ok(empty);
         }
-        let (ts_from, ts_to) = if by_plate {
-            ("s.ts >= ?", "s.ts <= ?")
-        } else {
-            ("e.ts >= ?", "e.ts <= ?")
-        };
-        if let Some(from) = q.from_ms {
-            clauses.push(ts_from);
-            args.push(Box::new(from));
-        }
+        let cameras = cameras.map(|c| arg(&mut args, values(c)));
         let to = match (q.to_ms, &q.after) {
-            (Some(to), Some(after)) => Some(to.min(after.ts_ms)),
-            (to, after) => to.or(after.as_ref().map(|a| a.ts_ms)),
+            (Some(to), Some(after)) => to.min(after.ts_ms),
+            (to, after) => to.or(after.as_ref().map(|a| a.ts_ms)).unwrap_or(i64::MAX),
         };
-        if let Some(to) = to {
-            clauses.push(ts_to);
-            args.push(Box::new(to));
-        }
+        let from = arg(&mut args, q.from_ms.unwrap_or(i64::MIN));
+        let to = arg(&mut args, to);
+        // What every branch below asks of the event row.
+        let mut filters = vec![format!("e.ts >= {from}"), format!("e.ts <= {to}")];
         for (column, value) in [
-            ("e.vehicle_class = ?", &q.class),
-            ("e.colour = ?", &q.colour),
-            ("e.kind = ?", &q.kind),
+            ("e.vehicle_class", &q.class),
+            ("e.colour", &q.colour),
+            ("e.kind", &q.kind),
         ] {
             if let Some(v) = value {
-                clauses.push(column);
-                args.push(Box::new(v.clone()));
+                filters.push(format!("{column} = {}", arg(&mut args, v.clone())));
             }
         }
         if let Some(after) = &q.after {
-            clauses.push("(e.ts, e.id) < (?, ?)");
-            args.push(Box::new(after.ts_ms));
-            args.push(Box::new(after.id.clone()));
+            let ts = arg(&mut args, after.ts_ms);
+            let id = arg(&mut args, after.id.clone());
+            filters.push(format!("(e.ts, e.id) < ({ts}, {id})"));
         }
-        if !clauses.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&clauses.join(" AND "));
+        if let (Some(_), Some(cameras)) = (&plates, &cameras) {
+            filters.push(format!("e.camera_id IN rarray({cameras})"));
         }
-        sql.push_str(" ORDER BY e.ts DESC, e.id DESC LIMIT ?");
-        args.push(Box::new(q.limit as i64 + 1));
+        let filters = filters.join(" AND ");
+        let columns = "e.id, e.ts, e.json, e.snapshot_sha256, e.clip_sha256, e.plate";
+        let mut sql = match (plates, cameras) {
+            // A plate search walks the plate index's parts that meet the
+            // time window (the sightings first: CROSS JOIN keeps that
+            // order), with the time bounds on the index's own column.
+            (Some(plates), _) => format!(
+                "SELECT {columns} FROM sightings s CROSS JOIN events e ON e.rowid = s.ev
+                 WHERE s.part IN (SELECT part FROM sighting_parts
+                                  WHERE max_ts >= {from} AND min_ts <= {to})
+                     AND {plates} AND s.ts >= {from} AND s.ts <= {to} AND {filters}"
+            ),
+            // A camera search reads the camera index, and the events it
+            // does not cover yet.
+            (None, Some(cameras)) => format!(
+                "SELECT {columns} FROM camera_sightings c CROSS JOIN events e ON e.rowid = c.ev
+                 WHERE c.camera_id IN rarray({cameras}) AND c.ts >= {from} AND c.ts <= {to}
+                     AND {filters}
+                 UNION ALL
+                 SELECT {columns} FROM events e
+                 WHERE e.rowid > ({CAMERAS_INDEXED}) AND e.camera_id IN rarray({cameras})
+                     AND {filters}"
+            ),
+            (None, None) => format!("SELECT {columns} FROM events e WHERE {filters}"),
+        };
+        sql.push_str(&format!(
+            " ORDER BY 2 DESC, 1 DESC LIMIT {}",
+            arg(&mut args, q.limit as i64 + 1)
+        ));
 
         let fuzzy_plate = match &q.plate {
             PlateQuery::Fuzzy { plate, .. } => Some(plate.as_str()),
@@ -718,6 +751,12 @@ impl Store for SqliteStore {
             let mut sighting = tx.prepare_cached(
                 "INSERT INTO sightings (part, plate, ts, ev) VALUES (?1, ?2, ?3, ?4)",
             )?;
+            let cameras_indexed: i64 = tx
+                .prepare_cached(CAMERAS_INDEXED)?
+                .query_row([], |r| r.get(0))?;
+            let mut camera = tx.prepare_cached(
+                "INSERT INTO camera_sightings (camera_id, ts, ev) VALUES (?1, ?2, ?3)",
+            )?;
             for new in events {
                 let e = &new.event;
                 let json = serde_json::to_string(e)
@@ -748,8 +787,14 @@ impl Store for SqliteStore {
                 ])?;
                 if inserted == 1 {
                     outcome.accepted += 1;
+                    let rowid = tx.last_insert_rowid();
+                    if rowid <= cameras_indexed {
+                        // A rowid freed by the purge, below the indexed
+                        // range: indexed now, not with the next chunk.
+                        camera.execute(params![e.camera_id, ts_ms, rowid])?;
+                    }
                     if let Some(p) = plate_text {
-                        sighting.execute(params![part.id, p, ts_ms, tx.last_insert_rowid()])?;
+                        sighting.execute(params![part.id, p, ts_ms, rowid])?;
                         part.add(ts_ms);
                         // The `plates` table gets it when its part is
                         // merged; the index at once (see `plates` in `open`).
@@ -799,6 +844,7 @@ impl Store for SqliteStore {
         // The batch is durable; merging is bookkeeping, in a transaction
         // of its own.
         Self::merge_parts(&mut conn, self.parts)?;
+        Self::index_cameras(&mut conn, self.parts.camera_chunk)?;
         Ok(outcome)
     }
 
@@ -858,7 +904,13 @@ impl Store for SqliteStore {
     fn camera_health(&self, camera_id: &str) -> Result<CameraHealth> {
         self.read(|conn| {
             let last_seen_ms = conn
-                .prepare_cached("SELECT max(ts) FROM events WHERE camera_id = ?1")?
+                .prepare_cached(&format!(
+                    "SELECT max(t) FROM (
+                         SELECT max(ts) AS t FROM camera_sightings WHERE camera_id = ?1
+                         UNION ALL
+                         SELECT max(ts) FROM events
+                         WHERE rowid > ({CAMERAS_INDEXED}) AND camera_id = ?1)"
+                ))?
                 .query_row([camera_id], |r| r.get::<_, Option<i64>>(0))?;
             let latest: Option<(i64, String)> = conn
                 .prepare_cached(
@@ -1199,12 +1251,12 @@ impl OpenPart {
     }
 }
 
-/// The `sightings` clause that keeps the parts whose time range meets
-/// `[?, ?]` (from, to).
-const PARTS_IN_WINDOW: &str =
-    "s.part IN (SELECT part FROM sighting_parts WHERE max_ts >= ? AND min_ts <= ?)";
+/// The last event rowid that `camera_sightings` covers.
+const CAMERAS_INDEXED: &str =
+    "SELECT coalesce((SELECT value FROM store_meta WHERE key = 'cameras_indexed'), 0)";
 
-/// An expired event: rowid, ts, id, plate, snapshot and clip hashes.
+/// An expired event: rowid, ts, id, plate, snapshot and clip hashes,
+/// camera.
 type ExpiredRow = (
     i64,
     i64,
@@ -1212,9 +1264,36 @@ type ExpiredRow = (
     Option<String>,
     Option<String>,
     Option<String>,
+    String,
 );
 
 impl SqliteStore {
+    /// Adds the events past the camera index to it, in key order, once
+    /// there are `chunk` of them (see the module notes).
+    fn index_cameras(conn: &mut Connection, chunk: i64) -> Result<()> {
+        let (indexed, last): (i64, i64) = conn
+            .prepare_cached(&format!(
+                "SELECT ({CAMERAS_INDEXED}), coalesce((SELECT max(rowid) FROM events), 0)"
+            ))?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if last - indexed < chunk {
+            return Ok(());
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT INTO camera_sightings (camera_id, ts, ev)
+             SELECT camera_id, ts, rowid FROM events WHERE rowid > ?1 AND rowid <= ?2
+             ORDER BY camera_id, ts, rowid",
+            params![indexed, last],
+        )?;
+        tx.execute(
+            "INSERT OR REPLACE INTO store_meta (key, value) VALUES ('cameras_indexed', ?1)",
+            [last],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Merges the full level-0 parts of the plate index into one level-1
     /// part once there are `parts.merge` of them (see the module notes).
     fn merge_parts(conn: &mut Connection, parts: Parts) -> Result<()> {
@@ -1289,7 +1368,8 @@ impl SqliteStore {
         let mut rows: Vec<ExpiredRow> = Vec::new();
         {
             let sql = format!(
-                "SELECT e.rowid, e.ts, e.id, e.plate, e.snapshot_sha256, e.clip_sha256
+                "SELECT e.rowid, e.ts, e.id, e.plate, e.snapshot_sha256, e.clip_sha256,
+                     e.camera_id
                  FROM events e INDEXED BY events_ts
                  WHERE e.ts < ?1 AND (e.ts, e.rowid) > (?2, ?3) AND {class_sql}
                  ORDER BY e.ts, e.rowid LIMIT ?4"
@@ -1304,6 +1384,7 @@ impl SqliteStore {
                         r.get(3)?,
                         r.get(4)?,
                         r.get(5)?,
+                        r.get(6)?,
                     ))
                 })?;
             for row in found {
@@ -1327,10 +1408,14 @@ impl SqliteStore {
                                                   WHERE max_ts >= ?2 AND min_ts <= ?2)
                      AND s.plate = ?1 AND s.ts = ?2 AND s.ev = ?3",
             )?;
-            for (rowid, ts, id, plate, snapshot, clip) in rows {
+            let mut camera = tx.prepare_cached(
+                "DELETE FROM camera_sightings WHERE camera_id = ?1 AND ts = ?2 AND ev = ?3",
+            )?;
+            for (rowid, ts, id, plate, snapshot, clip, camera_id) in rows {
                 changes.execute([&id])?;
                 report.alerts += alerts.execute([&id])? as u64;
                 events.execute([rowid])?;
+                camera.execute(params![camera_id, ts, rowid])?;
                 if let Some(p) = &plate {
                     sighting.execute(params![p, ts, rowid])?;
                 }
@@ -1398,12 +1483,16 @@ mod tests {
     use safecity_core::{EventId, PlatePattern};
 
     fn read(n: u128, ts_ms: u64, plate: &str) -> NewEvent {
+        read_by(n, ts_ms, plate, "c")
+    }
+
+    fn read_by(n: u128, ts_ms: u64, plate: &str, camera: &str) -> NewEvent {
         let parsed = safecity_core::parse_plate(plate).unwrap();
         let json = serde_json::json!({
             "id": EventId::new(ts_ms, n).to_string(),
             "kind": "plate_read",
             "edge_id": "e",
-            "camera_id": "c",
+            "camera_id": camera,
             "ts": time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ms) * 1_000_000)
                 .unwrap()
                 .format(&time::format_description::well_known::Rfc3339)
@@ -1554,15 +1643,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let open = || {
             let mut store = SqliteStore::open(dir.path()).unwrap();
-            store.parts = Parts { rows: 5, merge: 3 };
+            store.parts = Parts {
+                rows: 5,
+                merge: 3,
+                camera_chunk: 7,
+            };
             store
         };
         let plates = [
             "123ABC02", "777KXM17", "555BBB01", "100AAA05", "321CBA02", "777KXM18",
         ];
         let mut rng = StdRng::seed_from_u64(7);
-        // (plate, ts, id) of every read stored.
-        let mut stored: Vec<(String, i64, String)> = Vec::new();
+        let cameras = ["c1", "c2", "c3"];
+        // (plate, ts, id, camera) of every read stored.
+        let mut stored: Vec<(String, i64, String, String)> = Vec::new();
         let mut store = open();
         let mut n = 0u128;
         let mut clock = 1_000_000i64;
@@ -1578,14 +1672,15 @@ mod tests {
                     } else {
                         clock
                     };
-                    read(n, ts as u64, plates[rng.gen_range(0..plates.len())])
+                    let plate = plates[rng.gen_range(0..plates.len())];
+                    read_by(n, ts as u64, plate, cameras[rng.gen_range(0..3)])
                 })
                 .collect();
             store.ingest(&batch).unwrap();
             for e in &batch {
                 let ts = (e.event.ts.unix_timestamp_nanos() / 1_000_000) as i64;
                 let plate = e.event.plate.as_ref().unwrap().text.clone();
-                stored.push((plate, ts, e.event.id.clone()));
+                stored.push((plate, ts, e.event.id.clone(), e.event.camera_id.clone()));
             }
             if round % 13 == 12 {
                 drop(store);
@@ -1595,6 +1690,9 @@ mod tests {
             let from = rng.gen_range(1_000_000..clock.max(1_000_001));
             let to = from + rng.gen_range(0..30_000);
             check(&store, &stored, plate, from, to);
+            let camera = cameras[rng.gen_range(0..3)];
+            check_camera(&store, &stored, &[camera], Some(plate), from, to);
+            check_camera(&store, &stored, &[camera, "c3"], None, from, to);
         }
         let levels = |store: &SqliteStore| -> Vec<i64> {
             let conn = lock(&store.writer);
@@ -1646,6 +1744,9 @@ mod tests {
             check(&store, &stored, plate, i64::MIN, i64::MAX);
             check(&store, &stored, plate, cutoff, cutoff + 20_000);
         }
+        for camera in cameras {
+            check_camera(&store, &stored, &[camera], None, i64::MIN, i64::MAX);
+        }
         // A plate whose reads are all gone leaves the plate index.
         let left: std::collections::BTreeSet<&str> = stored.iter().map(|s| s.0.as_str()).collect();
         let wildcard = PlateQuery::Wildcard(PlatePattern::parse("*").unwrap());
@@ -1656,13 +1757,37 @@ mod tests {
         for plate in plates {
             check(&store, &stored, plate, i64::MIN, i64::MAX);
         }
+        for camera in cameras {
+            check_camera(&store, &stored, &[camera], None, i64::MIN, i64::MAX);
+        }
+
+        // Purge it all: new events then take rowids the camera index has
+        // passed already, and must be found all the same.
+        let later = clock + 48 * 3600 * 1000;
+        store.purge(later, &policy, &blobs).unwrap();
+        stored.clear();
+        assert_eq!(sightings(&store), (0, 0));
+        let batch: Vec<NewEvent> = (0..3)
+            .map(|i| read_by(n + 1 + i, (clock + 1) as u64, "123ABC02", "c1"))
+            .collect();
+        store.ingest(&batch).unwrap();
+        for e in &batch {
+            stored.push((
+                "123ABC02".into(),
+                clock + 1,
+                e.event.id.clone(),
+                "c1".into(),
+            ));
+        }
+        check(&store, &stored, "123ABC02", i64::MIN, i64::MAX);
+        check_camera(&store, &stored, &["c1"], None, i64::MIN, i64::MAX);
     }
 
     /// Searches and tracks `plate` in `[from, to]` and checks both against
     /// a scan of `stored`.
     fn check(
         store: &SqliteStore,
-        stored: &[(String, i64, String)],
+        stored: &[(String, i64, String, String)],
         plate: &str,
         from: i64,
         to: i64,
@@ -1694,6 +1819,49 @@ mod tests {
         }
         found.reverse();
         assert_eq!(found, want, "search {plate} in [{from}, {to}]");
+    }
+
+    /// Searches `cameras` (and `plate`) in `[from, to]`, and each camera's
+    /// last sighting, and checks them against a scan of `stored`.
+    fn check_camera(
+        store: &SqliteStore,
+        stored: &[(String, i64, String, String)],
+        cameras: &[&str],
+        plate: Option<&str>,
+        from: i64,
+        to: i64,
+    ) {
+        let mut want: Vec<(i64, String)> = stored
+            .iter()
+            .filter(|s| cameras.contains(&s.3.as_str()) && s.1 >= from && s.1 <= to)
+            .filter(|s| plate.is_none_or(|p| s.0 == p))
+            .map(|s| (s.1, s.2.clone()))
+            .collect();
+        want.sort();
+        want.dedup();
+        let plate_query = plate.map_or(PlateQuery::Any, |p| PlateQuery::Exact(p.into()));
+        let mut q = query(plate_query, 5, None);
+        q.cameras = Some(cameras.iter().map(|c| c.to_string()).collect());
+        q.from_ms = Some(from);
+        q.to_ms = Some(to);
+        let mut found = Vec::new();
+        loop {
+            let page = store.search(&q).unwrap();
+            found.extend(page.hits.iter().map(|h| (h.ts_ms, h.id.clone())));
+            match page.next {
+                Some(c) => q.after = Some(c),
+                None => break,
+            }
+        }
+        found.reverse();
+        assert_eq!(
+            found, want,
+            "search {cameras:?} {plate:?} in [{from}, {to}]"
+        );
+        for camera in cameras {
+            let last = stored.iter().filter(|s| s.3 == *camera).map(|s| s.1).max();
+            assert_eq!(store.camera_health(camera).unwrap().last_seen_ms, last);
+        }
     }
 
     #[test]
