@@ -569,7 +569,7 @@ def report(r):
                              f"{fmt(x['alert_p50_ms'], 0)} / {fmt(x['alert_p99_ms'], 0)} |")
         lines.append("")
     if r.get("server"):
-        lines += ["## 3. Server", "", server_markdown(r["server"]), ""]
+        lines += ["## 3. Server", "", server_markdown(r["server"], r.get("measured", {}).get("server", m["date"])), ""]
     if r.get("micro"):
         lines += ["## 5. Micro-benchmarks", "",
                   f"Measured {r.get('measured', {}).get('micro', m['date'])}.", "", r["micro"].rstrip(), ""]
@@ -646,15 +646,19 @@ def gpu_main(args):
     print(table)
 
 
-def server_markdown(sj):
+def server_markdown(sj, measured):
     """The server section from `server-bench`'s JSON (scripts/bench-server.sh)."""
     d = sj["data"]
     mb = lambda b: b / 1e6  # noqa: E731
     out = [
+        f"Measured {measured}.",
+        "",
         f"`bash scripts/bench-server.sh` ({sj.get('wall_s', 0) / 60:.1f} minutes): {d['events']:,} generated plate reads",
         f"over {d['plates']:,} distinct plates, {d['cameras']} cameras and {d['days']} days, ingested in batches of",
         f"{sj['settings']['batch']:,} through the server's `Store` (the HTTP handler's path without HTTP), then searched",
         "through the same code as `GET /api/v1/search` (plate index, then the (plate, time) index), one query at a time.",
+        "In SQLite the (plate, time) index is cut into sorted parts that ingest appends to and merges, and the camera",
+        "index takes events in by chunks, so that a batch writes few pages (`server/src/store/sqlite.rs`).",
         "The baseline is the plain way in PostgreSQL, in the same run: one table with a (plate, ts) btree and a",
         "pg_trgm GIN index, `LIKE` for wildcards, the trigram operator `%` with `levenshtein() <= 2`",
         "(fuzzystrmatch) for fuzzy; its fuzzy row uses the trigram index, a plain `levenshtein()` scan is",
@@ -726,6 +730,9 @@ def main():
     if args.reuse and Path(args.json).exists():
         result = json.loads(Path(args.json).read_text())
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if args.reuse:
+        # Sections measured now may be at another commit than the rest.
+        stamp += f" (commit {machine()['commit']})"
     result.setdefault("measured", {})
 
     if "edge" not in args.skip:
@@ -793,6 +800,7 @@ def main():
     if "server" not in args.skip:
         log("server: scripts/bench-server.sh")
         subprocess.run(["bash", str(ROOT / "scripts" / "bench-server.sh")], check=True)
+        result["measured"]["server"] = stamp
     if (WORK / "server.json").exists():
         result["server"] = json.loads((WORK / "server.json").read_text())
 

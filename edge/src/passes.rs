@@ -7,6 +7,14 @@
 //! dwell time) it yields one [`Pass`]: with the voted plate if any read was
 //! made, else as a plain vehicle. The snapshot is the vehicle (or plate)
 //! crop from the frame of the most confident read, or of the largest view.
+//!
+//! A track can break while its vehicle is still in view (the tracker loses
+//! it beside another vehicle, or behind one) and a new track picks the
+//! vehicle up: two passes with the same plate whose times overlap or nearly
+//! meet. The later one is folded into the first, which is already out, so
+//! the vehicle yields one event ([`PassConfig::rejoin_ms`]). A pass cut by
+//! the maximum dwell time is not folded into: a parked vehicle yields one
+//! pass per dwell period.
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -98,6 +106,10 @@ pub struct PassConfig {
     /// Vehicle tracks never read must have been detected this surely at
     /// least once: a flicker of low scores is not a vehicle.
     pub min_peak_score: f32,
+    /// A pass whose plate an earlier pass of this stream had, and whose
+    /// time span overlaps that pass's or starts at most this long after it
+    /// ended, is the same vehicle on a broken track: it yields no pass.
+    pub rejoin_ms: u64,
 }
 
 impl Default for PassConfig {
@@ -107,6 +119,7 @@ impl Default for PassConfig {
             snapshots: true,
             min_hits: 3,
             min_peak_score: 0.4,
+            rejoin_ms: 2_000,
         }
     }
 }
@@ -118,6 +131,18 @@ pub struct PassBuilder {
     plates: IouTracker,
     /// `(is_vehicle_track, track id)`.
     states: HashMap<(bool, u64), TrackState>,
+    /// The plates of the passes yielded lately, for [`PassConfig::rejoin_ms`].
+    recent: Vec<Yielded>,
+    folded: u64,
+}
+
+/// A pass with a plate, as [`PassBuilder`] remembers it.
+struct Yielded {
+    plate: String,
+    first_ms: u64,
+    last_ms: u64,
+    /// Cut by the maximum dwell time: what follows is a new pass.
+    dwelled: bool,
 }
 
 impl PassBuilder {
@@ -127,7 +152,57 @@ impl PassBuilder {
             plates: IouTracker::new(config.tracker.clone()),
             config,
             states: HashMap::new(),
+            recent: Vec::new(),
+            folded: 0,
         }
+    }
+
+    /// Passes folded into an earlier one of the same plate so far.
+    pub fn folded(&self) -> u64 {
+        self.folded
+    }
+
+    /// `pass`, unless it is the continuation of a recent pass of the same
+    /// plate (see [`PassConfig::rejoin_ms`]).
+    fn admit(&mut self, pass: Pass, dwelled: bool) -> Option<Pass> {
+        let Some(plate) = pass.plate.as_ref().map(|p| p.best.text.clone()) else {
+            return Some(pass);
+        };
+        let rejoin = self.config.rejoin_ms;
+        let earlier = self.recent.iter_mut().find(|y| {
+            y.plate == plate
+                && !y.dwelled
+                && pass.first_ms <= y.last_ms + rejoin
+                && pass.last_ms + rejoin >= y.first_ms
+        });
+        if let Some(y) = earlier {
+            tracing::debug!(
+                "{plate}: track {} continues a pass of {}..{} ms; folded into it",
+                pass.track_id,
+                y.first_ms,
+                y.last_ms
+            );
+            y.first_ms = y.first_ms.min(pass.first_ms);
+            y.last_ms = y.last_ms.max(pass.last_ms);
+            y.dwelled = dwelled;
+            self.folded += 1;
+            return None;
+        }
+        self.recent.push(Yielded {
+            plate,
+            first_ms: pass.first_ms,
+            last_ms: pass.last_ms,
+            dwelled,
+        });
+        Some(pass)
+    }
+
+    /// Forgets yielded passes no track alive now can continue: a track
+    /// lasts at most the maximum dwell time.
+    fn forget(&mut self, now_ms: u64) {
+        let keep = self.config.tracker.max_dwell_ms + self.config.rejoin_ms;
+        self.recent
+            .retain(|y| now_ms.saturating_sub(y.last_ms) <= keep);
     }
 
     /// Feeds one analysed frame (index, time in ms, pixels); returns the
@@ -234,6 +309,7 @@ impl PassBuilder {
         for t in plate_update.ended {
             out.extend(self.finish_track(false, t));
         }
+        self.forget(ts_ms);
         out
     }
 
@@ -247,6 +323,7 @@ impl PassBuilder {
             out.extend(self.finish_track(false, t));
         }
         self.states.clear();
+        self.recent.clear();
         out
     }
 
@@ -339,7 +416,10 @@ impl PassBuilder {
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(c, _)| c);
         let class_confidence = state.scores.0 / state.scores.1.max(1) as f32;
-        Some(Pass {
+        let tracker = &self.config.tracker;
+        let dwelled = track.last_seen_ms - track.first_seen_ms + tracker.max_missed_ms
+            >= tracker.max_dwell_ms;
+        let pass = Pass {
             track_id: track.id,
             class: if vehicle {
                 track.class().to_owned()
@@ -354,9 +434,13 @@ impl PassBuilder {
             last_ms: track.last_seen_ms,
             vehicle_bbox: view.vehicle_bbox,
             plate,
-            snapshot: view.crop.as_ref().and_then(|c| jpeg(&snapshot_image(c))),
+            snapshot: None,
             hits: track.hits,
-        })
+        };
+        // Encoded only for a pass that is kept.
+        let mut pass = self.admit(pass, dwelled)?;
+        pass.snapshot = view.crop.as_ref().and_then(|c| jpeg(&snapshot_image(c)));
+        Some(pass)
     }
 }
 
@@ -530,6 +614,74 @@ mod tests {
         assert_eq!((p.frame, p.ts_ms), (7, 700), "{p:?}");
         let bbox = p.plate.as_ref().unwrap().bbox;
         assert_eq!(bbox[3] - bbox[1], 29.0);
+    }
+
+    #[test]
+    fn a_broken_track_of_the_same_plate_yields_one_pass() {
+        let pixels = vec![128u8; 320 * 240 * 3];
+        let rgb = Picture::rgb(&pixels, 320, 240);
+        let mut b = PassBuilder::new(PassConfig {
+            snapshots: false,
+            ..PassConfig::default()
+        });
+        let car = |x: f32, text: &str| {
+            frame_with(
+                Some([x, 20.0, x + 60.0, 100.0]),
+                Some(([x + 10.0, 80.0, x + 50.0, 90.0], text, 0.9)),
+            )
+        };
+        let mut passes = Vec::new();
+        // The tracker loses the car after 5 frames (it jumps), and picks it
+        // up again as a new track; another car is read beside it.
+        for i in 0..5u64 {
+            passes.extend(b.update(i, i * 100, &rgb, &car(10.0, "123ABC02")));
+        }
+        for i in 5..10u64 {
+            let mut fa = car(200.0, "123ABC02");
+            let other = car(100.0, "777KXM17");
+            fa.vehicles.extend(other.vehicles);
+            fa.plates.extend(other.plates);
+            passes.extend(b.update(i, i * 100, &rgb, &fa));
+        }
+        passes.extend(b.update(10, 3000, &rgb, &FrameAnalysis::default()));
+        let mut plates: Vec<&str> = passes
+            .iter()
+            .map(|p| p.plate.as_ref().unwrap().best.text.as_str())
+            .collect();
+        plates.sort();
+        assert_eq!(plates, ["123ABC02", "777KXM17"], "{passes:?}");
+        assert_eq!(b.folded(), 1);
+
+        // The same plate 10 s later is another pass.
+        for i in 0..5u64 {
+            passes.extend(b.update(20 + i, 13_000 + i * 100, &rgb, &car(10.0, "123ABC02")));
+        }
+        passes.extend(b.update(30, 16_000, &rgb, &FrameAnalysis::default()));
+        assert_eq!(passes.len(), 3);
+        assert_eq!(b.folded(), 1);
+    }
+
+    #[test]
+    fn a_parked_vehicle_yields_a_pass_per_dwell_period() {
+        let pixels = vec![128u8; 320 * 240 * 3];
+        let mut config = PassConfig {
+            snapshots: false,
+            ..PassConfig::default()
+        };
+        config.tracker.max_dwell_ms = 2_000;
+        let mut b = PassBuilder::new(config);
+        let rgb = Picture::rgb(&pixels, 320, 240);
+        let parked = frame_with(
+            Some([10.0, 20.0, 70.0, 100.0]),
+            Some(([20.0, 80.0, 60.0, 90.0], "123ABC02", 0.9)),
+        );
+        let mut passes = Vec::new();
+        for i in 0..50u64 {
+            passes.extend(b.update(i, i * 100, &rgb, &parked));
+        }
+        passes.extend(b.finish());
+        assert_eq!(passes.len(), 3, "{passes:?}");
+        assert_eq!(b.folded(), 0);
     }
 
     #[test]
