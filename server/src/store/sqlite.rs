@@ -344,7 +344,7 @@ impl SqliteStore {
                      HAVING count(*) > 0;
                  DROP INDEX IF EXISTS events_plate_ts;
                  DROP INDEX IF EXISTS events_plate_ts_id;
-                 INSERT INTO camera_sightings (camera_id, ts, ev)
+                 INSERT OR IGNORE INTO camera_sightings (camera_id, ts, ev)
                      SELECT camera_id, ts, rowid FROM events ORDER BY camera_id, ts, rowid;
                  INSERT OR REPLACE INTO store_meta (key, value)
                      VALUES ('cameras_indexed', coalesce((SELECT max(rowid) FROM events), 0));
@@ -1602,12 +1602,14 @@ mod tests {
         store.ingest(&batch).unwrap();
         drop(store);
         let file = dir.path().join("safecity.sqlite3");
-        // What version 2 had: the reads in an index of `events`.
+        // What version 2 had: the reads and cameras in indexes of `events`.
         Connection::open(&file)
             .unwrap()
             .execute_batch(
-                "DELETE FROM sightings; DELETE FROM sighting_parts;
+                "DROP TABLE sightings; DROP TABLE sighting_parts;
+                 DROP TABLE camera_sightings; DROP TABLE store_meta;
                  CREATE INDEX events_plate_ts_id ON events (plate, ts, id);
+                 CREATE INDEX events_camera_ts ON events (camera_id, ts);
                  PRAGMA user_version = 2;",
             )
             .unwrap();
@@ -1615,10 +1617,15 @@ mod tests {
         let track = store.track("123ABC02", 0, i64::MAX, 10).unwrap();
         let times: Vec<i64> = track.iter().map(|s| s.ts_ms).collect();
         assert_eq!(times, [1000, 3000]);
+        let mut by_camera = query(PlateQuery::Any, 10, None);
+        by_camera.cameras = Some(vec!["c".into()]);
+        assert_eq!(store.search(&by_camera).unwrap().hits.len(), 3);
+        assert_eq!(store.camera_health("c").unwrap().last_seen_ms, Some(3000));
         let conn = Connection::open(&file).unwrap();
         let old: i64 = conn
             .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name LIKE 'events_plate%'",
+                "SELECT count(*) FROM sqlite_master
+                 WHERE name LIKE 'events_plate%' OR name = 'events_camera_ts'",
                 [],
                 |r| r.get(0),
             )
@@ -1632,6 +1639,15 @@ mod tests {
             )
             .unwrap();
         assert_eq!(parts, (1, 3, 1000, 3000));
+        let indexed: (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM camera_sightings),
+                        (SELECT value FROM store_meta WHERE key = 'cameras_indexed')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(indexed, (3, 3));
     }
 
     /// Small parts, so that a few hundred reads fill and merge many: every
