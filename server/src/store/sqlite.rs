@@ -1824,6 +1824,12 @@ mod tests {
         let mut q = query(PlateQuery::Exact(plate.into()), 7, None);
         q.from_ms = Some(from);
         q.to_ms = Some(to);
+        let found = every_page(store, q);
+        assert_eq!(found, want, "search {plate} in [{from}, {to}]");
+    }
+
+    /// `(time, id)` of every hit of `q`, page by page, oldest first.
+    fn every_page(store: &SqliteStore, mut q: SearchQuery) -> Vec<(i64, String)> {
         let mut found = Vec::new();
         loop {
             let page = store.search(&q).unwrap();
@@ -1834,7 +1840,7 @@ mod tests {
             }
         }
         found.reverse();
-        assert_eq!(found, want, "search {plate} in [{from}, {to}]");
+        found
     }
 
     /// Searches `cameras` (and `plate`) in `[from, to]`, and each camera's
@@ -1860,16 +1866,7 @@ mod tests {
         q.cameras = Some(cameras.iter().map(|c| c.to_string()).collect());
         q.from_ms = Some(from);
         q.to_ms = Some(to);
-        let mut found = Vec::new();
-        loop {
-            let page = store.search(&q).unwrap();
-            found.extend(page.hits.iter().map(|h| (h.ts_ms, h.id.clone())));
-            match page.next {
-                Some(c) => q.after = Some(c),
-                None => break,
-            }
-        }
-        found.reverse();
+        let found = every_page(store, q);
         assert_eq!(
             found, want,
             "search {cameras:?} {plate:?} in [{from}, {to}]"
