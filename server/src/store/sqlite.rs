@@ -41,6 +41,9 @@
 //! - Once [`MERGE_PARTS`] level-0 parts are full, they are merged, in one
 //!   transaction, into one level-1 part written in (plate, ts) order under a
 //!   new, higher part number: a sequential write of each sighting once more.
+//!   The merge runs after the batch that filled the last part has committed,
+//!   before that [`Store::ingest`] call returns: that one call takes about
+//!   0.75 s longer (576,000 sightings, measured), once per merge.
 //! - `sighting_parts` holds each part's level, its sighting count and its
 //!   time range. A search seeks each part whose range overlaps its time
 //!   window (one B-tree descent per part and plate), so a 24-hour search
