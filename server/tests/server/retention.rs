@@ -114,7 +114,10 @@ fn distinct_plates(dir: &Path) -> Vec<String> {
     let mut stmt = conn
         // Merged parts' plates are in `plates`, the newest parts' only in
         // `sightings`.
-        .prepare("SELECT plate FROM plates UNION SELECT plate FROM sightings ORDER BY plate")
+        .prepare(
+            "SELECT plate FROM plates UNION SELECT plate FROM sightings
+             UNION SELECT plate FROM new_sightings ORDER BY plate",
+        )
         .unwrap();
     let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
     rows.collect::<Result<_, _>>().unwrap()
