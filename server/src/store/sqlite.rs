@@ -94,7 +94,10 @@ use std::time::Duration;
 
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, ToSql, TransactionBehavior};
-use safecity_core::{plate_distance, EventKind};
+use safecity_core::{
+    plate_distance, AlarmInfo, Event, EventKind, PlateInfo, StatusInfo, VehicleInfo,
+};
+use time::OffsetDateTime;
 
 use super::{
     cameras_near, AuditEntry as Audit, AuditEntry, AuditRecord, Camera, CameraHealth, CameraKind,
@@ -313,7 +316,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 impl SqliteStore {
@@ -512,7 +515,8 @@ impl SqliteStore {
             filters.push(format!("e.camera_id IN rarray({cameras})"));
         }
         let filters = filters.join(" AND ");
-        let columns = "e.id, e.ts, e.json, e.snapshot_sha256, e.clip_sha256, e.plate";
+        let columns = "e.id, e.ts, e.json, e.snapshot_sha256, e.clip_sha256, e.plate, e.kind,
+            e.edge_id, e.camera_id";
         let mut sql = match (plates, cameras) {
             // A plate search walks the plate index's parts that meet the
             // time window (the sightings first: CROSS JOIN keeps that
@@ -534,7 +538,8 @@ impl SqliteStore {
             // page stops early. Many cameras share one arm and a sort.
             (None, Some(cameras)) => {
                 let indexed = "SELECT e.id, c.ts, e.json, e.snapshot_sha256, e.clip_sha256,
-                     e.plate FROM camera_sightings c CROSS JOIN events e ON e.rowid = c.ev";
+                     e.plate, e.kind, e.edge_id, e.camera_id
+                     FROM camera_sightings c CROSS JOIN events e ON e.rowid = c.ev";
                 let mut arms: Vec<String> = if camera_list.len() <= CAMERA_ARMS {
                     camera_list
                         .into_iter()
@@ -576,8 +581,7 @@ impl SqliteStore {
         while let Some(row) = rows.next()? {
             let id: String = row.get(0)?;
             let json: String = row.get(2)?;
-            let event = serde_json::from_str(&json)
-                .map_err(|e| Error::Corrupt(format!("event {id}: stored JSON: {e}")))?;
+            let event = stored_event(&json, &id, row.get(6)?, row.get(7)?, row.get(8)?)?;
             let plate: Option<String> = row.get(5)?;
             hits.push(Hit {
                 event,
@@ -809,7 +813,7 @@ impl Store for SqliteStore {
             )?;
             for new in events {
                 let e = &new.event;
-                let json = serde_json::to_string(e)
+                let json = serde_json::to_string(&StoredJson::of(e))
                     .map_err(|err| Error::Corrupt(format!("event {}: {err}", e.id)))?;
                 let ts_ms = (e.ts.unix_timestamp_nanos() / 1_000_000) as i64;
                 let plate_text = if e.kind == EventKind::PlateRead {
@@ -1306,6 +1310,64 @@ impl OpenPart {
     }
 }
 
+/// What `events.json` holds of an event: the rest is in the row's columns
+/// (`id`, `kind`, `edge_id`, `camera_id`), put back by [`stored_event`].
+/// Rows written before carry the whole event, and read back the same.
+#[derive(serde::Serialize)]
+struct StoredJson<'a> {
+    #[serde(with = "time::serde::rfc3339")]
+    ts: OffsetDateTime,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plate: Option<&'a PlateInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vehicle: Option<&'a VehicleInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alarm: Option<&'a AlarmInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a StatusInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot: Option<&'a str>,
+}
+
+impl<'a> StoredJson<'a> {
+    fn of(e: &'a Event) -> Self {
+        StoredJson {
+            ts: e.ts,
+            plate: e.plate.as_ref(),
+            vehicle: e.vehicle.as_ref(),
+            alarm: e.alarm.as_ref(),
+            status: e.status.as_ref(),
+            snapshot: e.snapshot.as_deref(),
+        }
+    }
+}
+
+/// The event of a row, as sent (without its snapshot): its JSON with the
+/// columns `id`, `kind`, `edge_id` and `camera_id` put back.
+fn stored_event(
+    json: &str,
+    id: &str,
+    kind: String,
+    edge_id: String,
+    camera_id: String,
+) -> Result<serde_json::Value> {
+    let corrupt = |what: String| Error::Corrupt(format!("event {id}: stored JSON: {what}"));
+    let mut event: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| corrupt(e.to_string()))?;
+    let fields = event
+        .as_object_mut()
+        .ok_or_else(|| corrupt("not an object".into()))?;
+    for (key, value) in [
+        ("id", id.to_owned()),
+        ("kind", kind),
+        ("edge_id", edge_id),
+        ("camera_id", camera_id),
+    ] {
+        fields.entry(key).or_insert(value.into());
+    }
+    Ok(event)
+}
+
 /// The plate index's tables: level-0 parts, merged parts.
 const SIGHTING_TABLES: [&str; 2] = ["new_sightings", "sightings"];
 
@@ -1578,7 +1640,7 @@ mod tests {
             "kind": "plate_read",
             "edge_id": "e",
             "camera_id": camera,
-            "ts": time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ms) * 1_000_000)
+            "ts": OffsetDateTime::from_unix_timestamp_nanos(i128::from(ts_ms) * 1_000_000)
                 .unwrap()
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap(),
@@ -1648,6 +1710,43 @@ mod tests {
         let hits = store.search(&query(fuzzy, 50, None)).unwrap().hits;
         assert_eq!(hits.len(), 1);
         assert_eq!(hits[0].distance, Some(0.5));
+    }
+
+    #[test]
+    fn a_stored_event_reads_back_as_sent_in_either_json_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let mut new = read_by(1, 1000, "123ABC02", "cam-7");
+        new.event.vehicle = serde_json::from_value(serde_json::json!({
+            "class": "car", "colour": "red", "confidence": 0.8, "bbox": [1, 2, 3, 4],
+            "track_id": 9
+        }))
+        .unwrap();
+        store.ingest(std::slice::from_ref(&new)).unwrap();
+        // As JSON text, the way it arrives (f32 confidences written short).
+        let sent: serde_json::Value =
+            serde_json::from_str(&serde_json::to_string(&new.event).unwrap()).unwrap();
+        let found = || {
+            let hits = store
+                .search(&query(PlateQuery::Exact("123ABC02".into()), 5, None))
+                .unwrap()
+                .hits;
+            assert_eq!(hits.len(), 1);
+            hits[0].event.clone()
+        };
+        assert_eq!(found(), sent);
+        // The columns are not in the stored JSON.
+        let json = |store: &SqliteStore| -> String {
+            lock(&store.writer)
+                .query_row("SELECT json FROM events", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert!(!json(&store).contains("cam-7"), "{}", json(&store));
+        // A row written whole (as before) reads the same.
+        lock(&store.writer)
+            .execute("UPDATE events SET json = ?1", [sent.to_string()])
+            .unwrap();
+        assert_eq!(found(), sent);
     }
 
     #[test]
