@@ -8,7 +8,8 @@
 //! ```
 //!
 //! Tables: `events` (one row per event id, the columns searches filter on
-//! and the event JSON without its snapshot), `new_sightings`, `sightings`
+//! and the event JSON without its snapshot and without what the columns
+//! hold, see `StoredJson`), `new_sightings`, `sightings`
 //! and `sighting_parts` (the plate index, below), `camera_sightings` and
 //! `store_meta` (the camera index, below), `plates` (the distinct
 //! canonical plates of merged parts; with those of the level-0 parts they
