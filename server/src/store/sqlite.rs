@@ -559,9 +559,8 @@ impl SqliteStore {
                     )]
                 };
                 arms.push(format!(
-                    "SELECT {columns} FROM events e NOT INDEXED
-                     WHERE e.rowid > ({CAMERAS_INDEXED}) AND e.camera_id IN rarray({cameras})
-                         AND {filters}"
+                    "SELECT {columns} FROM {UNINDEXED_EVENTS}
+                         AND e.camera_id IN rarray({cameras}) AND {filters}"
                 ));
                 arms.join(" UNION ALL ")
             }
@@ -963,8 +962,7 @@ impl Store for SqliteStore {
                     "SELECT max(t) FROM (
                          SELECT max(ts) AS t FROM camera_sightings WHERE camera_id = ?1
                          UNION ALL
-                         SELECT max(ts) FROM events
-                         WHERE rowid > ({CAMERAS_INDEXED}) AND camera_id = ?1)"
+                         SELECT max(e.ts) FROM {UNINDEXED_EVENTS} AND e.camera_id = ?1)"
                 ))?
                 .query_row([camera_id], |r| r.get::<_, Option<i64>>(0))?;
             let latest: Option<(i64, String)> = conn
@@ -1379,6 +1377,13 @@ const CAMERA_ARMS: usize = 16;
 /// The last event rowid that `camera_sightings` covers.
 const CAMERAS_INDEXED: &str =
     "SELECT coalesce((SELECT value FROM store_meta WHERE key = 'cameras_indexed'), 0)";
+
+/// The events `camera_sightings` does not cover yet, as `e`, read by rowid:
+/// left to itself SQLite may walk `events_ts` instead, and for a camera
+/// with no new events that is every event (57 ms at 1 M, measured).
+const UNINDEXED_EVENTS: &str = "events e NOT INDEXED
+    WHERE e.rowid > (SELECT coalesce((SELECT value FROM store_meta
+                                      WHERE key = 'cameras_indexed'), 0))";
 
 /// An expired event: rowid, ts, id, plate, snapshot and clip hashes,
 /// camera.
