@@ -523,11 +523,11 @@ impl SqliteStore {
             // time window (the sightings first: CROSS JOIN keeps that
             // order), with the time bounds on the index's own column.
             (Some(plates), _) => SIGHTING_TABLES
-                .map(|table| {
+                .map(|(table, level)| {
                     format!(
                         "SELECT {columns} FROM {table} s CROSS JOIN events e ON e.rowid = s.ev
-                         WHERE s.part IN (SELECT part FROM sighting_parts
-                                          WHERE max_ts >= {from} AND min_ts <= {to})
+                         WHERE s.part IN (SELECT part FROM sighting_parts WHERE {level}
+                                          AND max_ts >= {from} AND min_ts <= {to})
                              AND {plates} AND s.ts >= {from} AND s.ts <= {to} AND {filters}"
                     )
                 })
@@ -1060,13 +1060,13 @@ impl Store for SqliteStore {
 
     fn track(&self, plate: &str, from_ms: i64, to_ms: i64, limit: usize) -> Result<Vec<Sighting>> {
         self.read(|conn| {
-            let arms = SIGHTING_TABLES.map(|table| {
+            let arms = SIGHTING_TABLES.map(|(table, level)| {
                 format!(
                     "SELECT e.id, e.ts, e.camera_id, e.plate_confidence, e.snapshot_sha256,
                          e.clip_sha256
                      FROM {table} s CROSS JOIN events e ON e.rowid = s.ev
-                     WHERE s.part IN (SELECT part FROM sighting_parts
-                                      WHERE max_ts >= ?2 AND min_ts <= ?3)
+                     WHERE s.part IN (SELECT part FROM sighting_parts WHERE {level}
+                                      AND max_ts >= ?2 AND min_ts <= ?3)
                          AND s.plate = ?1 AND s.ts >= ?2 AND s.ts <= ?3"
                 )
             });
@@ -1367,8 +1367,11 @@ fn stored_event(
     Ok(event)
 }
 
-/// The plate index's tables: level-0 parts, merged parts.
-const SIGHTING_TABLES: [&str; 2] = ["new_sightings", "sightings"];
+/// The plate index's tables, each with the `sighting_parts` condition of
+/// the parts it holds: level-0 parts, merged parts. A search seeks a table
+/// only for its own parts.
+const SIGHTING_TABLES: [(&str, &str); 2] =
+    [("new_sightings", "level = 0"), ("sightings", "level > 0")];
 
 /// Most cameras a search reads through an index arm each (see
 /// `search_on`).
@@ -1545,11 +1548,11 @@ impl SqliteStore {
             let mut alerts = tx.prepare_cached("DELETE FROM alerts WHERE event_id = ?1")?;
             let mut events = tx.prepare_cached("DELETE FROM events WHERE rowid = ?1")?;
             let mut sighting = SIGHTING_TABLES
-                .map(|table| {
+                .map(|(table, level)| {
                     tx.prepare_cached(&format!(
                         "DELETE FROM {table} AS s
-                         WHERE s.part IN (SELECT part FROM sighting_parts
-                                          WHERE max_ts >= ?2 AND min_ts <= ?2)
+                         WHERE s.part IN (SELECT part FROM sighting_parts WHERE {level}
+                                          AND max_ts >= ?2 AND min_ts <= ?2)
                              AND s.plate = ?1 AND s.ts = ?2 AND s.ev = ?3"
                     ))
                 })
@@ -1587,14 +1590,14 @@ impl SqliteStore {
                  AND NOT EXISTS (SELECT 1 FROM new_sightings s WHERE s.part = p.part)",
             )?
             .execute([cutoff])?;
-            let mut used = tx.prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM sightings s
-                                WHERE s.part IN (SELECT part FROM sighting_parts)
-                                    AND s.plate = ?1)
-                     OR EXISTS (SELECT 1 FROM new_sightings s
-                                WHERE s.part IN (SELECT part FROM sighting_parts)
-                                    AND s.plate = ?1)",
-            )?;
+            let used = SIGHTING_TABLES.map(|(table, level)| {
+                format!(
+                    "EXISTS (SELECT 1 FROM {table} s
+                             WHERE s.part IN (SELECT part FROM sighting_parts WHERE {level})
+                                 AND s.plate = ?1)"
+                )
+            });
+            let mut used = tx.prepare_cached(&format!("SELECT {}", used.join(" OR ")))?;
             let mut unused_plate = tx.prepare_cached("DELETE FROM plates WHERE plate = ?1")?;
             let mut removed = Vec::new();
             for p in plates {
