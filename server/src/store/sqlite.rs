@@ -46,8 +46,9 @@
 //!   `new_sightings` is then emptied in one step (its pages freed, not its
 //!   rows deleted one by one).
 //!   The merge runs after the batch that filled the last part has committed,
-//!   before that [`Store::ingest`] call returns: that one call takes about
-//!   0.75 s longer (576,000 sightings, measured), once per merge.
+//!   before that [`Store::ingest`] call returns: that one call takes
+//!   0.34-0.47 s longer (576,000 sightings; `server-bench --events 2000000
+//!   --plates 200000`), once per merge.
 //! - `sighting_parts` holds each part's level, its sighting count and its
 //!   time range. A search seeks each part whose range overlaps its time
 //!   window (one B-tree descent per part and plate), so a 24-hour search
