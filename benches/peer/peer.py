@@ -9,7 +9,8 @@ Pre- and post-processing follow the models' sidecar descriptions
 (`models/*.toml`) the way safecity's Rust side reads them (models/src):
 centred letterbox with the sidecar's pad value, RGB, scale 1/255, NCHW;
 YOLOv8 output decoding, score threshold and class-wise NMS; plate crops
-widened by the sidecar's crop margin, grey, stretched; fixed-slot decoding.
+widened by the sidecar's crop margin and each of its crop views, grey,
+stretched, the views' probabilities averaged; fixed-slot decoding.
 
     peer.py VIDEO --detector models/safecity-detector.onnx \
         --plate models/safecity-plate.onnx [--every N] [--frames M] \
@@ -50,6 +51,7 @@ def load_description(model):
         desc.setdefault("pad", "_")
         desc.setdefault("logits", True)
         desc.setdefault("crop_margin", [0.08, 0.15])
+        desc.setdefault("crop_views", [])
         if desc.get("decoder", "fixed_slots") != "fixed_slots":
             sys.exit(f"peer.py reads fixed_slots plate readers only, not {desc['decoder']!r}")
     return desc
@@ -163,9 +165,9 @@ class PlateReader:
         self.session = open_session(model, threads)
         self.input_name = self.session.get_inputs()[0].name
 
-    def crop(self, rgb, box):
-        """The plate box widened by the crop margin, clamped to the frame."""
-        mx, my = self.desc["crop_margin"]
+    def crop(self, rgb, box, margin):
+        """The plate box widened by `margin`, clamped to the frame."""
+        mx, my = margin
         fh, fw = rgb.shape[:2]
         x1, y1, x2, y2 = box
         w, h = x2 - x1, y2 - y1
@@ -181,11 +183,15 @@ class PlateReader:
         """Texts and confidences of all plates of one frame, in one batch."""
         if not boxes:
             return []
-        x = np.stack([self.crop(rgb, b) for b in boxes])  # [P, 1, 64, 128]
-        out = self.session.run(None, {self.input_name: x})[0]  # [P, slots, K]
+        # Each plate at every margin (crop_margin, then crop_views), its
+        # views' probabilities averaged, as safecity reads them.
+        margins = [self.desc["crop_margin"], *self.desc["crop_views"]]
+        x = np.stack([self.crop(rgb, b, m) for b in boxes for m in margins])  # [P*V, 1, 64, 128]
+        out = self.session.run(None, {self.input_name: x})[0]  # [P*V, slots, K]
         if self.desc["logits"]:
             out = np.exp(out - out.max(axis=2, keepdims=True))
             out /= out.sum(axis=2, keepdims=True)
+        out = out.reshape(len(boxes), len(margins), *out.shape[1:]).mean(axis=1)
         best = out.argmax(axis=2)
         conf = out.max(axis=2).prod(axis=1)
         return [

@@ -151,6 +151,20 @@ pub struct PlateReaderDescription {
     /// fraction of its width and height.
     #[serde(default = "crop_margin")]
     pub crop_margin: [f32; 2],
+    /// More margins, each read as another view of the same plate. The
+    /// reader averages the views: per-slot probabilities for fixed slots,
+    /// candidate probabilities for CTC. Empty: one view.
+    #[serde(default)]
+    pub crop_views: Vec<[f32; 2]>,
+}
+
+impl PlateReaderDescription {
+    /// Every margin a plate is read at: `crop_margin`, then `crop_views`.
+    pub fn margins(&self) -> Vec<[f32; 2]> {
+        std::iter::once(self.crop_margin)
+            .chain(self.crop_views.iter().copied())
+            .collect()
+    }
 }
 
 fn crop_margin() -> [f32; 2] {

@@ -39,7 +39,7 @@ fn softmax_in_place(row: &mut [f32]) {
 }
 
 /// Per-step probabilities from raw scores (`logits`) or as given.
-fn probabilities(data: &[f32], classes: usize, logits: bool) -> Vec<f32> {
+pub(crate) fn probabilities(data: &[f32], classes: usize, logits: bool) -> Vec<f32> {
     let mut p = data.to_vec();
     if logits {
         p.chunks_exact_mut(classes).for_each(softmax_in_place);
@@ -237,6 +237,35 @@ pub fn fixed_slots_k_best(
     out
 }
 
+/// The mean of several views' probabilities, element by element (fixed
+/// slots: slot `n` of one view is slot `n` of another).
+pub fn mean_probabilities(views: &[&[f32]]) -> Vec<f32> {
+    let mut mean = vec![0.0; views.first().map_or(0, |v| v.len())];
+    for view in views {
+        for (m, v) in mean.iter_mut().zip(view.iter()) {
+            *m += v / views.len() as f32;
+        }
+    }
+    mean
+}
+
+/// Several views' candidate lists as one, best first: each text's mean
+/// probability over the views, 0 where a view did not list it.
+pub fn mean_candidates(
+    views: impl ExactSizeIterator<Item = Vec<(String, f32)>>,
+) -> Vec<(String, f32)> {
+    let n = views.len().max(1) as f32;
+    let mut merged: Vec<(String, f32)> = Vec::new();
+    for (text, prob) in views.flatten() {
+        match merged.iter_mut().find(|(t, _)| *t == text) {
+            Some(m) => m.1 += prob / n,
+            None => merged.push((text, prob / n)),
+        }
+    }
+    merged.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    merged
+}
+
 /// Applies the Kazakhstan grammar prior to raw `(text, probability)` pairs
 /// and returns them best first, without texts that are not plates.
 pub fn rank_candidates(raw: &[(String, f32)], top_k: usize) -> Vec<PlateCandidate> {
@@ -377,6 +406,33 @@ mod tests {
         assert!((best[0].1 - 0.9 * 0.55).abs() < 1e-6);
         assert!((best[1].1 - 0.9 * 0.45).abs() < 1e-6);
         assert!(best[1].1 > best[2].1);
+    }
+
+    #[test]
+    fn views_that_disagree_average_to_the_plate_both_half_see() {
+        // Two slots over {A, B, _}. One view is sure of "AB" but loses the
+        // second slot to the pad; the other is unsure of the first slot.
+        let tight = [0.9, 0.1, 0.0, 0.0, 0.45, 0.55];
+        let loose = [0.45, 0.5, 0.05, 0.0, 0.95, 0.05];
+        let alphabet = ['A', 'B', '_'];
+        assert_eq!(fixed_slots(&tight, 3, &alphabet, 2, false).0, "A");
+        assert_eq!(fixed_slots(&loose, 3, &alphabet, 2, false).0, "BB");
+        let mean = mean_probabilities(&[&tight, &loose]);
+        assert!((mean[0] - 0.675).abs() < 1e-6 && (mean[4] - 0.7).abs() < 1e-6);
+        let best = fixed_slots_k_best(&mean, 3, &alphabet, 2, false, 2);
+        assert_eq!(best[0].0, "AB");
+        assert!((best[0].1 - 0.675 * 0.7).abs() < 1e-6);
+
+        // CTC views: lists merge by mean probability, 0 where unlisted.
+        let merged = mean_candidates(
+            vec![
+                vec![("123ABC01".to_owned(), 0.6), ("123ABC07".to_owned(), 0.3)],
+                vec![("123ABC07".to_owned(), 0.5)],
+            ]
+            .into_iter(),
+        );
+        assert_eq!(merged[0].0, "123ABC07");
+        assert!((merged[0].1 - 0.4).abs() < 1e-6 && (merged[1].1 - 0.3).abs() < 1e-6);
     }
 
     #[test]

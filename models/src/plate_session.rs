@@ -6,7 +6,10 @@ use std::path::Path;
 use crate::description::{
     InputDescription, ModelDescription, PlateDecoder, PlateReaderDescription,
 };
-use crate::plate_decode::{ctc_beam, fixed_slots_k_best, rank_candidates, PlateCandidate};
+use crate::plate_decode::{
+    ctc_beam, fixed_slots_k_best, mean_candidates, mean_probabilities, probabilities,
+    rank_candidates, PlateCandidate,
+};
 use crate::preprocess::preprocess_into;
 use crate::runtime::Runtime;
 use crate::session::{ModelError, Runner, SessionOptions};
@@ -106,7 +109,9 @@ impl PlateReaderSession {
 
     /// Reads a batch of plates: for each, up to `top_k` candidates, best
     /// first, after the Kazakhstan grammar prior. A plate nothing could be
-    /// read from gets an empty list.
+    /// read from gets an empty list. Each plate is read at every margin of
+    /// the description (`crop_margin`, then `crop_views`), in one batch,
+    /// and its views are averaged before ranking.
     pub fn read(
         &mut self,
         crops: &[PlateCrop<'_>],
@@ -114,30 +119,33 @@ impl PlateReaderSession {
     ) -> Result<Vec<Vec<PlateCandidate>>, ModelError> {
         let d = &self.description;
         let alphabet = &self.alphabet;
-        self.runner.run(
-            crops.len(),
-            |i, slot| crops[i].preprocess_into(d.crop_margin, &d.input, slot),
-            |_, [_, classes], data| {
+        let margins = d.margins();
+        let n = margins.len();
+        let views = self.runner.run(
+            crops.len() * n,
+            |i, slot| crops[i / n].preprocess_into(margins[i % n], &d.input, slot),
+            |_, [_, classes], data| Ok((classes, probabilities(data, classes, d.logits))),
+        )?;
+        Ok(views
+            .chunks(n)
+            .map(|plate| {
+                let classes = plate[0].0;
+                let probs: Vec<&[f32]> = plate.iter().map(|(_, p)| &p[..]).collect();
                 let raw = match d.decoder {
-                    PlateDecoder::Ctc => ctc_beam(
-                        data,
-                        classes,
-                        alphabet,
-                        d.blank,
-                        d.logits,
-                        16,
-                        RAW_CANDIDATES,
-                    ),
+                    PlateDecoder::Ctc => mean_candidates(probs.iter().map(|p| {
+                        ctc_beam(p, classes, alphabet, d.blank, false, 16, RAW_CANDIDATES)
+                    })),
                     PlateDecoder::FixedSlots => {
                         let pad = alphabet
                             .iter()
                             .position(|&ch| ch == d.pad)
                             .expect("validated");
-                        fixed_slots_k_best(data, classes, alphabet, pad, d.logits, RAW_CANDIDATES)
+                        let mean = mean_probabilities(&probs);
+                        fixed_slots_k_best(&mean, classes, alphabet, pad, false, RAW_CANDIDATES)
                     }
                 };
-                Ok(rank_candidates(&raw, top_k))
-            },
-        )
+                rank_candidates(&raw, top_k)
+            })
+            .collect())
     }
 }

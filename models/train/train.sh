@@ -13,6 +13,8 @@
 #   VAL_SEED       simulator seed of the held-out set (default 1000), VAL_IMAGES (default 1000)
 #   DET_MINUTES    detector training budget in wall-clock minutes (default 100)
 #   PLATE_MINUTES  plate reader budget (default 80)
+#   PLATE_FINETUNE_MINUTES  then the reader's fine-tune with rare layouts drawn
+#                  more often, --balance 0.5 at lr 3e-4 (default 50; 0 skips it)
 #   COLOUR_EPOCHS  colour classifier epochs (default 15)
 #   DET_INIT, PLATE_INIT  checkpoints to start from (default: from scratch)
 #   THREADS        CPU threads for the detector (default 1; the reader takes another)
@@ -35,6 +37,7 @@ VAL_SEED=${VAL_SEED:-1000}
 VAL_IMAGES=${VAL_IMAGES:-1000}
 DET_MINUTES=${DET_MINUTES:-100}
 PLATE_MINUTES=${PLATE_MINUTES:-80}
+PLATE_FINETUNE_MINUTES=${PLATE_FINETUNE_MINUTES:-50}
 COLOUR_EPOCHS=${COLOUR_EPOCHS:-15}
 THREADS=${THREADS:-1}
 det_init=(); [ -n "${DET_INIT:-}" ] && det_init=(--init "$DET_INIT")
@@ -74,6 +77,11 @@ plate_pid=$!
 "$PYTHON" train_detector.py --sim "${train_dirs[@]}" --out "$DATA/det" --minutes "$DET_MINUTES" \
     --threads "$THREADS" "${det_init[@]}" --onnx "$ROOT/models/safecity-detector.onnx"
 wait "$plate_pid"
+if [ "$PLATE_FINETUNE_MINUTES" != 0 ]; then
+    "$PYTHON" train_plate.py --sim "${plate_dirs[@]}" --val "$DATA/sim/val-$VAL_SEED" --batch 64 --openalpr-repeat 30 \
+        --out "$DATA/plate-ft" --minutes "$PLATE_FINETUNE_MINUTES" --init "$DATA/plate/plate.pt" \
+        --lr 3e-4 --warmup 100 --balance 0.5 --threads 2 --onnx "$ROOT/models/safecity-plate.onnx"
+fi
 
 # The scores in the model card: through the Rust sessions.
 cd "$ROOT" && bash scripts/eval.sh

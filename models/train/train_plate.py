@@ -132,6 +132,9 @@ decoder = "fixed_slots"
 alphabet = "{ALPHABET}"
 pad = "_"
 logits = true
+# Read each plate three times, tighter and looser around the box, and
+# average: +2 points of exact reads on simulator seeds 1100-1101.
+crop_views = [[0.14, 0.25], [0.03, 0.08]]
 
 [input]
 width = {WIDTH}
@@ -177,6 +180,13 @@ def main():
     ap.add_argument("--onnx", type=Path)
     ap.add_argument("--arch", choices=["attn", "slots"], default="attn")
     ap.add_argument("--warmup", type=int, default=300)
+    ap.add_argument(
+        "--balance",
+        type=float,
+        default=0.0,
+        help="draw simulated plates with weight count(shape)^-B, shape = the text with digits "
+        "as 9 and letters as A (0: uniform; 0.5 lifts rare layouts such as foreign plates)",
+    )
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -193,8 +203,19 @@ def main():
         cache.write_bytes(pickle.dumps((items, alpr)))
     val = cut_patches(load_simulated(args.val), only_readable=True) if args.val else []
     pool = list(range(len(items))) + list(range(len(items), len(items) + len(alpr))) * args.openalpr_repeat
+    # Draw weights: rare text shapes (layouts) of simulated plates count
+    # more with --balance; each openalpr photo counts openalpr_repeat times.
+    shapes = ["".join("9" if c.isdigit() else "A" for c in it["text"]) for it in items]
+    counts = {sh: shapes.count(sh) for sh in set(shapes)}
+    weights = np.array([counts[sh] ** -args.balance for sh in shapes] + [0.0] * len(alpr))
+    weights *= len(items) / weights.sum()
+    weights = np.concatenate([weights[: len(items)], np.full(len(alpr), float(args.openalpr_repeat))])
+    weights /= weights.sum()
     items = items + alpr
     print(f"plates: {len(items) - len(alpr)} simulated, {len(alpr)} openalpr, {len(val)} readable for validation", flush=True)
+    if args.balance:
+        rare = sorted(counts.items(), key=lambda kv: kv[1])[:5]
+        print(f"balance {args.balance}: {len(counts)} shapes, rarest {rare}", flush=True)
 
     model = PlateReader() if args.arch == "attn" else SlotsReader()
     if args.init:
@@ -211,9 +232,12 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / args.warmup) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
         for g in opt.param_groups:
             g["lr"] = lr
-        if len(queue) < args.batch:
-            queue += list(rng.permutation(pool))
-        idx, queue = queue[: args.batch], queue[args.batch :]
+        if args.balance:
+            idx = list(rng.choice(len(items), size=args.batch, p=weights))
+        else:
+            if len(queue) < args.batch:
+                queue += list(rng.permutation(pool))
+            idx, queue = queue[: args.batch], queue[args.batch :]
         x, y = batch(items, idx, rng, True)
         model.train()
         logits = model(x)
