@@ -686,6 +686,10 @@ def server_markdown(sj, measured):
     out.append(f"| safecity, SQLite (WAL, synchronous=FULL) | {sq['events_per_s']:,.0f} | "
                f"{mb(last['disk']['bytes_per_million_events']):,.0f} MB | "
                f"{mb(last['memory']['rss_after_open_bytes_per_million_events']):,.1f} MB RSS per million events after open (plate index) |")
+    for c in sj.get("clients") or []:
+        who = "one client" if c["clients"] == 1 else f"{c['clients']} clients at once (group commit)"
+        out.append(f"| safecity, SQLite, {who}: first {c['events']:,} events into a fresh store, wall clock | "
+                   f"{c['events_per_s']:,.0f} | | |")
     pg = sj.get("postgres_store")
     if pg:
         out.append(f"| safecity, PostgreSQL (first {pg['events']:,} events) | {pg['events_per_s']:,.0f} | "

@@ -14,10 +14,11 @@
 mod alerts;
 mod track;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, MatchedPath, Path, RawQuery, Request, State};
@@ -54,6 +55,70 @@ const MAX_LIMIT: usize = 500;
 const DEFAULT_MAX_DISTANCE: f32 = 1.0;
 const MAX_DISTANCE: f32 = 2.0;
 
+/// How long an ingest call with alerts waits for the calls committed
+/// before it to publish theirs, before it publishes anyway (a call that
+/// never finishes must not stall the live streams).
+const PUBLISH_WAIT: Duration = Duration::from_secs(5);
+
+/// Publishes the alerts of ingest calls in the store's commit order
+/// ([`IngestOutcome::seq`](crate::store::IngestOutcome::seq)), so that live
+/// streams and webhooks see alert ids in order while batches are stored
+/// concurrently. A call without alerts only marks its turn as taken; one
+/// with alerts waits for every earlier call first.
+#[derive(Default)]
+struct PublishOrder {
+    state: Mutex<PublishState>,
+    turn: Condvar,
+}
+
+#[derive(Default)]
+struct PublishState {
+    /// Every call numbered up to this one is through.
+    through: u64,
+    /// Calls through above `through`, waiting for a gap to close.
+    ahead: BTreeSet<u64>,
+}
+
+impl PublishOrder {
+    /// Runs `publish` (when `alerts`) once every call committed before
+    /// `seq` is through, or after [`PUBLISH_WAIT`], then marks `seq`
+    /// through.
+    fn in_turn(&self, seq: u64, alerts: bool, publish: impl FnOnce()) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if alerts {
+            let deadline = Instant::now() + PUBLISH_WAIT;
+            while st.through + 1 < seq {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    tracing::warn!(
+                        seq,
+                        through = st.through,
+                        "publishing alerts before an earlier ingest call that has not finished"
+                    );
+                    // Later calls do not wait for the missing ones again.
+                    st.ahead.retain(|&s| s > seq);
+                    st.through = seq - 1;
+                    break;
+                }
+                st = self
+                    .turn
+                    .wait_timeout(st, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            publish();
+        }
+        if seq > st.through {
+            st.ahead.insert(seq);
+        }
+        while st.ahead.first() == Some(&(st.through + 1)) {
+            st.ahead.pop_first();
+            st.through += 1;
+        }
+        self.turn.notify_all();
+    }
+}
+
 /// Everything the handlers share.
 #[derive(Clone)]
 pub struct AppState {
@@ -66,9 +131,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// New alerts, in id order, for the live streams.
     live: tokio::sync::broadcast::Sender<Arc<alerts::LiveAlert>>,
-    /// Held from an ingest's commit until its alerts are published, so
-    /// they are published in id order.
-    publish_gate: Mutex<()>,
+    /// Ingest calls publish their alerts in the store's commit order.
+    publish_order: PublishOrder,
     webhooks: Webhooks,
     max_body: usize,
     max_clip: usize,
@@ -90,7 +154,7 @@ impl AppState {
                 store,
                 blobs,
                 live: tokio::sync::broadcast::channel(alerts::LIVE_BUFFER).0,
-                publish_gate: Mutex::new(()),
+                publish_order: PublishOrder::default(),
                 webhooks: Webhooks::start(&config.webhooks, metrics.clone()),
                 metrics,
                 max_body: config.max_body_mb * 1024 * 1024,
@@ -669,15 +733,22 @@ async fn ingest(
                 snapshot: hash,
             });
         }
-        let _gate = inner.publish_gate.lock().unwrap_or_else(|e| e.into_inner());
+        // Batches of edges posting at the same time may share a commit.
         let outcome = inner.store.ingest(&events)?;
         // A retention purge that committed between the puts and this
         // commit may have removed a blob these events name: put it back.
-        for bytes in &snapshots {
-            inner.blobs.put(bytes)?;
-        }
-        // After the commit, only for events stored now.
-        live.publish(&outcome.alerts);
+        let put_back = snapshots
+            .iter()
+            .try_for_each(|bytes| inner.blobs.put(bytes).map(drop));
+        // After the commit, only for events stored now, in commit order;
+        // even when a blob could not be put back, as calls after this one
+        // wait for it.
+        inner
+            .publish_order
+            .in_turn(outcome.seq, !outcome.alerts.is_empty(), || {
+                live.publish(&outcome.alerts)
+            });
+        put_back?;
         Ok(outcome)
     })
     .await?;
@@ -1262,4 +1333,37 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
         .metrics
         .count_request(method.as_str(), &route, res.status().as_u16());
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Calls that finish out of commit order publish in commit order; a
+    /// call without alerts never waits, but later calls wait for it.
+    #[test]
+    fn alerts_are_published_in_commit_order() {
+        let order = Arc::new(PublishOrder::default());
+        let published = Arc::new(Mutex::new(Vec::new()));
+        // Arrival order differs from commit order; 3 and 6 raise no alerts.
+        let arrivals = [5u64, 2, 7, 3, 1, 6, 4, 8];
+        let threads: Vec<_> = arrivals
+            .iter()
+            .enumerate()
+            .map(|(i, &seq)| {
+                let (order, published) = (Arc::clone(&order), Arc::clone(&published));
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(20 * i as u64));
+                    let alerts = seq != 3 && seq != 6;
+                    order.in_turn(seq, alerts, || published.lock().unwrap().push(seq));
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(*published.lock().unwrap(), vec![1, 2, 4, 5, 7, 8]);
+        let st = order.state.lock().unwrap();
+        assert_eq!((st.through, st.ahead.len()), (8, 0));
+    }
 }

@@ -59,6 +59,10 @@ pub struct IngestOutcome {
     pub duplicates: u64,
     /// Alerts raised by the events stored now, committed with them, by id.
     pub alerts: Vec<Alert>,
+    /// This call's place in the store's commit order, from 1 since the
+    /// store was opened: a call with a lower number committed first (and
+    /// its alerts have lower ids). The API publishes alerts in this order.
+    pub seq: u64,
 }
 
 /// Which plates a search looks for.

@@ -15,6 +15,10 @@
 //!   Each batch is one durable transaction and updates the in-memory
 //!   [`PlateIndex`](safecity_server::PlateIndex). Events are built on a
 //!   second thread; only the time inside `ingest` counts.
+//! - **Concurrent ingest** (group commit): the first million events into
+//!   fresh embedded stores by one client and by `--clients` clients at
+//!   once, each taking the next batch as it is built, as several edges
+//!   post at the same time; wall-clock rates, both measured the same way.
 //! - **HTTP ingest** at a smaller scale into a fresh embedded store: gzip
 //!   JSON batches through the real router ([`app`]), as an edge sends them,
 //!   without a socket.
@@ -118,6 +122,12 @@ struct Args {
     /// Events per ingest batch.
     #[arg(long, default_value_t = 1_000)]
     batch: usize,
+    /// Concurrent ingest clients for the group-commit figure (0: skip it).
+    #[arg(long, default_value_t = 4)]
+    clients: usize,
+    /// Events the concurrent clients send (and the one client, to compare).
+    #[arg(long, default_value_t = 1_000_000)]
+    clients_events: u64,
     /// Events sent through the HTTP handler (0: skip).
     #[arg(long, default_value_t = 200_000)]
     http_events: u64,
@@ -150,6 +160,8 @@ struct Report {
     data: DataReport,
     settings: Settings,
     sqlite: Option<StoreReport>,
+    /// The embedded store fed by one client, then by several at once.
+    clients: Vec<ClientsReport>,
     http: Option<HttpReport>,
     postgres_store: Option<StoreReport>,
     baseline: Option<BaselineReport>,
@@ -306,6 +318,17 @@ struct HttpReport {
     /// last checkpoint.
     search_events: u64,
     search: BTreeMap<String, Latency>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct ClientsReport {
+    clients: usize,
+    events: u64,
+    /// From the first batch sent to the last acknowledged.
+    wall_s: f64,
+    events_per_s: f64,
+    /// Each client's `ingest` calls, waiting for the writer included.
+    batch: Latency,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -728,6 +751,65 @@ impl Run {
                 memory: Some(memory),
             });
             from = cp;
+        }
+        Ok(())
+    }
+
+    /// The first `--clients-events` events into a fresh embedded store by
+    /// `clients` threads at once, each taking the next batch built.
+    fn clients(&self, clients: usize, report: &mut ClientsReport) -> Result<()> {
+        let n = self.args.clients_events.min(self.data.len());
+        let dir = self.args.data_dir.join("clients");
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        let store = SqliteStore::open(&dir)?;
+        eprintln!(
+            "clients: {} events by {clients} client(s) at once",
+            thousands(n)
+        );
+        let source = std::sync::Mutex::new(batches(&self.data, 0, n, self.args.batch));
+        let started = Instant::now();
+        let times = std::thread::scope(|scope| -> Result<Vec<Duration>> {
+            let workers: Vec<_> = (0..clients)
+                .map(|_| {
+                    scope.spawn(|| -> Result<Vec<Duration>> {
+                        let mut times = Vec::new();
+                        loop {
+                            let next = source.lock().expect("batch source").recv();
+                            let Ok(events) = next else {
+                                return Ok(times);
+                            };
+                            let t = Instant::now();
+                            let outcome = store.ingest(&events)?;
+                            times.push(t.elapsed());
+                            ensure!(
+                                outcome.accepted == events.len() as u64,
+                                "ingest accepted {} of {} events",
+                                outcome.accepted,
+                                events.len()
+                            );
+                        }
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for w in workers {
+                all.extend(w.join().expect("client thread")?);
+            }
+            Ok(all)
+        })?;
+        let wall = started.elapsed();
+        *report = ClientsReport {
+            clients,
+            events: n,
+            wall_s: secs(wall),
+            events_per_s: n as f64 / secs(wall),
+            batch: Latency::of(&times),
+        };
+        drop(store);
+        if !self.args.keep_data {
+            std::fs::remove_dir_all(&dir)?;
         }
         Ok(())
     }
@@ -1340,6 +1422,19 @@ fn targets(report: &Report) -> Vec<Target> {
             }
         }
     }
+    if let Some(c) = report.clients.iter().rfind(|c| c.clients > 1) {
+        add(
+            format!(
+                "sqlite, {} clients at once: ingest events/s, batches of {}, 0..{}",
+                c.clients,
+                thousands(report.settings.batch as u64),
+                short(c.events)
+            ),
+            ">= 100000",
+            c.events_per_s,
+            c.events_per_s >= 100_000.0,
+        );
+    }
     out
 }
 
@@ -1405,6 +1500,20 @@ fn print_table(r: &Report) {
             format!("sqlite Store::ingest 0..{}", short(s.events)),
             s.events_per_s,
             s.wall_events_per_s
+        );
+    }
+    for c in &r.clients {
+        let _ = writeln!(
+            o,
+            "  {:<36} {:>10.0} {:>8.1} ms {:>8.1} ms  (wall clock, fresh store)",
+            format!(
+                "sqlite {} client(s) at once 0..{}",
+                c.clients,
+                short(c.events)
+            ),
+            c.events_per_s,
+            c.batch.p50_ms,
+            c.batch.p99_ms,
         );
     }
     if let Some(h) = &r.http {
@@ -1812,6 +1921,13 @@ fn main() -> Result<()> {
         let ok = result.is_ok();
         check("sqlite", result);
         report.sqlite = Some(sqlite);
+        if ok && run.args.clients > 0 {
+            for clients in [1, run.args.clients] {
+                let mut r = ClientsReport::default();
+                check("clients", run.clients(clients, &mut r));
+                report.clients.push(r);
+            }
+        }
         if ok {
             let mut http = HttpReport::default();
             check("http", run.http(&mut http));

@@ -280,6 +280,9 @@ pub struct PostgresStore {
     partitions: Mutex<HashSet<i32>>,
     /// The `plates` table as this server changed it.
     index: PlateIndex,
+    /// Ingest calls committed since open ([`IngestOutcome::seq`]); held
+    /// across each ingest commit, so the count follows commit order.
+    commits: Mutex<u64>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -568,6 +571,7 @@ impl PostgresStore {
             matcher: RwLock::new((i64::MIN, Arc::new(Matcher::default()))),
             partitions: Mutex::new(HashSet::new()),
             index: PlateIndex::default(),
+            commits: Mutex::new(0),
         };
         store.pool.with(Self::migrate)?;
         let plates: Vec<String> = store.pool.with(|conn| {
@@ -1053,8 +1057,15 @@ impl Store for PostgresStore {
                 .collect();
             outcome.accepted = new_rows.len() as u64;
             outcome.duplicates = events.len() as u64 - outcome.accepted;
-            if new_rows.is_empty() {
+            // Numbered in commit order (see `commits`).
+            let commit = |tx: postgres::Transaction<'_>| -> Result<u64> {
+                let mut n = lock(&self.commits);
                 tx.commit()?;
+                *n += 1;
+                Ok(*n)
+            };
+            if new_rows.is_empty() {
+                outcome.seq = commit(tx)?;
                 return Ok(());
             }
 
@@ -1192,8 +1203,10 @@ impl Store for PostgresStore {
                     });
                 }
             }
-            self.index
-                .commit_with(&new_plates, &[] as &[&str], || Ok(tx.commit()?))
+            outcome.seq = self
+                .index
+                .commit_with(&new_plates, &[] as &[&str], || commit(tx))?;
+            Ok(())
         })?;
         Ok(outcome)
     }

@@ -46,7 +46,7 @@
 //!   `new_sightings` is then emptied in one step (its pages freed, not its
 //!   rows deleted one by one).
 //!   The merge runs after the batch that filled the last part has committed,
-//!   before that [`Store::ingest`] call returns: that one call takes
+//!   before the [`Store::ingest`] call that wrote it returns: that one call takes
 //!   0.34-0.47 s longer (576,000 sightings; `server-bench --events 2000000
 //!   --plates 200000`), once per merge.
 //! - `sighting_parts` holds each part's level, its sighting count and its
@@ -83,14 +83,31 @@
 //! Every connection runs with `synchronous=FULL`: a commit returns only
 //! after its write-ahead-log frames are synced to disk, so a batch that
 //! [`Store::ingest`] has returned for survives a crash of the process or
-//! of the machine. A batch is one transaction, with the alerts it raises:
-//! after a crash it is stored whole or not at all.
+//! of the machine. A batch is written in one transaction, with the alerts
+//! it raises (with other callers' batches, see below): after a crash it is
+//! stored whole or not at all.
 //!
 //! Writes go through one connection behind a mutex; reads use a small pool
 //! of their own connections and, in WAL mode, do not wait for writes.
+//!
+//! # Group commit
+//!
+//! Edges post at the same time. Each [`Store::ingest`] call makes its
+//! rows (columns and JSON) before it waits, then queues its batch and takes
+//! the writer lock. The caller that gets the lock writes every queued
+//! batch in one transaction, under one fsync, and hands each caller its
+//! own outcome; a caller whose batch was written that way returns as soon
+//! as it gets the lock. Each batch is still acknowledged only after the
+//! commit that holds it. If the joint transaction fails, each batch is
+//! tried again in a transaction of its own, so one batch's error never
+//! becomes another's. Measured with `server-bench` (the first million
+//! events into fresh stores, wall clock, one run): one client 96.2k
+//! events/s, four clients at once 107.8k. The API publishes the alerts of
+//! concurrent calls in commit order ([`IngestOutcome::seq`]).
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -294,6 +311,12 @@ const WAL_CHECKPOINT_PAGES: u32 = 20_000;
 pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
+    /// Batches waiting for the writer; the next holder of the writer lock
+    /// writes them all in one transaction (group commit).
+    queue: Mutex<Vec<Arc<IngestJob>>>,
+    /// Ingest calls committed since open ([`IngestOutcome::seq`]); counted
+    /// under the writer lock.
+    commits: AtomicU64,
     readers: Mutex<Vec<Connection>>,
     /// The watchlist entries that are not removed; replaced under the
     /// writer lock.
@@ -401,6 +424,8 @@ impl SqliteStore {
             index,
             path,
             writer: Mutex::new(conn),
+            queue: Mutex::new(Vec::new()),
+            commits: AtomicU64::new(0),
             readers: Mutex::new(Vec::new()),
             matcher: RwLock::new(Arc::new(matcher)),
             parts: Parts {
@@ -744,163 +769,24 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn ingest(&self, events: &[NewEvent]) -> Result<IngestOutcome> {
-        let received = now_ms();
-        let mut outcome = IngestOutcome::default();
+        // Columns and JSON are made before the writer lock, so concurrent
+        // callers prepare in parallel; then the group commit (module notes).
+        let rows = events.iter().map(Row::of).collect::<Result<Vec<_>>>()?;
+        let job = Arc::new(IngestJob {
+            rows,
+            result: Mutex::new(None),
+        });
+        lock(&self.queue).push(Arc::clone(&job));
         let mut conn = lock(&self.writer);
-        let matcher = self
-            .matcher
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut part = OpenPart::newest(&tx, self.parts.rows)?;
-        let mut new_plates: Vec<&str> = Vec::new();
-        {
-            let mut alert = tx.prepare_cached(
-                "INSERT INTO alerts (kind, state, priority, event_id, watchlist_id, camera_id,
-                     plate, ts, distance, created, updated)
-                 VALUES (?1, 'new', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-            )?;
-            let mut raise = |kind: AlertKind,
-                             priority: Priority,
-                             new: &NewEvent,
-                             ts_ms: i64,
-                             plate: Option<&str>,
-                             watch: Option<WatchRef>,
-                             distance: Option<f32>|
-             -> Result<Alert> {
-                alert.execute(params![
-                    kind.as_str(),
-                    priority.as_str(),
-                    new.event.id,
-                    watch.as_ref().map(|w| w.id),
-                    new.event.camera_id,
-                    plate,
-                    ts_ms,
-                    distance.map(f64::from),
-                    received,
-                ])?;
-                Ok(Alert {
-                    id: tx.last_insert_rowid(),
-                    kind,
-                    state: AlertState::New,
-                    priority,
-                    event_id: new.event.id.clone(),
-                    camera_id: new.event.camera_id.clone(),
-                    plate: plate.map(str::to_owned),
-                    ts_ms,
-                    created_ms: received,
-                    updated_ms: received,
-                    watch,
-                    distance,
-                    snapshot: new.snapshot.clone(),
-                    clip: None,
-                })
-            };
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO events (id, kind, edge_id, camera_id, ts, plate,
-                     plate_display, plate_confidence, vehicle_class, colour,
-                     snapshot_sha256, received, json)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?;
-            let mut sighting = tx.prepare_cached(
-                "INSERT INTO new_sightings (part, plate, ts, ev) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            let cameras_indexed: i64 = tx
-                .prepare_cached(CAMERAS_INDEXED)?
-                .query_row([], |r| r.get(0))?;
-            let mut camera = tx.prepare_cached(
-                "INSERT INTO camera_sightings (camera_id, ts, ev) VALUES (?1, ?2, ?3)",
-            )?;
-            for new in events {
-                let e = &new.event;
-                let json = serde_json::to_string(&StoredJson::of(e))
-                    .map_err(|err| Error::Corrupt(format!("event {}: {err}", e.id)))?;
-                let ts_ms = (e.ts.unix_timestamp_nanos() / 1_000_000) as i64;
-                let plate_text = if e.kind == EventKind::PlateRead {
-                    e.plate.as_ref().map(|p| p.text.as_str())
-                } else {
-                    None
-                };
-                let inserted = insert.execute(params![
-                    e.id,
-                    e.kind.as_str(),
-                    e.edge_id,
-                    e.camera_id,
-                    ts_ms,
-                    plate_text,
-                    e.plate.as_ref().map(|p| p.display.as_str()),
-                    e.plate.as_ref().map(|p| f64::from(p.confidence)),
-                    e.vehicle.as_ref().map(|v| v.class.to_lowercase()),
-                    e.vehicle
-                        .as_ref()
-                        .and_then(|v| v.colour.as_ref())
-                        .map(|c| c.to_lowercase()),
-                    new.snapshot,
-                    received,
-                    json,
-                ])?;
-                if inserted == 1 {
-                    outcome.accepted += 1;
-                    let rowid = tx.last_insert_rowid();
-                    if rowid <= cameras_indexed {
-                        // A rowid freed by the purge, below the indexed
-                        // range: indexed now, not with the next chunk.
-                        camera.execute(params![e.camera_id, ts_ms, rowid])?;
-                    }
-                    if let Some(p) = plate_text {
-                        sighting.execute(params![part.id, p, ts_ms, rowid])?;
-                        part.add(ts_ms);
-                        // The `plates` table gets it when its part is
-                        // merged; the index at once (see `plates` in `open`).
-                        if !self.index.contains(p) {
-                            new_plates.push(p);
-                        }
-                        for (entry, distance) in matcher.matches(p, received) {
-                            let watch = WatchRef {
-                                id: entry.id,
-                                pattern: entry.entry.pattern.clone(),
-                                mode: entry.entry.mode,
-                                reason: entry.entry.reason.clone(),
-                            };
-                            let a = raise(
-                                AlertKind::Watchlist,
-                                entry.entry.priority,
-                                new,
-                                ts_ms,
-                                Some(p),
-                                Some(watch),
-                                distance,
-                            )?;
-                            outcome.alerts.push(a);
-                        }
-                    }
-                    if e.kind == EventKind::PanicAlarm {
-                        let a = raise(
-                            AlertKind::PanicAlarm,
-                            Priority::Critical,
-                            new,
-                            ts_ms,
-                            None,
-                            None,
-                            None,
-                        )?;
-                        outcome.alerts.push(a);
-                    }
-                } else {
-                    outcome.duplicates += 1;
-                }
-            }
-            part.save(&tx)?;
+        if let Some(done) = lock(&job.result).take() {
+            // An earlier holder of the lock wrote this batch with its own.
+            return done;
         }
-        // Still under the writer lock: the index changes in commit order.
-        self.index
-            .commit_with(&new_plates, &[] as &[&str], || Ok(tx.commit()?))?;
-        // The batch is durable; merging is bookkeeping, in a transaction
-        // of its own.
-        Self::merge_parts(&mut conn, self.parts)?;
-        Self::index_cameras(&mut conn, self.parts.camera_chunk)?;
-        Ok(outcome)
+        let group = std::mem::take(&mut *lock(&self.queue));
+        self.write_group(&mut conn, &group);
+        drop(conn);
+        let done = lock(&job.result).take();
+        done.unwrap_or_else(|| Err(Error::Corrupt("a batch left its group unwritten".into())))
     }
 
     fn event_blobs(&self, id: &str) -> Result<Option<EventBlobs>> {
@@ -1401,6 +1287,240 @@ type ExpiredRow = (
     String,
 );
 
+/// One event of a batch, made ready for its row outside the writer lock.
+struct Row {
+    id: String,
+    kind: EventKind,
+    edge_id: String,
+    camera_id: String,
+    ts_ms: i64,
+    /// The canonical plate of a `plate_read`; `None` for other kinds.
+    plate: Option<String>,
+    display: Option<String>,
+    confidence: Option<f64>,
+    class: Option<String>,
+    colour: Option<String>,
+    snapshot: Option<BlobHash>,
+    json: String,
+}
+
+impl Row {
+    fn of(new: &NewEvent) -> Result<Row> {
+        let e = &new.event;
+        let json = serde_json::to_string(&StoredJson::of(e))
+            .map_err(|err| Error::Corrupt(format!("event {}: {err}", e.id)))?;
+        Ok(Row {
+            id: e.id.clone(),
+            kind: e.kind,
+            edge_id: e.edge_id.clone(),
+            camera_id: e.camera_id.clone(),
+            ts_ms: (e.ts.unix_timestamp_nanos() / 1_000_000) as i64,
+            plate: if e.kind == EventKind::PlateRead {
+                e.plate.as_ref().map(|p| p.text.clone())
+            } else {
+                None
+            },
+            display: e.plate.as_ref().map(|p| p.display.clone()),
+            confidence: e.plate.as_ref().map(|p| f64::from(p.confidence)),
+            class: e.vehicle.as_ref().map(|v| v.class.to_lowercase()),
+            colour: e
+                .vehicle
+                .as_ref()
+                .and_then(|v| v.colour.as_ref())
+                .map(|c| c.to_lowercase()),
+            snapshot: new.snapshot.clone(),
+            json,
+        })
+    }
+}
+
+/// One caller's batch waiting for the writer, and what became of it.
+struct IngestJob {
+    rows: Vec<Row>,
+    result: Mutex<Option<Result<IngestOutcome>>>,
+}
+
+impl SqliteStore {
+    /// Writes `group` (batches of callers waiting for the writer, in
+    /// arrival order) in one transaction and hands each its outcome. When
+    /// that transaction fails, each batch is tried again alone, so that one
+    /// batch's error is not another's. Merging follows the commit.
+    fn write_group(&self, conn: &mut Connection, group: &[Arc<IngestJob>]) {
+        let received = now_ms();
+        match self.write_batches(conn, group, received) {
+            Ok(outcomes) => {
+                for (job, mut outcome) in group.iter().zip(outcomes) {
+                    outcome.seq = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
+                    *lock(&job.result) = Some(Ok(outcome));
+                }
+            }
+            Err(e) if group.len() == 1 => *lock(&group[0].result) = Some(Err(e)),
+            Err(_) => {
+                for job in group {
+                    let alone = self
+                        .write_batches(conn, std::slice::from_ref(job), received)
+                        .map(|mut o| {
+                            let mut outcome = o.pop().unwrap_or_default();
+                            outcome.seq = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
+                            outcome
+                        });
+                    *lock(&job.result) = Some(alone);
+                }
+            }
+        }
+        // The batches are durable (or failed); merging is bookkeeping, in
+        // transactions of its own, tried again after every commit.
+        if let Err(e) = Self::merge_parts(conn, self.parts)
+            .and_then(|()| Self::index_cameras(conn, self.parts.camera_chunk))
+        {
+            tracing::error!(
+                "{}: index upkeep failed, tried again after the next batch: {e}",
+                self.path.display()
+            );
+        }
+    }
+
+    /// Stores the rows of `group` in one transaction; one outcome per job.
+    fn write_batches(
+        &self,
+        conn: &mut Connection,
+        group: &[Arc<IngestJob>],
+        received: i64,
+    ) -> Result<Vec<IngestOutcome>> {
+        let matcher = self
+            .matcher
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut part = OpenPart::newest(&tx, self.parts.rows)?;
+        let mut new_plates: Vec<&str> = Vec::new();
+        let mut outcomes = Vec::with_capacity(group.len());
+        {
+            let mut alert = tx.prepare_cached(
+                "INSERT INTO alerts (kind, state, priority, event_id, watchlist_id, camera_id,
+                     plate, ts, distance, created, updated)
+                 VALUES (?1, 'new', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+            )?;
+            let mut raise = |kind: AlertKind,
+                             priority: Priority,
+                             row: &Row,
+                             watch: Option<WatchRef>,
+                             distance: Option<f32>|
+             -> Result<Alert> {
+                alert.execute(params![
+                    kind.as_str(),
+                    priority.as_str(),
+                    row.id,
+                    watch.as_ref().map(|w| w.id),
+                    row.camera_id,
+                    row.plate,
+                    row.ts_ms,
+                    distance.map(f64::from),
+                    received,
+                ])?;
+                Ok(Alert {
+                    id: tx.last_insert_rowid(),
+                    kind,
+                    state: AlertState::New,
+                    priority,
+                    event_id: row.id.clone(),
+                    camera_id: row.camera_id.clone(),
+                    plate: row.plate.clone(),
+                    ts_ms: row.ts_ms,
+                    created_ms: received,
+                    updated_ms: received,
+                    watch,
+                    distance,
+                    snapshot: row.snapshot.clone(),
+                    clip: None,
+                })
+            };
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO events (id, kind, edge_id, camera_id, ts, plate,
+                     plate_display, plate_confidence, vehicle_class, colour,
+                     snapshot_sha256, received, json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            )?;
+            let mut sighting = tx.prepare_cached(
+                "INSERT INTO new_sightings (part, plate, ts, ev) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let cameras_indexed: i64 = tx
+                .prepare_cached(CAMERAS_INDEXED)?
+                .query_row([], |r| r.get(0))?;
+            let mut camera = tx.prepare_cached(
+                "INSERT INTO camera_sightings (camera_id, ts, ev) VALUES (?1, ?2, ?3)",
+            )?;
+            for job in group {
+                let mut outcome = IngestOutcome::default();
+                for row in &job.rows {
+                    let inserted = insert.execute(params![
+                        row.id,
+                        row.kind.as_str(),
+                        row.edge_id,
+                        row.camera_id,
+                        row.ts_ms,
+                        row.plate,
+                        row.display,
+                        row.confidence,
+                        row.class,
+                        row.colour,
+                        row.snapshot,
+                        received,
+                        row.json,
+                    ])?;
+                    if inserted != 1 {
+                        outcome.duplicates += 1;
+                        continue;
+                    }
+                    outcome.accepted += 1;
+                    let rowid = tx.last_insert_rowid();
+                    if rowid <= cameras_indexed {
+                        // A rowid freed by the purge, below the indexed
+                        // range: indexed now, not with the next chunk.
+                        camera.execute(params![row.camera_id, row.ts_ms, rowid])?;
+                    }
+                    if let Some(p) = row.plate.as_deref() {
+                        sighting.execute(params![part.id, p, row.ts_ms, rowid])?;
+                        part.add(row.ts_ms);
+                        // The `plates` table gets it when its part is
+                        // merged; the index at once (see `plates` in `open`).
+                        if !self.index.contains(p) {
+                            new_plates.push(p);
+                        }
+                        for (entry, distance) in matcher.matches(p, received) {
+                            let watch = WatchRef {
+                                id: entry.id,
+                                pattern: entry.entry.pattern.clone(),
+                                mode: entry.entry.mode,
+                                reason: entry.entry.reason.clone(),
+                            };
+                            let a = raise(
+                                AlertKind::Watchlist,
+                                entry.entry.priority,
+                                row,
+                                Some(watch),
+                                distance,
+                            )?;
+                            outcome.alerts.push(a);
+                        }
+                    }
+                    if row.kind == EventKind::PanicAlarm {
+                        let a = raise(AlertKind::PanicAlarm, Priority::Critical, row, None, None)?;
+                        outcome.alerts.push(a);
+                    }
+                }
+                outcomes.push(outcome);
+            }
+            part.save(&tx)?;
+        }
+        // Still under the writer lock: the index changes in commit order.
+        self.index
+            .commit_with(&new_plates, &[] as &[&str], || Ok(tx.commit()?))?;
+        Ok(outcomes)
+    }
+}
+
 impl SqliteStore {
     /// Adds the events past the camera index to it, in key order, once
     /// there are `chunk` of them (see the module notes).
@@ -1676,6 +1796,93 @@ mod tests {
             limit,
             after,
         }
+    }
+
+    /// Callers that ingest at the same time share commits (group commit):
+    /// each still gets the outcome of its own batch, every event is stored
+    /// once, and each alert goes to the caller whose batch raised it.
+    #[test]
+    fn concurrent_batches_each_get_their_own_outcome() {
+        const THREADS: u128 = 6;
+        const BATCHES: u128 = 30;
+        const SIZE: u128 = 40;
+        // Thread t sends events [600 t, 600 t + 1200): each id but the
+        // first and last 600 comes from two threads.
+        const OFFSET: u128 = BATCHES * SIZE / 2;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let watched = "007ABC02";
+        store
+            .add_watch(&NewWatch {
+                pattern: watched.into(),
+                mode: WatchMode::Exact,
+                max_distance: None,
+                reason: "r".into(),
+                priority: Priority::High,
+                expires_ms: None,
+                created_ms: 0,
+                created_by: "t".into(),
+            })
+            .unwrap();
+        let event = |n: u128| {
+            read(
+                n,
+                1_700_000_000_000 + n as u64 * 1000,
+                &format!("{:03}ABC02", n % 97 + 1),
+            )
+        };
+        let barrier = Arc::new(std::sync::Barrier::new(THREADS as usize));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    (0..BATCHES)
+                        .map(|b| {
+                            let ns: Vec<u128> =
+                                (0..SIZE).map(|k| t * OFFSET + b * SIZE + k).collect();
+                            let batch: Vec<NewEvent> = ns.iter().map(|&n| event(n)).collect();
+                            let outcome = store.ingest(&batch).unwrap();
+                            (batch, outcome)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let calls: Vec<(Vec<NewEvent>, IngestOutcome)> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+
+        let distinct = (THREADS + 1) * OFFSET;
+        let watched_events = (0..distinct).filter(|n| n % 97 == 6).count();
+        let mut alerted = std::collections::HashSet::new();
+        for (batch, outcome) in &calls {
+            assert_eq!(outcome.accepted + outcome.duplicates, SIZE as u64);
+            for a in &outcome.alerts {
+                assert!(
+                    batch.iter().any(|e| e.event.id == a.event_id),
+                    "alert of another batch"
+                );
+                assert_eq!(a.plate.as_deref(), Some(watched));
+                assert!(
+                    alerted.insert(a.event_id.clone()),
+                    "two alerts for one event"
+                );
+            }
+        }
+        let accepted: u64 = calls.iter().map(|(_, o)| o.accepted).sum();
+        assert_eq!(accepted, distinct as u64);
+        assert_eq!(alerted.len(), watched_events);
+        // Stored once each: a second pass finds every event a duplicate.
+        for (batch, _) in calls.iter().step_by(7) {
+            let again = store.ingest(batch).unwrap();
+            assert_eq!((again.accepted, again.alerts.len()), (0, 0));
+        }
+        let page = store
+            .search(&query(PlateQuery::Exact(watched.into()), 1000, None))
+            .unwrap();
+        assert_eq!(page.hits.len(), watched_events);
     }
 
     #[test]
