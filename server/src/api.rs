@@ -65,10 +65,21 @@ const PUBLISH_WAIT: Duration = Duration::from_secs(5);
 /// streams and webhooks see alert ids in order while batches are stored
 /// concurrently. A call without alerts only marks its turn as taken; one
 /// with alerts waits for every earlier call first.
-#[derive(Default)]
 struct PublishOrder {
     state: Mutex<PublishState>,
     turn: Condvar,
+    /// [`PUBLISH_WAIT`]; shorter in tests.
+    wait: Duration,
+}
+
+impl Default for PublishOrder {
+    fn default() -> Self {
+        PublishOrder {
+            state: Mutex::default(),
+            turn: Condvar::new(),
+            wait: PUBLISH_WAIT,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -86,7 +97,7 @@ impl PublishOrder {
     fn in_turn(&self, seq: u64, alerts: bool, publish: impl FnOnce()) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if alerts {
-            let deadline = Instant::now() + PUBLISH_WAIT;
+            let deadline = Instant::now() + self.wait;
             while st.through + 1 < seq {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -1365,5 +1376,30 @@ mod tests {
         assert_eq!(*published.lock().unwrap(), vec![1, 2, 4, 5, 7, 8]);
         let st = order.state.lock().unwrap();
         assert_eq!((st.through, st.ahead.len()), (8, 0));
+    }
+
+    /// A call that never finishes holds up the calls after it only once,
+    /// for the wait; if it turns up late it publishes without waiting.
+    #[test]
+    fn a_missing_call_delays_publishing_once() {
+        let order = PublishOrder {
+            wait: Duration::from_secs(1),
+            ..PublishOrder::default()
+        };
+        let published = Mutex::new(Vec::new());
+        let publish = |seq: u64| order.in_turn(seq, true, || published.lock().unwrap().push(seq));
+        publish(1);
+        // 2 never comes (yet): 3 waits, then publishes anyway.
+        let t = Instant::now();
+        publish(3);
+        assert!(t.elapsed() >= Duration::from_secs(1));
+        // Nothing waits for 2 again.
+        let t = Instant::now();
+        publish(4);
+        publish(2);
+        publish(5);
+        assert!(t.elapsed() < Duration::from_secs(1));
+        assert_eq!(*published.lock().unwrap(), vec![1, 3, 4, 2, 5]);
+        assert_eq!(order.state.lock().unwrap().through, 5);
     }
 }
