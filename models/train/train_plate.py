@@ -10,6 +10,7 @@ import copy
 import math
 import pickle
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -203,13 +204,13 @@ def main():
         cache.write_bytes(pickle.dumps((items, alpr)))
     val = cut_patches(load_simulated(args.val), only_readable=True) if args.val else []
     pool = list(range(len(items))) + list(range(len(items), len(items) + len(alpr))) * args.openalpr_repeat
-    # Draw weights: rare text shapes (layouts) of simulated plates count
-    # more with --balance; each openalpr photo counts openalpr_repeat times.
+    # Draw weights (--balance): each simulated plate count(shape)^-B, shape
+    # its text with digits as 9 and letters as A, scaled so that they sum
+    # to the number of simulated plates; each openalpr photo openalpr_repeat.
     shapes = ["".join("9" if c.isdigit() else "A" for c in it["text"]) for it in items]
-    counts = {sh: shapes.count(sh) for sh in set(shapes)}
-    weights = np.array([counts[sh] ** -args.balance for sh in shapes] + [0.0] * len(alpr))
-    weights *= len(items) / weights.sum()
-    weights = np.concatenate([weights[: len(items)], np.full(len(alpr), float(args.openalpr_repeat))])
+    counts = Counter(shapes)
+    sim = np.array([counts[sh] ** -args.balance for sh in shapes])
+    weights = np.concatenate([sim * len(items) / sim.sum(), np.full(len(alpr), float(args.openalpr_repeat))])
     weights /= weights.sum()
     items = items + alpr
     print(f"plates: {len(items) - len(alpr)} simulated, {len(alpr)} openalpr, {len(val)} readable for validation", flush=True)

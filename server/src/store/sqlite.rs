@@ -1350,7 +1350,7 @@ impl SqliteStore {
         match self.write_batches(conn, group, received) {
             Ok(outcomes) => {
                 for (job, mut outcome) in group.iter().zip(outcomes) {
-                    outcome.seq = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
+                    outcome.seq = self.next_seq();
                     *lock(&job.result) = Some(Ok(outcome));
                 }
             }
@@ -1361,7 +1361,7 @@ impl SqliteStore {
                         .write_batches(conn, std::slice::from_ref(job), received)
                         .map(|mut o| {
                             let mut outcome = o.pop().unwrap_or_default();
-                            outcome.seq = self.commits.fetch_add(1, Ordering::Relaxed) + 1;
+                            outcome.seq = self.next_seq();
                             outcome
                         });
                     *lock(&job.result) = Some(alone);
@@ -1378,6 +1378,12 @@ impl SqliteStore {
                 self.path.display()
             );
         }
+    }
+
+    /// The next [`IngestOutcome::seq`]; called under the writer lock, in
+    /// commit order.
+    fn next_seq(&self) -> u64 {
+        self.commits.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// Stores the rows of `group` in one transaction; one outcome per job.
