@@ -50,6 +50,9 @@ struct StreamStats {
     /// Frames that reached the trackers out of order and were skipped.
     stale: AtomicU64,
     events: AtomicU64,
+    /// Tracks that continued a pass already sent (same plate, same
+    /// vehicle) and were folded into it instead of becoming a second event.
+    folded: AtomicU64,
     status: Mutex<String>,
 }
 
@@ -223,6 +226,7 @@ impl EdgeHandle for Shared {
                     "status": *s.stats.status.lock().expect("status lock"),
                     "frames_analysed": s.stats.frames.load(Ordering::Relaxed),
                     "events": s.stats.events.load(Ordering::Relaxed),
+                    "passes_folded": s.stats.folded.load(Ordering::Relaxed),
                     "source": src,
                 })
             })
@@ -266,6 +270,7 @@ impl EdgeHandle for Shared {
             put("frames_analysed_total", &l, load(&s.stats.frames));
             put("frames_stale_total", &l, load(&s.stats.stale));
             put("stream_events_total", &l, load(&s.stats.events));
+            put("passes_folded_total", &l, load(&s.stats.folded));
             if let Some(src) = sources.get(i) {
                 let st = src.stats();
                 put("frames_decoded_total", &l, st.frames_in as f64);
@@ -596,6 +601,9 @@ fn event_loop(
                     &frame.picture(),
                     &analysis,
                 );
+                info.stats
+                    .folded
+                    .store(builders[s].folded(), Ordering::Relaxed);
                 emit(s, passes);
                 if info.pillar {
                     shared

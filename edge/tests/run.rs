@@ -400,6 +400,8 @@ clip_after_s = 3
     assert!(metric(&m, "safecity_edge_frames_analysed_total{stream=\"pil-a\"}") > 0.0);
     assert!(metric(&m, "safecity_edge_inference_batch_seconds_count") > 0.0);
     assert!(metric(&m, "safecity_edge_forwarded_events_total") >= 3.0);
+    // Exported per stream, whether or not a pass was folded yet.
+    assert!(metric(&m, "safecity_edge_passes_folded_total{stream=\"cam-a\"}") >= 0.0);
     assert_eq!(metric(&m, "safecity_edge_server_offline"), 0.0);
     let status: Value = serde_json::from_str(&http_get(api_port, "/api/v1/status")).unwrap();
     assert_eq!(status["edge_id"], "edge-test");
