@@ -141,6 +141,8 @@ def write_config(path: Path, args, server_port, api_port, urls, spool):
         f"threads = {args.threads}",
         f"workers = {args.workers}",
     ]
+    if args.plate_views:
+        lines.append(f"plate_views = {args.plate_views}")
     for i in range(1, args.cameras + 1):
         lines += ["[[cameras]]", f'id = "cam{i}"', f'url = "{urls[f"cam{i}"]}"',
                   f"lat = {43.23 + i * 0.001}", "lon = 76.94", f"fps = {args.detect_fps}"]
@@ -280,6 +282,7 @@ def main():
     ap.add_argument("--outage", type=float, default=30, help="receiver outage in seconds (0: none)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--plate-views", type=int, default=0, help="crop views per plate read (0: the edge's default)")
     ap.add_argument("--tolerance", type=float, default=1.0, help="seconds between event and pass time")
     ap.add_argument("--json", type=Path, help="write the scores here too")
     args = ap.parse_args()

@@ -89,6 +89,11 @@ impl Analyser {
         &mut self.detector
     }
 
+    /// The plate reader, to choose how many views of a plate it reads.
+    pub fn reader_mut(&mut self) -> &mut PlateReaderSession {
+        &mut self.reader
+    }
+
     /// Runs the models on a batch of frames.
     pub fn analyse(&mut self, frames: &[Picture<'_>]) -> anyhow::Result<Vec<FrameAnalysis>> {
         let detections = self.detector.detect(frames)?;

@@ -15,6 +15,7 @@
 //! workers = 1
 //! threads = 2
 //! provider = "cpu"          # cuda[:N], tensorrt[:N] with a GPU build
+//! plate_views = 3           # crop views per plate read (default: all the reader's)
 //!
 //! [batching]
 //! max_batch = 8
@@ -111,6 +112,10 @@ pub struct ModelsSection {
     /// `cpu`, `cuda[:N]` or `tensorrt[:N]`.
     #[serde(default = "cpu")]
     pub provider: String,
+    /// Crop views per plate read: the first N margins of the reader's
+    /// description (`crop_margin`, then `crop_views`). `None` reads them all.
+    #[serde(default)]
+    pub plate_views: Option<usize>,
 }
 
 impl Default for ModelsSection {
@@ -122,6 +127,7 @@ impl Default for ModelsSection {
             workers: 1,
             threads: 1,
             provider: cpu(),
+            plate_views: None,
         }
     }
 }
@@ -356,6 +362,13 @@ impl EdgeConfig {
         if !(1..=64).contains(&self.models.workers) || !(1..=256).contains(&self.models.threads) {
             return Err("models.workers must be 1..64 and models.threads 1..256".into());
         }
+        if let Some(v) = self.models.plate_views {
+            if !(1..=16).contains(&v) {
+                return Err(format!(
+                    "models.plate_views = {v}: use 1 to 16 views, or leave it out to read all the reader's"
+                ));
+            }
+        }
         if !(1..=64).contains(&self.batching.max_batch)
             || self.batching.max_wait_ms > 1000
             || !(1..=256).contains(&self.batching.queue)
@@ -487,6 +500,10 @@ clip_before_s = 5
         assert_eq!(c.pillars[0].clip_after_s, 20);
         assert_eq!(c.provider(), Provider::Cpu);
         assert_eq!(c.batching.max_batch, 8);
+        assert_eq!(
+            c.models.plate_views, None,
+            "every view the reader describes"
+        );
         assert_eq!(c.token().as_deref(), Some("t"));
         assert_eq!(c.streams().count(), 2);
     }
@@ -525,6 +542,11 @@ clip_before_s = 5
                 "[[cameras]]",
                 "[models]\nprovider = \"gpu\"\n[[cameras]]",
                 "models.provider",
+            ),
+            (
+                "[[cameras]]",
+                "[models]\nplate_views = 0\n[[cameras]]",
+                "models.plate_views = 0",
             ),
             ("lon = 76.9455", "lon = 76.9455\nfps = 0", "fps = 0"),
             (

@@ -357,7 +357,13 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
         colour: config.models.colour.clone(),
     };
     let analysers = (0..config.models.workers)
-        .map(|_| Analyser::open(&paths, &options))
+        .map(|_| {
+            let mut a = Analyser::open(&paths, &options)?;
+            if let Some(views) = config.models.plate_views {
+                a.reader_mut().set_views(views);
+            }
+            Ok(a)
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     let (wake_tx, wake_rx) = sync_channel::<()>(1);

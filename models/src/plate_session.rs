@@ -23,6 +23,8 @@ pub struct PlateReaderSession {
     runner: Runner,
     description: PlateReaderDescription,
     alphabet: Vec<char>,
+    /// How many of the description's margins are read (see [`Self::set_views`]).
+    views: usize,
 }
 
 /// A plate box in a frame to read.
@@ -96,10 +98,12 @@ impl PlateReaderSession {
                 )));
             }
         }
+        let views = description.margins().len();
         Ok(PlateReaderSession {
             runner,
             description,
             alphabet,
+            views,
         })
     }
 
@@ -107,11 +111,25 @@ impl PlateReaderSession {
         &self.description
     }
 
+    /// Reads each plate at only the first `views` margins of the
+    /// description (at least one; more than it has reads them all). Each
+    /// view costs one network input per plate: a caller that already votes
+    /// across frames can trade views for speed.
+    pub fn set_views(&mut self, views: usize) {
+        self.views = views.clamp(1, self.description.margins().len());
+    }
+
+    /// How many margins each plate is read at.
+    pub fn views(&self) -> usize {
+        self.views
+    }
+
     /// Reads a batch of plates: for each, up to `top_k` candidates, best
     /// first, after the Kazakhstan grammar prior. A plate nothing could be
     /// read from gets an empty list. Each plate is read at every margin of
-    /// the description (`crop_margin`, then `crop_views`), in one batch,
-    /// and its views are averaged before ranking.
+    /// the description (`crop_margin`, then `crop_views`, up to
+    /// [`Self::views`]), in one batch, and its views are averaged before
+    /// ranking.
     pub fn read(
         &mut self,
         crops: &[PlateCrop<'_>],
@@ -119,7 +137,8 @@ impl PlateReaderSession {
     ) -> Result<Vec<Vec<PlateCandidate>>, ModelError> {
         let d = &self.description;
         let alphabet = &self.alphabet;
-        let margins = d.margins();
+        let mut margins = d.margins();
+        margins.truncate(self.views);
         let n = margins.len();
         let views = self.runner.run(
             crops.len() * n,
