@@ -71,16 +71,23 @@ class CropSampler:
         self.labels = [labels_in_input(s, w, h) for s in samples]
         self.rng = np.random.default_rng(seed)
 
-    def view(self, i: int):
+    def view(self, i: int, full: bool = False):
+        """A training view of picture i: a crop of the crop size, or with
+        `full` the whole canvas at a scale near 1 (vehicles that fill the
+        frame do not fit in a crop)."""
         rng = self.rng
         canvas = self.cache[i]
         H, W = canvas.shape[:2]
         boxes, classes, ignore = self.labels[i]
-        s = float(np.exp(rng.uniform(np.log(0.75), np.log(1.3))))
-        # Crop window in canvas pixels, then resized to the crop size.
-        cw, ch = self.crop_w / s, self.crop_h / s
+        out_w, out_h = (W, H) if full else (self.crop_w, self.crop_h)
+        if full:
+            s = float(np.exp(rng.uniform(np.log(0.85), np.log(1.15))))
+        else:
+            s = float(np.exp(rng.uniform(np.log(0.75), np.log(1.3))))
+        # Crop window in canvas pixels, then resized to the output size.
+        cw, ch = out_w / s, out_h / s
         # Bias the window towards objects: centre it on a random object half the time.
-        if len(boxes) and rng.random() < 0.6:
+        if len(boxes) and not full and rng.random() < 0.6:
             b = boxes[rng.integers(len(boxes))]
             cx = (b[0] + b[2]) / 2 + rng.uniform(-0.4, 0.4) * cw
             cy = (b[1] + b[3]) / 2 + rng.uniform(-0.4, 0.4) * ch
@@ -90,7 +97,7 @@ class CropSampler:
         x0 = float(np.clip(x0, min(0, W - cw), max(0, W - cw)))
         y0 = float(np.clip(y0, min(0, H - ch), max(0, H - ch)))
         img = Image.fromarray(np.ascontiguousarray(canvas)).transform(
-            (self.crop_w, self.crop_h), Image.AFFINE, (1 / s, 0, x0, 0, 1 / s, y0), resample=Image.BILINEAR, fillcolor=(114, 114, 114)
+            (out_w, out_h), Image.AFFINE, (1 / s, 0, x0, 0, 1 / s, y0), resample=Image.BILINEAR, fillcolor=(114, 114, 114)
         )
         out = np.asarray(img, np.float32)
 
@@ -102,8 +109,8 @@ class CropSampler:
 
         boxes_t, ignore_t = tf(boxes), tf(ignore)
         clipped = boxes_t.copy()
-        clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, self.crop_w)
-        clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, self.crop_h)
+        clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, out_w)
+        clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, out_h)
         area = lambda b: (b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0)
         frac = area(clipped) / np.maximum(area(boxes_t), 1e-6)
         keep = (frac >= 0.45) & ((clipped[:, 2] - clipped[:, 0]) >= 2) & ((clipped[:, 3] - clipped[:, 1]) >= 1.5)
@@ -113,7 +120,7 @@ class CropSampler:
         if rng.random() < 0.5:
             out = out[:, ::-1]
             for b in (boxes_t, ign):
-                b[:, [0, 2]] = self.crop_w - b[:, [2, 0]]
+                b[:, [0, 2]] = out_w - b[:, [2, 0]]
         # Colour: brightness, contrast, per-channel gain, noise.
         out = out * rng.uniform(0.6, 1.4) + rng.uniform(-30, 30)
         out = out * rng.uniform(0.9, 1.1, size=3)

@@ -243,3 +243,81 @@ def detection_loss(cls_logits, ltrb, points, strides, targets, box_weight=7.5):
     else:
         loss_box = boxes.sum() * 0
     return loss_cls + box_weight * loss_box, {"cls": loss_cls.item(), "box": loss_box.item(), "fg": int(fg.sum())}
+
+
+# ---------------------------------------------------------------- resuming from a shipped model
+
+
+def from_onnx(path, calibration: torch.Tensor) -> Detector:
+    """Rebuilds a trainable Detector from an ONNX file that `export_onnx`
+    wrote, so a released model can be fine-tuned without its checkpoint.
+
+    The exporter folds each BatchNorm into the conv before it. The conv
+    gets the folded weight back, and the BatchNorm is set so that it
+    computes the identity plus the folded bias in eval mode while its
+    running statistics are the real ones of its input on `calibration`
+    (a batch of training views): in train mode the batch statistics then
+    match, and the first steps start from the released function."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    scale_names = [n.input[1] for n in graph.node if n.op_type == "Mul" and n.input[1] in inits and n.input[1] != "strides"]
+    model = Detector().eval()
+    # Conv modules in call order; the shared head stem is called once per level.
+    calls = []
+    hooks = [m.register_forward_hook(lambda m, i, o: calls.append(m)) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        model(calibration[:1])
+    for h in hooks:
+        h.remove()
+    if len(calls) != len(convs):
+        raise ValueError(f"{path}: {len(convs)} Conv nodes, the Detector makes {len(calls)} conv calls: not a detector of this architecture")
+    bn_of = {}
+    for m in model.modules():
+        if isinstance(m, nn.Sequential) and len(m) == 3 and isinstance(m[0], nn.Conv2d) and isinstance(m[1], nn.BatchNorm2d):
+            bn_of[m[0]] = m[1]
+    seen = set()
+    with torch.no_grad():
+        for m, node in zip(calls, convs):
+            if m in seen:
+                continue
+            seen.add(m)
+            w, b = inits[node.input[1]], inits[node.input[2]]
+            if w.shape != m.weight.shape:
+                raise ValueError(f"{path}: {node.name} has weight {tuple(w.shape)}, the Detector expects {tuple(m.weight.shape)}")
+            m.weight.copy_(w)
+            bn = bn_of.get(m)
+            if bn is None:
+                m.bias.copy_(b)
+            else:
+                bn.running_mean.zero_()
+                bn.running_var.fill_(1 - bn.eps)
+                bn.weight.fill_(1.0)
+                bn.bias.copy_(b)
+        for i, name in enumerate(scale_names):
+            model.head.scales[i] = inits[name].reshape(())
+        # Real statistics of each BatchNorm's input, then the same function.
+        # The head's BatchNorm sees every level: average its calls, as the
+        # running statistics of training do.
+        stats = {}
+
+        def record(bn, inp, out):
+            z = inp[0]
+            stats.setdefault(bn, []).append((z.mean((0, 2, 3)), z.var((0, 2, 3), unbiased=False)))
+
+        bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+        hooks = [bn.register_forward_hook(record) for bn in bns]
+        model(calibration)
+        for h in hooks:
+            h.remove()
+        for bn in bns:
+            mean = torch.stack([m for m, _ in stats[bn]]).mean(0)
+            var = torch.stack([v for _, v in stats[bn]]).mean(0)
+            bn.running_mean.copy_(mean)
+            bn.running_var.copy_(var)
+            bn.bias.add_(mean)
+            bn.weight.copy_((var + bn.eps).sqrt())
+    return model

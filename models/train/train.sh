@@ -5,6 +5,7 @@
 #   models/train/train.sh            # defaults as shipped
 #   DET_MINUTES=240 PLATE_MINUTES=120 models/train/train.sh
 #   DET_INIT=target/train-data/det/detector-ema.pt models/train/train.sh   # continue a run
+#   DET_INIT=models/safecity-detector.onnx models/train/train.sh           # fine-tune the shipped one
 #
 # Environment:
 #   PYTHON         Python with torch, onnx, numpy, pillow (default: .deps/train-venv)
@@ -16,7 +17,10 @@
 #   PLATE_FINETUNE_MINUTES  then the reader's fine-tune with rare layouts drawn
 #                  more often, --balance 0.5 at lr 3e-4 (default 50; 0 skips it)
 #   COLOUR_EPOCHS  colour classifier epochs (default 15)
-#   DET_INIT, PLATE_INIT  checkpoints to start from (default: from scratch)
+#   DET_INIT, PLATE_INIT  checkpoints to start from (default: from scratch);
+#                  DET_INIT may be a released detector .onnx (see from_onnx)
+#   DET_BALANCE    detector draws, weight count(rarest class)^-A (default 1.0)
+#   DET_FULL_EVERY every Nth detector step on whole canvases (default 3)
 #   THREADS        CPU threads for the detector (default 1; the reader takes another)
 # Data are cached under target/train-data/: an existing chunk is not rendered again.
 set -euo pipefail
@@ -40,6 +44,8 @@ PLATE_MINUTES=${PLATE_MINUTES:-80}
 PLATE_FINETUNE_MINUTES=${PLATE_FINETUNE_MINUTES:-50}
 COLOUR_EPOCHS=${COLOUR_EPOCHS:-15}
 THREADS=${THREADS:-1}
+DET_BALANCE=${DET_BALANCE:-1.0}
+DET_FULL_EVERY=${DET_FULL_EVERY:-3}
 det_init=(); [ -n "${DET_INIT:-}" ] && det_init=(--init "$DET_INIT")
 plate_init=(); [ -n "${PLATE_INIT:-}" ] && plate_init=(--init "$PLATE_INIT")
 EDGE=$ROOT/target/release/safecity-edge
@@ -75,7 +81,7 @@ cd "$ROOT/models/train"
     --out "$DATA/plate" --minutes "$PLATE_MINUTES" "${plate_init[@]}" --onnx "$ROOT/models/safecity-plate.onnx" &
 plate_pid=$!
 "$PYTHON" train_detector.py --sim "${train_dirs[@]}" --out "$DATA/det" --minutes "$DET_MINUTES" \
-    --threads "$THREADS" "${det_init[@]}" --onnx "$ROOT/models/safecity-detector.onnx"
+    --threads "$THREADS" --balance "$DET_BALANCE" --full-every "$DET_FULL_EVERY" "${det_init[@]}" --onnx "$ROOT/models/safecity-detector.onnx"
 wait "$plate_pid"
 if [ "$PLATE_FINETUNE_MINUTES" != 0 ]; then
     "$PYTHON" train_plate.py --sim "${plate_dirs[@]}" --val "$DATA/sim/val-$VAL_SEED" --batch 64 --openalpr-repeat 30 \

@@ -16,7 +16,7 @@ import torch
 
 from common import CLASSES, load_simulated, openalpr_split
 from det_data import CropSampler, build_cache, collate
-from detector import STRIDES, Detector, ExportWrapper, anchor_points, detection_loss
+from detector import STRIDES, Detector, ExportWrapper, anchor_points, detection_loss, from_onnx
 
 
 class Ema:
@@ -91,6 +91,33 @@ pad = 114
     )
 
 
+def draw_weights(samples, pool, balance: float):
+    """Draw probabilities over `pool` (indices into `samples`): each
+    simulated picture weighs count(c)^-balance for the rarest vehicle class
+    c in it, so pictures with buses, trucks and motorcycles come up more
+    often than their share. Photos labelled for plates only keep the share
+    of the pool they have without balancing. None when balance is 0
+    (uniform draws)."""
+    if balance <= 0:
+        return None
+    counts = np.zeros(len(CLASSES))
+    for s in samples:
+        for v in s.vehicles:
+            counts[int(v[4])] += 1
+    counts = np.maximum(counts, 1)
+    per_picture = []
+    for s in samples:
+        classes = {int(v[4]) for v in s.vehicles}
+        per_picture.append(max((counts[c] ** -balance for c in classes), default=counts.max() ** -balance))
+    w = np.array([per_picture[i] for i in pool])
+    plates_only = np.array([samples[i].plates_only for i in pool])
+    share = plates_only.mean()
+    if plates_only.any():
+        w[plates_only] = share / plates_only.sum()
+    w[~plates_only] *= (1 - share) / w[~plates_only].sum()
+    return w / w.sum()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sim", nargs="+", type=Path, required=True, help="simulator image folders")
@@ -103,7 +130,19 @@ def main():
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget; the LR schedule follows it")
     ap.add_argument("--steps", type=int, default=0, help="fixed step count instead of --minutes")
-    ap.add_argument("--init", type=Path, help="checkpoint to start from (a previous run's)")
+    ap.add_argument("--init", type=Path, help="checkpoint to start from: a previous run's .pt, or a released .onnx")
+    ap.add_argument(
+        "--balance",
+        type=float,
+        default=0.0,
+        help="draw pictures with weight count(class)^-A of their rarest vehicle class (0: every picture alike)",
+    )
+    ap.add_argument(
+        "--full-every",
+        type=int,
+        default=0,
+        help="every Nth step trains on whole canvases (half the batch) instead of crops, so vehicles that fill the frame are seen whole (0: never)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--onnx", type=Path, help="where to export the ONNX model")
@@ -128,9 +167,14 @@ def main():
     vehicle_ok = np.array([not s.plates_only for s in samples])
     order_rng = np.random.default_rng(args.seed)
     pool = list(range(n_sim)) + list(range(n_sim, len(samples))) * args.openalpr_repeat
+    weights = draw_weights(samples, pool, args.balance)
 
     model = Detector()
-    if args.init:
+    if args.init and args.init.suffix == ".onnx":
+        calibration = torch.from_numpy(np.stack([sampler.view(i)[0] for i in order_rng.choice(n_sim, 32, replace=False)]))
+        model = from_onnx(args.init, calibration)
+        print(f"starting from {args.init} (weights unfolded, BatchNorm statistics from 32 views)", flush=True)
+    elif args.init:
         model.load_state_dict(torch.load(args.init)["model"])
         print(f"starting from {args.init}", flush=True)
     model = model.to(memory_format=torch.channels_last)
@@ -141,6 +185,7 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 5e-4}, {"params": no_decay, "weight_decay": 0}], lr=args.lr)
     ema = Ema(model)
     points, strides = anchor_points(args.crop[1], args.crop[0])
+    full_points = anchor_points(args.height, args.width)
 
     start = time.time()
     step, epoch, queue = 0, 0, []
@@ -155,15 +200,21 @@ def main():
         lr = args.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
         for g in opt.param_groups:
             g["lr"] = lr
-        if len(queue) < args.batch:
-            queue += list(order_rng.permutation(pool))
+        full = args.full_every > 0 and step % args.full_every == args.full_every - 1
+        n = max(1, args.batch // 2) if full else args.batch
+        if len(queue) < n:
+            if weights is None:
+                queue += list(order_rng.permutation(pool))
+            else:
+                queue += list(order_rng.choice(pool, len(pool), p=weights))
             epoch += 1
-        idx, queue = queue[: args.batch], queue[args.batch :]
-        views = [sampler.view(i) for i in idx]
-        images, targets = collate(views, vehicle_ok[idx], points)
+        idx, queue = queue[:n], queue[n:]
+        views = [sampler.view(i, full=full) for i in idx]
+        step_points, step_strides = full_points if full else (points, strides)
+        images, targets = collate(views, vehicle_ok[idx], step_points)
         model.train()
         cls, ltrb = model(images.contiguous(memory_format=torch.channels_last))
-        loss, info = detection_loss(cls, ltrb, points, strides, targets)
+        loss, info = detection_loss(cls, ltrb, step_points, step_strides, targets)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
