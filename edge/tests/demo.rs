@@ -5,13 +5,15 @@
 //! apart, the pillar press must be an alert, and Ctrl-C must stop it all.
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
+use common::free_port;
 
 /// The scenario's car, and when it passes the first two cameras (s).
 const PLATE: &str = "715KXM02";
@@ -36,14 +38,6 @@ impl Drop for Demo {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn get(url: &str, token: &str) -> Value {

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+use common::free_port;
+
 fn edge() -> Command {
     Command::new(env!("CARGO_BIN_EXE_safecity-edge"))
 }
@@ -24,14 +27,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts the simulator; returns it and its stream URLs by id.

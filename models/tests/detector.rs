@@ -3,12 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use safecity_models::{DetectorSession, ModelError, Picture, Runtime, SessionOptions};
+use safecity_models::{DetectorSession, ModelError, Picture, SessionOptions};
 
-fn runtime() -> &'static Runtime {
-    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.deps/onnxruntime/libonnxruntime.so");
-    Runtime::get(Some(&lib)).expect("ONNX Runtime from `make setup`")
-}
+mod common;
+use common::runtime;
 
 fn byo_description() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("byo/yolox_nano.toml")

@@ -2,14 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use safecity_models::{
-    Picture, PlateCandidate, PlateCrop, PlateReaderSession, Runtime, SessionOptions,
-};
+mod common;
+use common::runtime;
 
-fn runtime() -> &'static Runtime {
-    let lib = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.deps/onnxruntime/libonnxruntime.so");
-    Runtime::get(Some(&lib)).expect("ONNX Runtime from `make setup`")
-}
+use safecity_models::{Picture, PlateCandidate, PlateCrop, PlateReaderSession, SessionOptions};
 
 fn shipped_reader() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("safecity-plate.onnx")

@@ -17,13 +17,13 @@ import torch
 
 from common import load_simulated
 from plate_data import MIN_READ_HEIGHT, cut_patches
-from train_plate import PlateReader, SlotsReader, exact_rate
+from train_plate import PlateReader, SlotsReader, batch, exact_rate, from_onnx
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sim", nargs="+", type=Path, required=True, help="the plate-window folders it trained on")
-    ap.add_argument("--checkpoint", type=Path, required=True)
+    ap.add_argument("--checkpoint", type=Path, required=True, help="a training checkpoint (.pt) or a released .onnx")
     ap.add_argument("--patches", type=Path, help="train_plate.py's patch cache for the same folders")
     ap.add_argument("--arch", choices=["attn", "slots"], default="attn")
     ap.add_argument("--n", type=int, default=3000)
@@ -46,9 +46,13 @@ def main():
     if len(meta) != len(items):
         raise SystemExit(f"{len(items)} patches but {len(meta)} plates: --patches is not of these --sim folders")
 
-    model = PlateReader() if args.arch == "attn" else SlotsReader()
-    model.load_state_dict(torch.load(args.checkpoint))
     rng = np.random.default_rng(1)
+    if args.checkpoint.suffix == ".onnx":
+        # A released reader; eval mode computes exactly its function.
+        model = from_onnx(args.checkpoint, batch(items, list(range(min(64, len(items)))), rng, False)[0])
+    else:
+        model = PlateReader() if args.arch == "attn" else SlotsReader()
+        model.load_state_dict(torch.load(args.checkpoint))
     groups: dict[tuple[str, str], list] = {}
     for i in rng.choice(len(items), min(args.n, len(items)), replace=False):
         groups.setdefault(meta[i], []).append(items[i])

@@ -64,6 +64,7 @@ def cut_patches(samples: list[Sample], only_readable: bool = False):
                         "box": np.array([(x - x0) * f_x, (y - y0) * f_y, w * f_x, h * f_y], np.float32),
                         "corners": corners,
                         "text": p.text,
+                        "layout": p.layout,
                         "label": encode_text(p.text),
                     }
                 )

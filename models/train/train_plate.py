@@ -98,6 +98,74 @@ class PlateReader(nn.Module):
         return self.head(self.out_norm(q))
 
 
+def from_onnx(path: Path, calibration: torch.Tensor) -> PlateReader:
+    """Rebuilds a trainable PlateReader from an ONNX file that `export_onnx`
+    wrote, so a released reader can be fine-tuned without its checkpoint.
+
+    Named initializers load by name. The exporter folds each BatchNorm into
+    the conv before it and turns the self-attention input projections, the
+    MLPs and the head into MatMuls with transposed, renamed weights; those
+    load in graph order. Each BatchNorm is set so that it computes the
+    identity plus the folded bias in eval mode while its running statistics
+    are the real ones of its input on `calibration` (a batch of training
+    views), so train mode starts from the released function too."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
+    model = PlateReader().eval()
+    params = dict(model.named_parameters())
+
+    def put(name, value):
+        if name not in params or params[name].shape != value.shape:
+            raise ValueError(f"{path}: {name} {tuple(value.shape)} does not fit this reader: not a reader of this architecture")
+        params[name].data.copy_(value)
+
+    for name, value in inits.items():
+        if name in params:
+            put(name, value)
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    blocks = [m for m in model.features if isinstance(m, nn.Sequential)]
+    if len(convs) != len(blocks) + 1:
+        raise ValueError(f"{path}: {len(convs)} Conv nodes, the reader has {len(blocks) + 1} convs")
+    with torch.no_grad():
+        for block, node in zip(blocks, convs):
+            conv2d, bn = block[0], block[1]
+            w, b = inits[node.input[1]], inits[node.input[2]]
+            if w.shape != conv2d.weight.shape:
+                raise ValueError(f"{path}: {node.name} has weight {tuple(w.shape)}, the reader expects {tuple(conv2d.weight.shape)}")
+            conv2d.weight.copy_(w)
+            bn.running_mean.zero_()
+            bn.running_var.fill_(1 - bn.eps)
+            bn.weight.fill_(1.0)
+            bn.bias.copy_(b)
+    matmuls = [inits[n.input[1]] for n in graph.node if n.op_type == "MatMul" and n.input[1] in inits]
+    names = []
+    for i in range(len(model.layers)):
+        names += [f"layers.{i}.self_attn.in_proj_weight", f"layers.{i}.ff.0.weight", f"layers.{i}.ff.2.weight"]
+    names.append("head.weight")
+    if len(matmuls) != len(names):
+        raise ValueError(f"{path}: {len(matmuls)} weight MatMuls, the reader has {len(names)}")
+    for name, w in zip(names, matmuls):
+        put(name, w.t().contiguous())
+    # Real statistics of each BatchNorm's input, then the same function.
+    stats = {}
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    hooks = [bn.register_forward_hook(lambda bn, i, o: stats.__setitem__(bn, (i[0].mean((0, 2, 3)), i[0].var((0, 2, 3), unbiased=False)))) for bn in bns]
+    with torch.no_grad():
+        model(calibration)
+        for h in hooks:
+            h.remove()
+        for bn in bns:
+            mean, var = stats[bn]
+            bn.running_mean.copy_(mean)
+            bn.running_var.copy_(var)
+            bn.bias.add_(mean)
+            bn.weight.copy_((var + bn.eps).sqrt())
+    return model
+
+
 def export_onnx(model, path: Path):
     m = copy.deepcopy(model).eval()
     torch.onnx.export(
@@ -175,7 +243,7 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--minutes", type=float, default=12.0)
     ap.add_argument("--steps", type=int, default=0)
-    ap.add_argument("--init", type=Path, help="checkpoint to start from (a previous run's)")
+    ap.add_argument("--init", type=Path, help="checkpoint (.pt) of a previous run or a released .onnx to start from")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--onnx", type=Path)
@@ -186,7 +254,8 @@ def main():
         type=float,
         default=0.0,
         help="draw simulated plates with weight count(shape)^-B, shape = the text with digits "
-        "as 9 and letters as A (0: uniform; 0.5 lifts rare layouts such as foreign plates)",
+        "as 9 and letters as A, two-line plates apart (0: uniform; 0.5 lifts rare layouts such "
+        "as foreign and two-line plates)",
     )
     args = ap.parse_args()
 
@@ -207,7 +276,12 @@ def main():
     # Draw weights (--balance): each simulated plate count(shape)^-B, shape
     # its text with digits as 9 and letters as A, scaled so that they sum
     # to the number of simulated plates; each openalpr photo openalpr_repeat.
-    shapes = ["".join("9" if c.isdigit() else "A" for c in it["text"]) for it in items]
+    # Two-line plates are shapes of their own: the same text stacked on a
+    # square plate reads unlike the long one.
+    shapes = [
+        ("two_line " if it.get("layout") == "two_line" else "") + "".join("9" if c.isdigit() else "A" for c in it["text"])
+        for it in items
+    ]
     counts = Counter(shapes)
     sim = np.array([counts[sh] ** -args.balance for sh in shapes])
     weights = np.concatenate([sim * len(items) / sim.sum(), np.full(len(alpr), float(args.openalpr_repeat))])
@@ -219,7 +293,13 @@ def main():
         print(f"balance {args.balance}: {len(counts)} shapes, rarest {rare}", flush=True)
 
     model = PlateReader() if args.arch == "attn" else SlotsReader()
-    if args.init:
+    if args.init and args.init.suffix == ".onnx":
+        if args.arch != "attn":
+            raise SystemExit("--init with an .onnx file rebuilds the attn reader only")
+        calibration, _ = batch(items, list(rng.choice(len(items), size=256, p=weights)), rng, True)
+        model = from_onnx(args.init, calibration)
+        print(f"starting from {args.init} (weights rebuilt from the ONNX graph)", flush=True)
+    elif args.init:
         model.load_state_dict(torch.load(args.init))
         print(f"starting from {args.init}", flush=True)
     print(f"plate reader: {sum(p.numel() for p in model.parameters())} parameters", flush=True)
