@@ -10,6 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import bn_fold
+
 NUM_CLASSES = 5
 STRIDES = (8, 16, 32)
 
@@ -252,12 +254,10 @@ def from_onnx(path, calibration: torch.Tensor) -> Detector:
     """Rebuilds a trainable Detector from an ONNX file that `export_onnx`
     wrote, so a released model can be fine-tuned without its checkpoint.
 
-    The exporter folds each BatchNorm into the conv before it. The conv
-    gets the folded weight back, and the BatchNorm is set so that it
-    computes the identity plus the folded bias in eval mode while its
-    running statistics are the real ones of its input on `calibration`
-    (a batch of training views): in train mode the batch statistics then
-    match, and the first steps start from the released function."""
+    The conv gets the exporter's folded weight back, and its BatchNorm is
+    unfolded and calibrated on `calibration` (a batch of training views) as
+    `bn_fold` describes, so the first steps start from the released
+    function."""
     import onnx
     from onnx import numpy_helper
 
@@ -293,31 +293,9 @@ def from_onnx(path, calibration: torch.Tensor) -> Detector:
             if bn is None:
                 m.bias.copy_(b)
             else:
-                bn.running_mean.zero_()
-                bn.running_var.fill_(1 - bn.eps)
-                bn.weight.fill_(1.0)
-                bn.bias.copy_(b)
+                bn_fold.unfold(bn, b)
         for i, name in enumerate(scale_names):
             model.head.scales[i] = inits[name].reshape(())
-        # Real statistics of each BatchNorm's input, then the same function.
-        # The head's BatchNorm sees every level: average its calls, as the
-        # running statistics of training do.
-        stats = {}
-
-        def record(bn, inp, out):
-            z = inp[0]
-            stats.setdefault(bn, []).append((z.mean((0, 2, 3)), z.var((0, 2, 3), unbiased=False)))
-
-        bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-        hooks = [bn.register_forward_hook(record) for bn in bns]
-        model(calibration)
-        for h in hooks:
-            h.remove()
-        for bn in bns:
-            mean = torch.stack([m for m, _ in stats[bn]]).mean(0)
-            var = torch.stack([v for _, v in stats[bn]]).mean(0)
-            bn.running_mean.copy_(mean)
-            bn.running_var.copy_(var)
-            bn.bias.add_(mean)
-            bn.weight.copy_((var + bn.eps).sqrt())
+    # Real statistics of each BatchNorm's input, then the same function.
+    bn_fold.calibrate(model, calibration)
     return model

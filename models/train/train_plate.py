@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+import bn_fold
 from common import ALPHABET, SLOTS, decode_slots, load_simulated, openalpr_split
 from plate_data import MARGIN_X, MARGIN_Y, augment_view, cut_patches
 
@@ -105,10 +106,8 @@ def from_onnx(path: Path, calibration: torch.Tensor) -> PlateReader:
     Named initializers load by name. The exporter folds each BatchNorm into
     the conv before it and turns the self-attention input projections, the
     MLPs and the head into MatMuls with transposed, renamed weights; those
-    load in graph order. Each BatchNorm is set so that it computes the
-    identity plus the folded bias in eval mode while its running statistics
-    are the real ones of its input on `calibration` (a batch of training
-    views), so train mode starts from the released function too."""
+    load in graph order. The BatchNorms are unfolded and calibrated on
+    `calibration` (a batch of training views) as `bn_fold` describes."""
     import onnx
     from onnx import numpy_helper
 
@@ -136,10 +135,7 @@ def from_onnx(path: Path, calibration: torch.Tensor) -> PlateReader:
             if w.shape != conv2d.weight.shape:
                 raise ValueError(f"{path}: {node.name} has weight {tuple(w.shape)}, the reader expects {tuple(conv2d.weight.shape)}")
             conv2d.weight.copy_(w)
-            bn.running_mean.zero_()
-            bn.running_var.fill_(1 - bn.eps)
-            bn.weight.fill_(1.0)
-            bn.bias.copy_(b)
+            bn_fold.unfold(bn, b)
     matmuls = [inits[n.input[1]] for n in graph.node if n.op_type == "MatMul" and n.input[1] in inits]
     names = []
     for i in range(len(model.layers)):
@@ -150,19 +146,7 @@ def from_onnx(path: Path, calibration: torch.Tensor) -> PlateReader:
     for name, w in zip(names, matmuls):
         put(name, w.t().contiguous())
     # Real statistics of each BatchNorm's input, then the same function.
-    stats = {}
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    hooks = [bn.register_forward_hook(lambda bn, i, o: stats.__setitem__(bn, (i[0].mean((0, 2, 3)), i[0].var((0, 2, 3), unbiased=False)))) for bn in bns]
-    with torch.no_grad():
-        model(calibration)
-        for h in hooks:
-            h.remove()
-        for bn in bns:
-            mean, var = stats[bn]
-            bn.running_mean.copy_(mean)
-            bn.running_var.copy_(var)
-            bn.bias.add_(mean)
-            bn.weight.copy_((var + bn.eps).sqrt())
+    bn_fold.calibrate(model, calibration)
     return model
 
 
