@@ -18,7 +18,7 @@
 #                  more often, --balance 0.5 at lr 3e-4 (default 50; 0 skips it)
 #   COLOUR_EPOCHS  colour classifier epochs (default 15)
 #   DET_INIT, PLATE_INIT  checkpoints to start from (default: from scratch);
-#                  DET_INIT may be a released detector .onnx (see from_onnx)
+#                  either may be a released .onnx (see from_onnx)
 #   DET_BALANCE    detector draws, weight count(rarest class)^-A (default 1.0)
 #   DET_FULL_EVERY every Nth detector step on whole canvases (default 3)
 #   THREADS        CPU threads for the detector (default 1; the reader takes another)
