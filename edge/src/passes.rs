@@ -11,10 +11,13 @@
 //! A track can break while its vehicle is still in view (the tracker loses
 //! it beside another vehicle, or behind one) and a new track picks the
 //! vehicle up: two passes with the same plate whose times overlap or nearly
-//! meet. The later one is folded into the first, which is already out, so
-//! the vehicle yields one event ([`PassConfig::rejoin_ms`]). A pass cut by
-//! the maximum dwell time is not folded into: a parked vehicle yields one
-//! pass per dwell period.
+//! meet. A track that ends while a live track of at least as many frames
+//! reads the same plate gives that track its reads and its best view, and
+//! yields nothing itself: a stray box of a few frames must not stand for
+//! the vehicle. Otherwise the later pass is folded into the first, which
+//! is already out ([`PassConfig::rejoin_ms`]). Either way the vehicle
+//! yields one event. A pass cut by the maximum dwell time is not folded
+//! into: a parked vehicle yields one pass per dwell period.
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -92,6 +95,8 @@ struct TrackState {
     scores: (f32, u32),
     /// The best detector score of the track.
     peak: f32,
+    /// The earliest time of the tracks folded into this one.
+    since_ms: Option<u64>,
 }
 
 /// Settings of a [`PassBuilder`].
@@ -157,7 +162,8 @@ impl PassBuilder {
         }
     }
 
-    /// Passes folded into an earlier one of the same plate so far.
+    /// Passes folded into an earlier one, or into a live track, of the same
+    /// plate so far.
     pub fn folded(&self) -> u64 {
         self.folded
     }
@@ -366,7 +372,13 @@ impl PassBuilder {
     }
 
     fn finish_track(&mut self, vehicle: bool, track: Track) -> Option<Pass> {
-        let state = self.states.remove(&(vehicle, track.id))?;
+        let mut state = self.states.remove(&(vehicle, track.id))?;
+        let tracker = &self.config.tracker;
+        let dwelled = track.last_seen_ms - track.first_seen_ms + tracker.max_missed_ms
+            >= tracker.max_dwell_ms;
+        if !dwelled {
+            state = self.fold_into_live(vehicle, &track, state)?;
+        }
         let view = state.best?;
         let plate = state.vote.result(TOP_K).and_then(|vote| {
             let (bbox, single, singles) = view.plate.clone()?;
@@ -416,9 +428,6 @@ impl PassBuilder {
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(c, _)| c);
         let class_confidence = state.scores.0 / state.scores.1.max(1) as f32;
-        let tracker = &self.config.tracker;
-        let dwelled = track.last_seen_ms - track.first_seen_ms + tracker.max_missed_ms
-            >= tracker.max_dwell_ms;
         let pass = Pass {
             track_id: track.id,
             class: if vehicle {
@@ -430,7 +439,9 @@ impl PassBuilder {
             colour,
             frame: view.frame,
             ts_ms: view.ts_ms,
-            first_ms: track.first_seen_ms,
+            first_ms: state
+                .since_ms
+                .map_or(track.first_seen_ms, |t| t.min(track.first_seen_ms)),
             last_ms: track.last_seen_ms,
             vehicle_bbox: view.vehicle_bbox,
             plate,
@@ -441,6 +452,64 @@ impl PassBuilder {
         let mut pass = self.admit(pass, dwelled)?;
         pass.snapshot = view.crop.as_ref().and_then(|c| jpeg(&snapshot_image(c)));
         Some(pass)
+    }
+}
+
+impl PassBuilder {
+    /// `state` of the ended `track`, or `None` when a live track of this
+    /// stream reads the same plate and has been seen in at least as many
+    /// frames: that track takes the reads and, if better, the best view,
+    /// and its pass stands for both. A lone plate's track may give itself
+    /// to a vehicle's or a lone plate's, a vehicle's only to a vehicle's.
+    fn fold_into_live(
+        &mut self,
+        vehicle: bool,
+        track: &Track,
+        state: TrackState,
+    ) -> Option<TrackState> {
+        let Some(text) = state.vote.result(1).map(|v| v.text) else {
+            return Some(state);
+        };
+        let live = |tracks: &[Track], is_vehicle: bool| -> Vec<(bool, u64)> {
+            tracks
+                .iter()
+                .filter(|t| t.hits >= track.hits)
+                .map(|t| (is_vehicle, t.id))
+                .collect()
+        };
+        let mut keys = live(self.vehicles.tracks(), true);
+        if !vehicle {
+            keys.extend(live(self.plates.tracks(), false));
+        }
+        let Some(key) = keys.into_iter().find(|k| {
+            self.states
+                .get(k)
+                .and_then(|s| s.vote.result(1))
+                .is_some_and(|v| v.text == text)
+        }) else {
+            return Some(state);
+        };
+        let into = self.states.get_mut(&key).expect("found above");
+        tracing::debug!(
+            "{text}: track {} ({} frames) ends while track {} reads the same plate; folded into it",
+            track.id,
+            track.hits,
+            key.1
+        );
+        into.vote.absorb(state.vote);
+        if let Some(view) = state.best.filter(|v| v.plate.is_some()) {
+            let better = match &into.best {
+                None => true,
+                Some(b) => b.plate.is_none() || view.score > b.score,
+            };
+            if better {
+                into.best = Some(view);
+            }
+        }
+        let since = state.since_ms.unwrap_or(track.first_seen_ms);
+        into.since_ms = Some(into.since_ms.map_or(since, |t| t.min(since)));
+        self.folded += 1;
+        None
     }
 }
 
@@ -658,6 +727,47 @@ mod tests {
         }
         passes.extend(b.update(30, 16_000, &rgb, &FrameAnalysis::default()));
         assert_eq!(passes.len(), 3);
+        assert_eq!(b.folded(), 1);
+    }
+
+    #[test]
+    fn a_stray_box_of_the_same_plate_does_not_stand_for_the_vehicle() {
+        let pixels = vec![128u8; 320 * 240 * 3];
+        let rgb = Picture::rgb(&pixels, 320, 240);
+        let mut b = PassBuilder::new(PassConfig {
+            snapshots: false,
+            ..PassConfig::default()
+        });
+        let mut passes = Vec::new();
+        // A car drives away for 30 frames, its plate shrinking from 40 to
+        // 11 px. At frame 5 the detector also boxes it a second time, far
+        // off its track, and reads the plate there, small but surely.
+        for i in 0..30u64 {
+            let (y, h) = (200.0 - i as f32 * 5.0, 40.0 - i as f32);
+            let mut fa = frame_with(
+                Some([100.0, y - 60.0, 200.0, y + h]),
+                Some(([120.0, y, 180.0, y + h], "123ABC02", 0.6)),
+            );
+            if i == 5 {
+                let stray = frame_with(
+                    Some([250.0, 0.0, 300.0, 40.0]),
+                    Some(([260.0, 20.0, 290.0, 30.0], "123ABC02", 0.99)),
+                );
+                fa.vehicles.extend(stray.vehicles);
+                fa.plates.extend(stray.plates);
+            }
+            passes.extend(b.update(i, i * 100, &rgb, &fa));
+        }
+        // The stray track ended long before the car's.
+        assert!(passes.is_empty(), "{passes:?}");
+        passes.extend(b.update(30, 5000, &rgb, &FrameAnalysis::default()));
+        assert_eq!(passes.len(), 1, "{passes:?}");
+        let p = &passes[0];
+        let plate = p.plate.as_ref().unwrap();
+        assert_eq!(plate.best.text, "123ABC02");
+        assert_eq!(plate.reads, 31, "the stray read counts in the vote");
+        assert_eq!(p.frame, 0, "the nearest view, not the stray one");
+        assert_eq!((p.first_ms, p.last_ms), (0, 2900));
         assert_eq!(b.folded(), 1);
     }
 

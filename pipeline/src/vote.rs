@@ -38,6 +38,11 @@ impl PlateVote {
         self.reads.is_empty()
     }
 
+    /// Takes in the reads of another track of the same vehicle.
+    pub fn absorb(&mut self, other: PlateVote) {
+        self.reads.extend(other.reads);
+    }
+
     /// The voted text: first the length most weight agrees on, then per
     /// position the character with the most weight among reads of that
     /// length. Reads of other lengths (a missed or extra character) still
