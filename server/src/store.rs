@@ -9,6 +9,7 @@
 //! distribution key for scale-out). Snapshot and clip bytes live in the
 //! [`BlobStore`](crate::BlobStore) beside it; events name them by hash.
 
+mod checkpoint;
 mod postgres;
 mod sqlite;
 

@@ -88,7 +88,9 @@
 //! stored whole or not at all.
 //!
 //! Writes go through one connection behind a mutex; reads use a small pool
-//! of their own connections and, in WAL mode, do not wait for writes.
+//! of their own connections and, in WAL mode, do not wait for writes. A
+//! thread of its own copies the log back into the database after commits
+//! ([`Checkpointer`]), so that an ingest call does not wait for it.
 //!
 //! # Group commit
 //!
@@ -118,6 +120,7 @@ use safecity_core::{
 };
 use time::OffsetDateTime;
 
+use super::checkpoint::Checkpointer;
 use super::{
     cameras_near, AuditEntry as Audit, AuditEntry, AuditRecord, Camera, CameraHealth, CameraKind,
     EventBlobs, Hit, IngestOutcome, NewEvent, PlateQuery, SearchPage, SearchQuery, Store,
@@ -303,8 +306,10 @@ const READER_POOL: usize = 8;
 /// Ingest touches few pages (see the module notes); a larger cache only
 /// costs time at each commit (measured: 256 MiB was 15% slower).
 const WRITER_CACHE_KIB: u32 = 16 * 1024;
-/// The write-ahead log is copied back into the database after this many
-/// pages (160 MiB at 8 KiB pages; SQLite's default is 1,000).
+/// The writer's own checkpoint runs once the write-ahead log holds this
+/// many pages (160 MiB at 8 KiB pages; SQLite's default is 1,000). The
+/// [`Checkpointer`] has copied most of them back by then, and a checkpoint
+/// that finds every frame copied lets the log start over.
 const WAL_CHECKPOINT_PAGES: u32 = 20_000;
 
 /// The embedded store in a data directory.
@@ -325,6 +330,8 @@ pub struct SqliteStore {
     /// lock.
     index: PlateIndex,
     parts: Parts,
+    /// Copies the log back into the database beside the writer.
+    checkpointer: Checkpointer,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -420,7 +427,11 @@ impl SqliteStore {
                 .collect::<rusqlite::Result<Vec<String>>>()?;
             PlateIndex::new(plates)
         };
+        let checkpointer =
+            Checkpointer::start(Self::connect(&path)?, path.display().to_string())
+                .map_err(|e| Error::io("cannot start the checkpoint thread for", &path, e))?;
         Ok(SqliteStore {
+            checkpointer,
             index,
             path,
             writer: Mutex::new(conn),
@@ -1378,6 +1389,7 @@ impl SqliteStore {
                 self.path.display()
             );
         }
+        self.checkpointer.nudge();
     }
 
     /// The next [`IngestOutcome::seq`]; called under the writer lock, in
