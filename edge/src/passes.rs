@@ -16,7 +16,9 @@
 //! yields nothing itself: a stray box of a few frames must not stand for
 //! the vehicle. Otherwise the later pass is folded into the first, which
 //! is already out ([`PassConfig::rejoin_ms`]). Either way the vehicle
-//! yields one event. A pass cut by the maximum dwell time is not folded
+//! yields one event. Plates one look-alike swap apart (`O`/`Q`) count as
+//! the same plate for both. A plate seen without a vehicle whose vote is
+//! unsure is dropped ([`PassConfig::min_lone_plate_confidence`]). A pass cut by the maximum dwell time is not folded
 //! into: a parked vehicle yields one pass per dwell period.
 
 use std::collections::HashMap;
@@ -24,7 +26,7 @@ use std::io::Cursor;
 
 use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
-use safecity_core::{parse_plate, OwnedPicture};
+use safecity_core::{parse_plate, plate_distance, OwnedPicture, LOOKALIKE_COST};
 use safecity_models::{Picture, PlateCandidate};
 use safecity_pipeline::{IouTracker, PlateVote, Track, TrackInput, TrackerConfig};
 
@@ -114,7 +116,11 @@ pub struct PassConfig {
     /// A pass whose plate an earlier pass of this stream had, and whose
     /// time span overlaps that pass's or starts at most this long after it
     /// ended, is the same vehicle on a broken track: it yields no pass.
+    /// Plates one look-alike apart (`O`/`Q`) count as the same here.
     pub rejoin_ms: u64,
+    /// A plate seen without its vehicle yields a pass only if its vote is
+    /// at least this sure: a lone box that reads as noise is not a vehicle.
+    pub min_lone_plate_confidence: f32,
 }
 
 impl Default for PassConfig {
@@ -125,6 +131,7 @@ impl Default for PassConfig {
             min_hits: 3,
             min_peak_score: 0.4,
             rejoin_ms: 2_000,
+            min_lone_plate_confidence: 0.1,
         }
     }
 }
@@ -176,7 +183,7 @@ impl PassBuilder {
         };
         let rejoin = self.config.rejoin_ms;
         let earlier = self.recent.iter_mut().find(|y| {
-            y.plate == plate
+            same_plate(&y.plate, &plate)
                 && !y.dwelled
                 && pass.first_ms <= y.last_ms + rejoin
                 && pass.last_ms + rejoin >= y.first_ms
@@ -415,6 +422,13 @@ impl PassBuilder {
                 reads: vote.reads,
             })
         });
+        if !vehicle
+            && plate
+                .as_ref()
+                .is_some_and(|p| p.best.confidence < self.config.min_lone_plate_confidence)
+        {
+            return None;
+        }
         if plate.is_none()
             && (!vehicle
                 || track.hits < self.config.min_hits
@@ -485,7 +499,7 @@ impl PassBuilder {
             self.states
                 .get(k)
                 .and_then(|s| s.vote.result(1))
-                .is_some_and(|v| v.text == text)
+                .is_some_and(|v| same_plate(&v.text, &text))
         }) else {
             return Some(state);
         };
@@ -511,6 +525,12 @@ impl PassBuilder {
         self.folded += 1;
         None
     }
+}
+
+/// Whether two voted plates are one: equal, or one look-alike swap apart
+/// (reads of one plate by two tracks).
+fn same_plate(a: &str, b: &str) -> bool {
+    a == b || plate_distance(a, b) <= LOOKALIKE_COST
 }
 
 /// The vehicle whose box holds the plate's centre; the smallest if several.
@@ -772,6 +792,36 @@ mod tests {
     }
 
     #[test]
+    fn tracks_reading_a_plate_one_look_alike_apart_are_one_vehicle() {
+        let pixels = vec![128u8; 320 * 240 * 3];
+        let rgb = Picture::rgb(&pixels, 320, 240);
+        let mut b = PassBuilder::new(PassConfig {
+            snapshots: false,
+            ..PassConfig::default()
+        });
+        let car = |x: f32, text: &str| {
+            frame_with(
+                Some([x, 20.0, x + 60.0, 100.0]),
+                Some(([x + 10.0, 80.0, x + 50.0, 90.0], text, 0.9)),
+            )
+        };
+        let mut passes = Vec::new();
+        // The track breaks, and the new one reads Q where the old read O.
+        for i in 0..5u64 {
+            passes.extend(b.update(i, i * 100, &rgb, &car(10.0, "810UAO05")));
+        }
+        for i in 5..20u64 {
+            passes.extend(b.update(i, i * 100, &rgb, &car(200.0, "810UAQ05")));
+        }
+        passes.extend(b.update(20, 4000, &rgb, &FrameAnalysis::default()));
+        assert_eq!(passes.len(), 1, "{passes:?}");
+        let plate = passes[0].plate.as_ref().unwrap();
+        assert_eq!(plate.best.text, "810UAQ05", "the vote over both tracks");
+        assert_eq!(plate.reads, 20);
+        assert_eq!(b.folded(), 1);
+    }
+
+    #[test]
     fn a_parked_vehicle_yields_a_pass_per_dwell_period() {
         let pixels = vec![128u8; 320 * 240 * 3];
         let mut config = PassConfig {
@@ -828,6 +878,10 @@ mod tests {
             // A plate far from any vehicle box.
             fa.plates =
                 frame_with(None, Some(([250.0, 200.0, 290.0, 210.0], "715KXM02", 0.9))).plates;
+            // And a lone box that reads as noise.
+            fa.plates.extend(
+                frame_with(None, Some(([150.0, 150.0, 190.0, 160.0], "777KXM17", 0.02))).plates,
+            );
             b.update(i, i * 100, &rgb, &fa);
         }
         // A one-frame flicker is noise.
