@@ -722,6 +722,9 @@ def main():
                     help="edge, latency, server or micro: leave a section out")
     ap.add_argument("--reuse", action="store_true",
                     help="start from target/bench/bench.json and redo only the sections not skipped")
+    ap.add_argument("--splice", action="store_true",
+                    help="replace only the sections measured now in the existing BENCHMARKS.md "
+                         "(e.g. --splice --skip edge --skip latency --skip micro after a server change)")
     ap.add_argument("--gpu", action="store_true",
                     help="streams per GPU only (make bench-gpu; CUDA build of the edge)")
     ap.add_argument("--fps", type=float, default=5, help="detection rate per camera for --gpu")
@@ -734,7 +737,7 @@ def main():
     if args.reuse and Path(args.json).exists():
         result = json.loads(Path(args.json).read_text())
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    if args.reuse:
+    if args.reuse or args.splice:
         # Sections measured now may be at another commit than the rest.
         stamp += f" (commit {machine()['commit']})"
     result.setdefault("measured", {})
@@ -817,8 +820,33 @@ def main():
 
     result["seconds"] = result.get("seconds", 0) * args.reuse + time.monotonic() - started
     Path(args.json).write_text(json.dumps(result, indent=2))
-    Path(args.out).write_text(report(result))
+    text = report(result)
+    if args.splice and Path(args.out).exists():
+        now = [h for k, hs in SECTIONS.items() if k not in args.skip for h in hs]
+        text = splice(Path(args.out).read_text(), text, now)
+    Path(args.out).write_text(text)
     log(f"wrote {args.out} in {result['seconds'] / 60:.1f} minutes")
+
+
+# The headings (their starts) of each part of the report.
+SECTIONS = {"edge": ["## Headline", "## 1."], "latency": ["## 2."], "server": ["## 3."],
+            "micro": ["## 5."]}
+
+
+def splice(old, new, headings):
+    """`old` with its sections that start with one of `headings` replaced by
+    those of `new`; everything else, the header included, stays."""
+    def blocks(text):
+        out = [[]]
+        for line in text.splitlines(keepends=True):
+            if line.startswith("## "):
+                out.append([])
+            out[-1].append(line)
+        return ["".join(b) for b in out]
+
+    fresh = {h: b for b in blocks(new) for h in headings if b.startswith(h)}
+    return "".join(next((fresh[h] for h in headings if b.startswith(h) and h in fresh), b)
+                   for b in blocks(old))
 
 
 def criterion_table(out):
