@@ -636,6 +636,21 @@ mod tests {
         }
     }
 
+    fn without_snapshots() -> PassBuilder {
+        PassBuilder::new(PassConfig {
+            snapshots: false,
+            ..PassConfig::default()
+        })
+    }
+
+    /// A car at `x` (80 px high) with its plate read as `text`.
+    fn car(x: f32, text: &str) -> FrameAnalysis {
+        frame_with(
+            Some([x, 20.0, x + 60.0, 100.0]),
+            Some(([x + 10.0, 80.0, x + 50.0, 90.0], text, 0.9)),
+        )
+    }
+
     #[test]
     fn one_pass_per_vehicle_with_the_voted_plate_and_a_snapshot() {
         let pixels = vec![128u8; 320 * 240 * 3];
@@ -709,16 +724,7 @@ mod tests {
     fn a_broken_track_of_the_same_plate_yields_one_pass() {
         let pixels = vec![128u8; 320 * 240 * 3];
         let rgb = Picture::rgb(&pixels, 320, 240);
-        let mut b = PassBuilder::new(PassConfig {
-            snapshots: false,
-            ..PassConfig::default()
-        });
-        let car = |x: f32, text: &str| {
-            frame_with(
-                Some([x, 20.0, x + 60.0, 100.0]),
-                Some(([x + 10.0, 80.0, x + 50.0, 90.0], text, 0.9)),
-            )
-        };
+        let mut b = without_snapshots();
         let mut passes = Vec::new();
         // The tracker loses the car after 5 frames (it jumps), and picks it
         // up again as a new track; another car is read beside it.
@@ -754,10 +760,7 @@ mod tests {
     fn a_stray_box_of_the_same_plate_does_not_stand_for_the_vehicle() {
         let pixels = vec![128u8; 320 * 240 * 3];
         let rgb = Picture::rgb(&pixels, 320, 240);
-        let mut b = PassBuilder::new(PassConfig {
-            snapshots: false,
-            ..PassConfig::default()
-        });
+        let mut b = without_snapshots();
         let mut passes = Vec::new();
         // A car drives away for 30 frames, its plate shrinking from 40 to
         // 11 px. At frame 5 the detector also boxes it a second time, far
@@ -795,16 +798,7 @@ mod tests {
     fn tracks_reading_a_plate_one_look_alike_apart_are_one_vehicle() {
         let pixels = vec![128u8; 320 * 240 * 3];
         let rgb = Picture::rgb(&pixels, 320, 240);
-        let mut b = PassBuilder::new(PassConfig {
-            snapshots: false,
-            ..PassConfig::default()
-        });
-        let car = |x: f32, text: &str| {
-            frame_with(
-                Some([x, 20.0, x + 60.0, 100.0]),
-                Some(([x + 10.0, 80.0, x + 50.0, 90.0], text, 0.9)),
-            )
-        };
+        let mut b = without_snapshots();
         let mut passes = Vec::new();
         // The track breaks, and the new one reads Q where the old read O.
         for i in 0..5u64 {
@@ -848,10 +842,7 @@ mod tests {
     fn a_steady_flicker_of_unsure_detections_is_not_a_vehicle() {
         let pixels = vec![0u8; 320 * 240 * 3];
         let rgb = Picture::rgb(&pixels, 320, 240);
-        let mut b = PassBuilder::new(PassConfig {
-            snapshots: false,
-            ..PassConfig::default()
-        });
+        let mut b = without_snapshots();
         for i in 0..10u64 {
             let mut unsure = frame_with(Some([10.0, 10.0, 90.0, 70.0]), None);
             unsure.vehicles[0].det.score = 0.3;
@@ -869,10 +860,7 @@ mod tests {
     fn unread_vehicles_and_lone_plates_become_their_own_passes() {
         let pixels = vec![0u8; 320 * 240 * 3];
         let rgb = Picture::rgb(&pixels, 320, 240);
-        let mut b = PassBuilder::new(PassConfig {
-            snapshots: false,
-            ..PassConfig::default()
-        });
+        let mut b = without_snapshots();
         for i in 0..3u64 {
             let mut fa = frame_with(Some([10.0, 10.0, 90.0, 70.0]), None);
             // A plate far from any vehicle box.
