@@ -734,7 +734,7 @@ def main():
         return gpu_main(args)
     started = time.monotonic()
     result = {"machine": machine(), "edge": None}
-    if args.reuse and Path(args.json).exists():
+    if (args.reuse or args.splice) and Path(args.json).exists():
         result = json.loads(Path(args.json).read_text())
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     if args.reuse or args.splice:
@@ -818,7 +818,7 @@ def main():
         result["micro"] = criterion_table(out)
         result["measured"]["micro"] = stamp
 
-    result["seconds"] = result.get("seconds", 0) * args.reuse + time.monotonic() - started
+    result["seconds"] = result.get("seconds", 0) * (args.reuse or args.splice) + time.monotonic() - started
     Path(args.json).write_text(json.dumps(result, indent=2))
     text = report(result)
     if args.splice and Path(args.out).exists():

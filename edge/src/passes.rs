@@ -17,9 +17,10 @@
 //! the vehicle. Otherwise the later pass is folded into the first, which
 //! is already out ([`PassConfig::rejoin_ms`]). Either way the vehicle
 //! yields one event. Plates one look-alike swap apart (`O`/`Q`) count as
-//! the same plate for both. A plate seen without a vehicle whose vote is
-//! unsure is dropped ([`PassConfig::min_lone_plate_confidence`]). A pass cut by the maximum dwell time is not folded
-//! into: a parked vehicle yields one pass per dwell period.
+//! the same plate for both. A pass cut by the maximum dwell time is not
+//! folded into: a parked vehicle yields one pass per dwell period. A plate
+//! seen without a vehicle whose vote is unsure is dropped
+//! ([`PassConfig::min_lone_plate_confidence`]).
 
 use std::collections::HashMap;
 use std::io::Cursor;
