@@ -362,11 +362,7 @@ impl PassBuilder {
         let state = self.states.entry(key).or_default();
         state.vote.add(&best.text, best.confidence);
         let score = best.confidence * (plate_bbox[3] - plate_bbox[1]).max(1.0);
-        let better = match &state.best {
-            None => true,
-            Some(b) => b.plate.is_none() || score > b.score,
-        };
-        if better {
+        if read_beats(state.best.as_ref(), score) {
             let area = vehicle_bbox.unwrap_or_else(|| widen(plate_bbox, 1.5, 3.0));
             state.best = Some(View {
                 frame,
@@ -513,11 +509,7 @@ impl PassBuilder {
         );
         into.vote.absorb(state.vote);
         if let Some(view) = state.best.filter(|v| v.plate.is_some()) {
-            let better = match &into.best {
-                None => true,
-                Some(b) => b.plate.is_none() || view.score > b.score,
-            };
-            if better {
+            if read_beats(into.best.as_ref(), view.score) {
                 into.best = Some(view);
             }
         }
@@ -526,6 +518,12 @@ impl PassBuilder {
         self.folded += 1;
         None
     }
+}
+
+/// Whether a view with a read scoring `score` should replace `best`: any
+/// read beats a view without one.
+fn read_beats(best: Option<&View>, score: f32) -> bool {
+    best.is_none_or(|b| b.plate.is_none() || score > b.score)
 }
 
 /// Whether two voted plates are one: equal, or one look-alike swap apart

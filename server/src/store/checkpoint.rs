@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use super::sqlite::lock;
+
 /// Least time between two background checkpoints: a page that batches
 /// dirty again and again is copied at most this often.
 const INTERVAL: Duration = Duration::from_millis(200);
@@ -58,7 +60,7 @@ impl Checkpointer {
     /// Tells the thread that a transaction committed.
     pub(super) fn nudge(&self) {
         let (state, wake) = &*self.shared;
-        state.lock().unwrap_or_else(|e| e.into_inner()).dirty = true;
+        lock(state).dirty = true;
         wake.notify_one();
     }
 }
@@ -66,7 +68,7 @@ impl Checkpointer {
 impl Drop for Checkpointer {
     fn drop(&mut self) {
         let (state, wake) = &*self.shared;
-        state.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        lock(state).stop = true;
         wake.notify_one();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -76,7 +78,7 @@ impl Drop for Checkpointer {
 
 fn run(conn: &Connection, name: &str, shared: &(Mutex<State>, Condvar)) {
     let (state, wake) = shared;
-    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    let mut st = lock(state);
     loop {
         while !st.dirty && !st.stop {
             st = wake.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -89,7 +91,7 @@ fn run(conn: &Connection, name: &str, shared: &(Mutex<State>, Condvar)) {
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!("{name}: background checkpoint failed, left to the writer: {e}");
         }
-        st = state.lock().unwrap_or_else(|e| e.into_inner());
+        st = lock(state);
         // Wait out the interval unless told to stop.
         let (guard, _) = wake
             .wait_timeout_while(st, INTERVAL, |s| !s.stop)

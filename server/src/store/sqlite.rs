@@ -342,7 +342,7 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic inside a transaction rolled it back when the guard unwound.
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
