@@ -73,7 +73,10 @@ struct Shared {
     streams: Vec<StreamInfo>,
     spool: Arc<Mutex<Spool>>,
     wake: SyncSender<()>,
-    /// The latest frame of each pillar, for alarm snapshots.
+    /// The newest decoded frame of each pillar, for alarm snapshots. Kept
+    /// as frames arrive, before analysis, so that a press right after a
+    /// pillar comes online, or while the detector is behind, still has the
+    /// pillar's view.
     latest: Mutex<HashMap<usize, Arc<StreamFrame>>>,
     infer: Arc<InferStats>,
     forward: Arc<ForwarderStats>,
@@ -470,11 +473,11 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
         let source =
             Source::start(source_config, tx).with_context(|| format!("stream {}", stream.id))?;
         shared.sources.lock().expect("sources lock").push(source);
-        let (frame_tx, status_tx, stop) = (frame_tx.clone(), status_tx.clone(), stop.clone());
+        let (frame_tx, status_tx, shared) = (frame_tx.clone(), status_tx.clone(), shared.clone());
         relays.push(
             std::thread::Builder::new()
                 .name(format!("relay-{}", stream.id))
-                .spawn(move || relay(index, rx, frame_tx, status_tx, stop))?,
+                .spawn(move || relay(&shared, index, rx, frame_tx, status_tx))?,
         );
     }
     drop(frame_tx);
@@ -510,18 +513,28 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
 }
 
 /// Moves one source's frames into the shared queue (blocking: that is the
-/// back-pressure) and its status changes to the event thread.
+/// back-pressure) and its status changes to the event thread; a pillar's
+/// frames also become its latest view.
 fn relay(
+    shared: &Shared,
     index: usize,
     rx: Receiver<SourceEvent>,
     frames: SyncSender<StreamFrame>,
     status: SyncSender<(usize, SourceStatus)>,
-    stop: Arc<AtomicBool>,
 ) {
-    while !stop.load(Ordering::SeqCst) {
+    let pillar = shared.streams[index].pillar;
+    while !shared.stop.load(Ordering::SeqCst) {
         match rx.recv_timeout(Duration::from_millis(200)) {
             Ok(SourceEvent::Frame(f)) => {
                 let f = stream_frame(index, f);
+                if pillar {
+                    let view = Arc::new(f.clone());
+                    shared
+                        .latest
+                        .lock()
+                        .expect("latest lock")
+                        .insert(index, view);
+                }
                 if frames.send(f).is_err() {
                     return;
                 }
@@ -611,13 +624,6 @@ fn event_loop(
                     .folded
                     .store(builders[s].folded(), Ordering::Relaxed);
                 emit(s, passes);
-                if info.pillar {
-                    shared
-                        .latest
-                        .lock()
-                        .expect("latest lock")
-                        .insert(s, Arc::new(frame));
-                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
