@@ -535,12 +535,11 @@ impl SqliteStore {
         }
         let camera_list = cameras.clone().unwrap_or_default();
         let cameras = cameras.map(|c| arg(&mut args, values(c)));
-        let to = match (q.to_ms, &q.after) {
+        let to_ms = match (q.to_ms, &q.after) {
             (Some(to), Some(after)) => to.min(after.ts_ms),
             (to, after) => to.or(after.as_ref().map(|a| a.ts_ms)).unwrap_or(i64::MAX),
         };
         let from_ms = q.from_ms.unwrap_or(i64::MIN);
-        let to_ms = to;
         let from = arg(&mut args, from_ms);
         let to = arg(&mut args, to_ms);
         // What every branch below asks of the event row.
