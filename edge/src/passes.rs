@@ -5,8 +5,11 @@
 //! are tracked on their own. A track's reads are voted character by
 //! character ([`PlateVote`]). When a track ends (or reaches the maximum
 //! dwell time) it yields one [`Pass`]: with the voted plate if any read was
-//! made, else as a plain vehicle. The snapshot is the vehicle (or plate)
-//! crop from the frame of the most confident read, or of the largest view.
+//! made, else as a plain vehicle. The pass's time and snapshot are those
+//! of the nearest view, where the plate is biggest, among the reads that
+//! spell the voted text: far, sure reads do not outweigh a near one, and a
+//! near misread does not stand for the plate. A track never read gives its
+//! largest view.
 //!
 //! A track can break while its vehicle is still in view (the tracker loses
 //! it beside another vehicle, or behind one) and a new track picks the
@@ -37,6 +40,9 @@ use crate::analyse::FrameAnalysis;
 const TOP_K: usize = 5;
 /// Snapshots are scaled down to at most this width.
 const SNAPSHOT_MAX_WIDTH: u32 = 480;
+/// A track keeps the best view of this many of its texts, those nearest
+/// the vote so far: each view holds a crop.
+const VIEW_TEXTS: usize = 3;
 
 /// The plate of a pass: the voted text and the best single read's box.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,13 +79,12 @@ pub struct Pass {
     pub hits: u32,
 }
 
-/// The best view of a track so far.
+/// A view of a track: the frame that stands for it.
 struct View {
     frame: u64,
     ts_ms: u64,
-    /// For views with a read: its confidence times the plate's height in
-    /// pixels (the nearest legible view, where the plate is biggest and
-    /// sharpest, as an investigator wants it); for views without one, the
+    /// For views with a read: the plate's height in pixels (the nearest
+    /// view, as an investigator wants it); for views without one, the
     /// vehicle box area.
     score: f32,
     vehicle_bbox: Option<[f32; 4]>,
@@ -92,7 +97,13 @@ struct View {
 #[derive(Default)]
 struct TrackState {
     vote: PlateVote,
-    best: Option<View>,
+    /// Summed confidence of the reads of each text.
+    weights: HashMap<String, f32>,
+    /// The biggest read view of each of at most [`VIEW_TEXTS`] texts, those
+    /// nearest the vote when they were offered.
+    read_views: Vec<(String, View)>,
+    /// The largest view, while the track has no read.
+    unread: Option<View>,
     colours: HashMap<String, f32>,
     /// Summed detector scores and their count.
     scores: (f32, u32),
@@ -279,12 +290,10 @@ impl PassBuilder {
             }
             let state = self.states.entry((true, update.assigned[i])).or_default();
             let area = (v.det.bbox[2] - v.det.bbox[0]) * (v.det.bbox[3] - v.det.bbox[1]);
-            let better = match &state.best {
-                None => true,
-                Some(b) => b.plate.is_none() && area > b.score,
-            };
+            let better =
+                state.read_views.is_empty() && state.unread.as_ref().is_none_or(|b| area > b.score);
             if better {
-                state.best = Some(View {
+                state.unread = Some(View {
                     frame,
                     ts_ms,
                     score: area,
@@ -361,18 +370,24 @@ impl PassBuilder {
         let snapshots = self.config.snapshots;
         let state = self.states.entry(key).or_default();
         state.vote.add(&best.text, best.confidence);
-        let score = best.confidence * (plate_bbox[3] - plate_bbox[1]).max(1.0);
-        if read_beats(state.best.as_ref(), score) {
-            let area = vehicle_bbox.unwrap_or_else(|| widen(plate_bbox, 1.5, 3.0));
-            state.best = Some(View {
-                frame,
-                ts_ms,
-                score,
-                vehicle_bbox,
-                plate: Some((plate_bbox, best.clone(), candidates.to_vec())),
-                crop: snapshots.then(|| crop(rgb, area)),
-            });
+        if best.text.is_empty() || best.confidence <= 0.0 {
+            return;
         }
+        *state.weights.entry(best.text.clone()).or_default() += best.confidence;
+        let height = (plate_bbox[3] - plate_bbox[1]).max(1.0);
+        let Some(slot) = state.view_slot(&best.text, height, best.confidence) else {
+            return;
+        };
+        let area = vehicle_bbox.unwrap_or_else(|| widen(plate_bbox, 1.5, 3.0));
+        let view = View {
+            frame,
+            ts_ms,
+            score: height,
+            vehicle_bbox,
+            plate: Some((plate_bbox, best.clone(), candidates.to_vec())),
+            crop: snapshots.then(|| crop(rgb, area)),
+        };
+        state.put_view(slot, &best.text, view);
     }
 
     fn finish_track(&mut self, vehicle: bool, track: Track) -> Option<Pass> {
@@ -383,8 +398,12 @@ impl PassBuilder {
         if !dwelled {
             state = self.fold_into_live(vehicle, &track, state)?;
         }
-        let view = state.best?;
-        let plate = state.vote.result(TOP_K).and_then(|vote| {
+        let vote = state.vote.result(TOP_K);
+        let view = match &vote {
+            Some(v) => state.take_read_view(&v.text),
+            None => state.unread.take(),
+        }?;
+        let plate = vote.and_then(|vote| {
             let (bbox, single, singles) = view.plate.clone()?;
             let parsed = parse_plate(&vote.text).ok()?;
             let mut candidates: Vec<PlateCandidate> = vote
@@ -469,7 +488,7 @@ impl PassBuilder {
 impl PassBuilder {
     /// `state` of the ended `track`, or `None` when a live track of this
     /// stream reads the same plate and has been seen in at least as many
-    /// frames: that track takes the reads and, if better, the best view,
+    /// frames: that track takes the reads and the views that beat its own,
     /// and its pass stands for both. A lone plate's track may give itself
     /// to a vehicle's or a lone plate's, a vehicle's only to a vehicle's.
     fn fold_into_live(
@@ -508,9 +527,13 @@ impl PassBuilder {
             key.1
         );
         into.vote.absorb(state.vote);
-        if let Some(view) = state.best.filter(|v| v.plate.is_some()) {
-            if read_beats(into.best.as_ref(), view.score) {
-                into.best = Some(view);
+        for (text, w) in state.weights {
+            *into.weights.entry(text).or_default() += w;
+        }
+        for (text, view) in state.read_views {
+            let conf = view.plate.as_ref().map_or(0.0, |p| p.1.confidence);
+            if let Some(slot) = into.view_slot(&text, view.score, conf) {
+                into.put_view(slot, &text, view);
             }
         }
         let since = state.since_ms.unwrap_or(track.first_seen_ms);
@@ -520,10 +543,77 @@ impl PassBuilder {
     }
 }
 
-/// Whether a view with a read scoring `score` should replace `best`: any
-/// read beats a view without one.
-fn read_beats(best: Option<&View>, score: f32) -> bool {
-    best.is_none_or(|b| b.plate.is_none() || score > b.score)
+/// Where a new read view goes among a track's kept views.
+enum Slot {
+    /// Replaces the view of the same text.
+    Same(usize),
+    /// Joins the kept views.
+    Add,
+    /// Replaces the view of a text farther from the vote.
+    Evict(usize),
+}
+
+impl TrackState {
+    /// Where a read of `text` with a plate `height` px high and
+    /// `confidence` goes, or `None` if it is not kept: a text's bigger
+    /// plate (then surer read) replaces its view. When all kept views are
+    /// taken, a text nearer the vote so far (then heavier) takes the place
+    /// of the farthest: the voted text keeps its view though a misread
+    /// outweighs it, as character votes over several misreads can.
+    fn view_slot(&self, text: &str, height: f32, confidence: f32) -> Option<Slot> {
+        if let Some(i) = self.read_views.iter().position(|(t, _)| t == text) {
+            let kept = &self.read_views[i].1;
+            let kept_conf = kept.plate.as_ref().map_or(0.0, |p| p.1.confidence);
+            let bigger = height > kept.score || (height == kept.score && confidence > kept_conf);
+            return bigger.then_some(Slot::Same(i));
+        }
+        if self.read_views.len() < VIEW_TEXTS {
+            return Some(Slot::Add);
+        }
+        let voted = self.vote.result(1)?.text;
+        // Lower ranks first: nearer the vote, then heavier.
+        let rank = |t: &str| {
+            (
+                plate_distance(t, &voted),
+                -self.weights.get(t).copied().unwrap_or(0.0),
+            )
+        };
+        let worse = |a: (f32, f32), b: (f32, f32)| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1));
+        let (farthest, far) = self
+            .read_views
+            .iter()
+            .enumerate()
+            .map(|(i, (t, _))| (i, rank(t)))
+            .max_by(|a, b| worse(a.1, b.1))?;
+        worse(rank(text), far)
+            .is_lt()
+            .then_some(Slot::Evict(farthest))
+    }
+
+    fn put_view(&mut self, slot: Slot, text: &str, view: View) {
+        self.unread = None;
+        match slot {
+            Slot::Same(i) => self.read_views[i].1 = view,
+            Slot::Add => self.read_views.push((text.to_owned(), view)),
+            Slot::Evict(i) => self.read_views[i] = (text.to_owned(), view),
+        }
+    }
+
+    /// The view of the voted `text`; if no kept view spells it, that of
+    /// the heaviest kept text.
+    fn take_read_view(&mut self, text: &str) -> Option<View> {
+        let weight = |t: &str| self.weights.get(t).copied().unwrap_or(0.0);
+        let i = self
+            .read_views
+            .iter()
+            .position(|(t, _)| t == text)
+            .or_else(|| {
+                (0..self.read_views.len()).max_by(|&a, &b| {
+                    weight(&self.read_views[a].0).total_cmp(&weight(&self.read_views[b].0))
+                })
+            })?;
+        Some(self.read_views.swap_remove(i).1)
+    }
 }
 
 /// Whether two voted plates are one: equal, or one look-alike swap apart
@@ -717,6 +807,62 @@ mod tests {
         assert_eq!((p.frame, p.ts_ms), (7, 700), "{p:?}");
         let bbox = p.plate.as_ref().unwrap().bbox;
         assert_eq!(bbox[3] - bbox[1], 29.0);
+    }
+
+    /// A car coming closer, read once per frame: `(plate height, text,
+    /// confidence)`; returns its one pass.
+    fn approach(reads: &[(f32, &str, f32)]) -> Pass {
+        let pixels = vec![128u8; 320 * 240 * 3];
+        let rgb = Picture::rgb(&pixels, 320, 240);
+        let mut b = without_snapshots();
+        let mut passes = Vec::new();
+        for (i, &(h, text, conf)) in reads.iter().enumerate() {
+            let y = 20.0 + i as f32 * 4.0;
+            let fa = frame_with(
+                Some([100.0, y, 220.0, y + 120.0]),
+                Some(([130.0, y + 60.0, 190.0, y + 60.0 + h], text, conf)),
+            );
+            passes.extend(b.update(i as u64, i as u64 * 100, &rgb, &fa));
+        }
+        passes.extend(b.update(99, 9_000, &rgb, &FrameAnalysis::default()));
+        assert_eq!(passes.len(), 1, "{passes:?}");
+        passes.remove(0)
+    }
+
+    #[test]
+    fn the_pass_time_is_the_biggest_plate_that_spells_the_voted_text() {
+        // Sure reads far off; near, the reader is unsure (a two-line plate
+        // at an angle), and the nearest read of all is wrong.
+        let p = approach(&[
+            (12.0, "123ABC02", 0.9),
+            (16.0, "123ABC02", 0.9),
+            (20.0, "123ABC02", 0.9),
+            (24.0, "123ABC02", 0.8),
+            (40.0, "123ABC02", 0.01),
+            (45.0, "128ABC02", 0.3),
+        ]);
+        assert_eq!(p.plate.as_ref().unwrap().best.text, "123ABC02");
+        assert_eq!((p.frame, p.ts_ms), (4, 400), "{p:?}");
+    }
+
+    #[test]
+    fn a_text_read_late_but_most_still_gets_its_view() {
+        // Three different misreads fill the kept views first; the plate's
+        // own text, read more surely and more often later, must displace
+        // one of them.
+        let p = approach(&[
+            (40.0, "777KXM17", 0.3),
+            (41.0, "777KXN17", 0.3),
+            (42.0, "771KXM17", 0.3),
+            (20.0, "715KXM02", 0.9),
+            (22.0, "715KXM02", 0.9),
+            (24.0, "715KXM02", 0.9),
+            (23.0, "715KXM02", 0.9),
+        ]);
+        assert_eq!(p.plate.as_ref().unwrap().best.text, "715KXM02");
+        assert_eq!(p.frame, 5, "{p:?}");
+        let bbox = p.plate.as_ref().unwrap().bbox;
+        assert_eq!(bbox[3] - bbox[1], 24.0);
     }
 
     #[test]
