@@ -11,6 +11,9 @@
 //! - `--timing`: milliseconds per call and per frame (or plate) of both
 //!   models at a small and a large batch.
 //!
+//! Pictures are detected in as `recognize` does a photo: at two scales
+//! ([`STILL_ZOOM_OUT`]). The timing is of one detector call.
+//!
 //! The report goes to stdout; `--json FILE` writes the same numbers as one
 //! JSON object. Matching, AP and edit distance are small pure functions,
 //! tested at the end of this file.
@@ -32,6 +35,8 @@ use safecity_models::{
 use safecity_pipeline::sim::{FrameTruth, VehicleClass};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+
+use crate::analyse::STILL_ZOOM_OUT;
 
 #[derive(Debug, Args)]
 #[command(
@@ -508,6 +513,14 @@ impl Models {
         Ok(self.detector.detect(frames)?)
     }
 
+    /// As `recognize` detects in a picture: at two scales.
+    fn detect_stills(
+        &mut self,
+        frames: &[Picture<'_>],
+    ) -> anyhow::Result<Vec<Vec<ObjectDetection>>> {
+        Ok(self.detector.detect_stills(frames, STILL_ZOOM_OUT)?)
+    }
+
     /// The colour named for each vehicle box: by the classifier, or from
     /// pixels without one.
     fn colours(
@@ -660,7 +673,7 @@ fn eval_sim(
         }
         let frames: Vec<Picture<'_>> = images.iter().map(frame).collect();
         let detections = models
-            .detect(&frames)
+            .detect_stills(&frames)
             .with_context(|| format!("detecting in {}", set.dir.display()))?;
 
         let mut crops = Vec::new();
@@ -860,7 +873,7 @@ fn eval_photos(
             .collect::<anyhow::Result<_>>()?;
         let frames: Vec<Picture<'_>> = images.iter().map(frame).collect();
         let detections = models
-            .detect(&frames)
+            .detect_stills(&frames)
             .with_context(|| format!("detecting in {}", set.dir.display()))?;
         let mut crops = Vec::new();
         let mut jobs = Vec::new();

@@ -137,7 +137,7 @@ fn recognize_image(models: &mut Analyser, path: &Path) -> anyhow::Result<Vec<Rea
         .with_context(|| format!("{}: cannot read the image", path.display()))?
         .to_rgb8();
     let frame = Picture::rgb(img.as_raw(), img.width(), img.height());
-    let analysis = models.analyse(&[frame])?.pop().unwrap_or_default();
+    let analysis = models.analyse_stills(&[frame])?.pop().unwrap_or_default();
     Ok(analysis
         .plates
         .iter()

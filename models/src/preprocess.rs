@@ -36,7 +36,10 @@ pub fn input_len(input: &InputDescription) -> usize {
 
 /// Fits `region` (`x, y, w, h` in source pixels; the whole frame when
 /// `None`) into `out` as the model wants it, with bilinear sampling.
-/// `out` must hold [`input_len`] floats.
+/// `out` must hold [`input_len`] floats. Where the region reaches past the
+/// frame, a stretched crop repeats the frame's edge pixels and a letterbox
+/// pads: a region larger than the frame, around it, shrinks the picture
+/// within the input.
 pub fn preprocess_into(
     frame: &Picture<'_>,
     region: Option<[f32; 4]>,
@@ -79,8 +82,9 @@ pub fn preprocess_into(
     // that one line. I420 pictures are filtered plane by plane (chroma at
     // half size) and converted to RGB after: the filter is linear, so only
     // the output's pixels are converted.
-    let columns = AxisTaps::new(iw, offset[0], scale[0], rx, rw, frame.width);
-    let rows = AxisTaps::new(ih, offset[1], scale[1], ry, rh, frame.height);
+    let pad_outside = input.resize == Resize::Letterbox;
+    let columns = AxisTaps::new(iw, offset[0], scale[0], rx, rw, frame.width, pad_outside);
+    let rows = AxisTaps::new(ih, offset[1], scale[1], ry, rh, frame.height, pad_outside);
     let mut hline = vec![0.0f32; iw * 3];
     let mut lines = match frame.layout {
         Layout::Rgb { stride } => Lines::Rgb(PlaneFilter::new(frame.data, stride, columns, rows)),
@@ -90,8 +94,24 @@ pub fn preprocess_into(
                 PlaneFilter::new(
                     &frame.data[at..],
                     p.uv_stride,
-                    AxisTaps::new(iw, offset[0], scale[0] * 2.0, rx / 2.0, rw / 2.0, cw),
-                    AxisTaps::new(ih, offset[1], scale[1] * 2.0, ry / 2.0, rh / 2.0, ch),
+                    AxisTaps::new(
+                        iw,
+                        offset[0],
+                        scale[0] * 2.0,
+                        rx / 2.0,
+                        rw / 2.0,
+                        cw,
+                        pad_outside,
+                    ),
+                    AxisTaps::new(
+                        ih,
+                        offset[1],
+                        scale[1] * 2.0,
+                        ry / 2.0,
+                        rh / 2.0,
+                        ch,
+                        pad_outside,
+                    ),
                 )
             };
             Lines::I420 {
@@ -154,9 +174,25 @@ struct AxisTaps {
 }
 
 impl AxisTaps {
-    fn new(outputs: usize, offset: f32, scale: f32, start: f32, len: f32, size: u32) -> AxisTaps {
+    /// Taps of `outputs` pixels over source pixels `start..start + len`
+    /// of `size`; with `pad_outside`, output pixels whose centre falls off
+    /// the source are padding, else they repeat its edge.
+    fn new(
+        outputs: usize,
+        offset: f32,
+        scale: f32,
+        start: f32,
+        len: f32,
+        size: u32,
+        pad_outside: bool,
+    ) -> AxisTaps {
+        let (lo, hi) = if pad_outside {
+            (start.max(0.0), (start + len).min(size as f32))
+        } else {
+            (start, start + len)
+        };
         let taps: Vec<Option<Taps>> = (0..outputs)
-            .map(|o| taps(o, offset, scale, start, len, size))
+            .map(|o| taps(o, offset, scale, start, (lo, hi), size))
             .collect();
         let n = taps
             .iter()
@@ -351,9 +387,16 @@ impl<'a, const K: usize> PlaneFilter<'a, K> {
 /// the letterbox padding: its centre maps outside `[start, start + len]`.
 /// Taps that fall outside the frame are dropped and the rest weigh more (as
 /// PIL does); a region wholly outside the frame repeats its nearest edge.
-fn taps(o: usize, offset: f32, scale: f32, start: f32, len: f32, size: u32) -> Option<Taps> {
+fn taps(
+    o: usize,
+    offset: f32,
+    scale: f32,
+    start: f32,
+    within: (f32, f32),
+    size: u32,
+) -> Option<Taps> {
     let centre = (o as f32 + 0.5 - offset) / scale + start;
-    if centre < start || centre > start + len {
+    if centre < within.0 || centre > within.1 {
         return None;
     }
     let support = (1.0 / scale).max(1.0);
@@ -426,6 +469,35 @@ mod tests {
     }
 
     #[test]
+    fn a_letterbox_region_around_the_frame_shrinks_it_within_padding() {
+        // A 100x50 red picture, fitted as the 200x100 region around it
+        // into 100x100: 50x25 of red in the middle, grey all around.
+        let data: Vec<u8> = [255u8, 0, 0].repeat(100 * 50);
+        let frame = Picture::rgb(&data, 100, 50);
+        let spec = input(100, 100, Channels::Rgb, Resize::Letterbox);
+        let mut out = vec![0.0; input_len(&spec)];
+        let lb = preprocess_into(&frame, Some([-50.0, -25.0, 200.0, 100.0]), &spec, &mut out);
+        assert_eq!((lb.scale, lb.offset), ([0.5, 0.5], [0.0, 25.0]));
+        let at = |c: usize, y: usize, x: usize| out[c * 10_000 + y * 100 + x];
+        for (y, x) in [(40, 10), (40, 90), (30, 50), (70, 50)] {
+            assert_eq!(at(0, y, x), 114.0, "padding at {x},{y}");
+        }
+        for (y, x) in [(38, 26), (61, 73), (50, 50)] {
+            assert_eq!((at(0, y, x), at(1, y, x)), (255.0, 0.0), "red at {x},{y}");
+        }
+        // Boxes map back onto the frame.
+        assert_eq!(
+            lb.to_source([25.0, 37.5, 75.0, 62.5]),
+            [0.0, 0.0, 100.0, 50.0]
+        );
+        // A stretched crop past the edge repeats the edge instead.
+        let spec = input(20, 10, Channels::Rgb, Resize::Stretch);
+        let mut out = vec![0.0; input_len(&spec)];
+        preprocess_into(&frame, Some([80.0, 40.0, 40.0, 20.0]), &spec, &mut out);
+        assert!(out[..200].iter().all(|&v| v == 255.0), "{out:?}");
+    }
+
+    #[test]
     fn stretches_a_region_with_normalisation() {
         // Black then white from x = 5; crop the right half. Shrinking
         // filters reach a little past the region, so its edge stays clear
@@ -489,8 +561,8 @@ mod tests {
         let mut out = Vec::new();
         for y in 0..ih {
             for x in 0..iw {
-                let row = taps(y, 0.0, s[1], ry, rh, frame.height);
-                let col = taps(x, 0.0, s[0], rx, rw, frame.width);
+                let row = taps(y, 0.0, s[1], ry, (ry, ry + rh), frame.height);
+                let col = taps(x, 0.0, s[0], rx, (rx, rx + rw), frame.width);
                 out.push(row.zip(col).map(|(row, col)| {
                     let mut v = [0.0f32; 3];
                     for &(sy, wy) in &row.0 {
