@@ -97,8 +97,6 @@ struct View {
 #[derive(Default)]
 struct TrackState {
     vote: PlateVote,
-    /// Summed confidence of the reads of each text.
-    weights: HashMap<String, f32>,
     /// The biggest read view of each of at most [`VIEW_TEXTS`] texts, those
     /// nearest the vote when they were offered.
     read_views: Vec<(String, View)>,
@@ -369,11 +367,9 @@ impl PassBuilder {
     ) {
         let snapshots = self.config.snapshots;
         let state = self.states.entry(key).or_default();
-        state.vote.add(&best.text, best.confidence);
-        if best.text.is_empty() || best.confidence <= 0.0 {
+        if !state.vote.add(&best.text, best.confidence) {
             return;
         }
-        *state.weights.entry(best.text.clone()).or_default() += best.confidence;
         let height = (plate_bbox[3] - plate_bbox[1]).max(1.0);
         let Some(slot) = state.view_slot(&best.text, height, best.confidence) else {
             return;
@@ -527,9 +523,6 @@ impl PassBuilder {
             key.1
         );
         into.vote.absorb(state.vote);
-        for (text, w) in state.weights {
-            *into.weights.entry(text).or_default() += w;
-        }
         for (text, view) in state.read_views {
             let conf = view.plate.as_ref().map_or(0.0, |p| p.1.confidence);
             if let Some(slot) = into.view_slot(&text, view.score, conf) {
@@ -572,12 +565,7 @@ impl TrackState {
         }
         let voted = self.vote.result(1)?.text;
         // Lower ranks first: nearer the vote, then heavier.
-        let rank = |t: &str| {
-            (
-                plate_distance(t, &voted),
-                -self.weights.get(t).copied().unwrap_or(0.0),
-            )
-        };
+        let rank = |t: &str| (plate_distance(t, &voted), -self.vote.weight(t));
         let worse = |a: (f32, f32), b: (f32, f32)| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1));
         let (farthest, far) = self
             .read_views
@@ -602,7 +590,7 @@ impl TrackState {
     /// The view of the voted `text`; if no kept view spells it, that of
     /// the heaviest kept text.
     fn take_read_view(&mut self, text: &str) -> Option<View> {
-        let weight = |t: &str| self.weights.get(t).copied().unwrap_or(0.0);
+        let weight = |t: &str| self.vote.weight(t);
         let i = self
             .read_views
             .iter()

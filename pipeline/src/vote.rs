@@ -27,11 +27,23 @@ impl PlateVote {
         Self::default()
     }
 
-    /// Adds one frame's best read of this track's plate.
-    pub fn add(&mut self, text: &str, confidence: f32) {
-        if !text.is_empty() && confidence > 0.0 {
+    /// Adds one frame's best read of this track's plate; returns whether
+    /// it counts (an empty or zero-confidence read does not).
+    pub fn add(&mut self, text: &str, confidence: f32) -> bool {
+        let counts = !text.is_empty() && confidence > 0.0;
+        if counts {
             self.reads.push((text.to_owned(), confidence));
         }
+        counts
+    }
+
+    /// The summed confidence of the reads that spell `text`.
+    pub fn weight(&self, text: &str) -> f32 {
+        self.reads
+            .iter()
+            .filter(|(t, _)| t == text)
+            .map(|(_, c)| c)
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -136,6 +148,9 @@ mod tests {
         let r = v.result(2).unwrap();
         assert_eq!(r.text, "715KXM02");
         assert_eq!(r.candidates[1].0, "15KXM02");
+        assert!((v.weight("715KXM02") - 1.7).abs() < 1e-6);
+        assert!(!v.add("", 0.9) && !v.add("715KXM02", 0.0));
+        assert_eq!(v.weight("999ZZZ99"), 0.0);
         assert!(PlateVote::new().result(1).is_none());
     }
 }
