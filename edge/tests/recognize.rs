@@ -179,28 +179,30 @@ fn reads_real_photos_and_reports_a_corrupt_one_without_stopping() {
     );
 }
 
-/// Video goes through decoding, tracking and the vote: every line is one
-/// tracked vehicle with its best frame inside the clip.
-#[test]
-fn a_video_gives_one_line_per_tracked_vehicle() {
+/// Width, height and frame rate of [`street`].
+const STREET: (u32, u32, u32) = (1280, 720, 10);
+
+/// A daylight street of `seconds`, empty but for a white car with plate
+/// `715KXM02` driving towards the camera at each of `at_s`.
+fn street(seconds: f64, at_s: &[f64]) -> safecity_pipeline::sim::Scene {
     use safecity_pipeline::sim::{
-        encode_clip, ClipSpec, Direction, Lighting, Scene, SceneConfig, ScriptedPass, VehicleClass,
-        VehicleColour,
+        Direction, Lighting, Scene, SceneConfig, ScriptedPass, VehicleClass, VehicleColour,
     };
-    let dir = tempfile::tempdir().unwrap();
-    let clip = dir.path().join("street.mp4");
-    let (w, h, fps, seconds) = (1280, 720, 10, 12.0);
-    let passes = [3.0, 6.0, 9.0].map(|at_s| ScriptedPass {
-        at_s,
-        plate: "715KXM02".into(),
-        class: VehicleClass::Car,
-        colour: VehicleColour::White,
-        direction: Direction::Towards,
-    });
-    let mut scene = Scene::new(
+    let (width, height, fps) = STREET;
+    let passes = at_s
+        .iter()
+        .map(|&at_s| ScriptedPass {
+            at_s,
+            plate: "715KXM02".into(),
+            class: VehicleClass::Car,
+            colour: VehicleColour::White,
+            direction: Direction::Towards,
+        })
+        .collect();
+    Scene::new(
         SceneConfig {
-            width: w,
-            height: h,
+            width,
+            height,
             fps,
             duration_s: seconds,
             seed: 4,
@@ -208,9 +210,20 @@ fn a_video_gives_one_line_per_tracked_vehicle() {
             rain: Some(false),
             vehicles_per_minute: 0.0,
         },
-        passes.to_vec(),
+        passes,
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// Video goes through decoding, tracking and the vote: every line is one
+/// tracked vehicle with its best frame inside the clip.
+#[test]
+fn a_video_gives_one_line_per_tracked_vehicle() {
+    use safecity_pipeline::sim::{encode_clip, ClipSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("street.mp4");
+    let (w, h, fps, seconds) = (STREET.0, STREET.1, STREET.2, 12.0);
+    let mut scene = street(seconds, &[3.0, 6.0, 9.0]);
     let frames = (seconds * fps as f64) as u64;
     encode_clip(&ClipSpec::new(w, h, fps, frames), &clip, |i| {
         scene.render_frame(i).0
@@ -247,30 +260,8 @@ fn a_video_gives_one_line_per_tracked_vehicle() {
 /// searched at a second, smaller scale: the plate is found and read.
 #[test]
 fn a_plate_filling_a_close_up_photo_is_found_and_read() {
-    use safecity_pipeline::sim::{
-        Direction, Lighting, Scene, SceneConfig, ScriptedPass, VehicleClass, VehicleColour,
-    };
-    let (w, h, fps) = (1280, 720, 10);
-    let mut scene = Scene::new(
-        SceneConfig {
-            width: w,
-            height: h,
-            fps,
-            duration_s: 8.0,
-            seed: 4,
-            lighting: Some(Lighting::Day),
-            rain: Some(false),
-            vehicles_per_minute: 0.0,
-        },
-        vec![ScriptedPass {
-            at_s: 3.0,
-            plate: "715KXM02".into(),
-            class: VehicleClass::Car,
-            colour: VehicleColour::White,
-            direction: Direction::Towards,
-        }],
-    )
-    .unwrap();
+    let (w, h, fps) = STREET;
+    let mut scene = street(8.0, &[3.0]);
     // The frame where the readable plate is biggest.
     let (frame, plate) = (0..8 * fps as u64)
         .filter_map(|i| {
