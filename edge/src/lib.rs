@@ -15,7 +15,9 @@
 //! - [`simulate`]: the scene simulator's command line, which renders training
 //!   images and serves simulated cameras and pillars over RTSP.
 //! - [`eval`]: the detector and plate reader measured on labelled pictures
-//!   (simulator stills, openalpr-style photos) and timed.
+//!   (simulator stills, openalpr-style photos, plate crops, plate boxes
+//!   without texts) and an unlabelled clip, with the plate confidence's
+//!   calibration, and timed.
 //!
 //! [`Cli`] is the whole command line and [`run`] carries it out.
 
@@ -55,7 +57,7 @@ pub enum Command {
     /// Read plates and find vehicles in image and video files.
     Recognize(recognize::RecognizeArgs),
     /// Measure the detector and plate reader on labelled pictures (simulator
-    /// stills, openalpr-style photos).
+    /// stills, openalpr-style photos, plate crops, plate boxes) and a clip.
     Eval(eval::EvalArgs),
 }
 

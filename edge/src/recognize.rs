@@ -34,12 +34,17 @@ pub struct RecognizeArgs {
     #[arg(long, default_value_t = 10.0)]
     pub fps: f64,
     /// Reads below this confidence are not reported.
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = DEFAULT_MIN_CONFIDENCE)]
     pub min_confidence: f32,
     /// Threads per model.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
 }
+
+/// The least confidence of a read shown by default (`--min-confidence`).
+/// `eval` counts a read end to end as right only at this confidence or
+/// above: what a user with default settings sees.
+pub const DEFAULT_MIN_CONFIDENCE: f32 = 0.3;
 
 const IMAGE_EXTENSIONS: [&str; 6] = ["jpg", "jpeg", "png", "bmp", "webp", "tif"];
 

@@ -1,5 +1,6 @@
-//! `safecity-edge eval`, driven through the binary on simulator stills and,
-//! when the folder is here, the openalpr test split. These tests check the
+//! `safecity-edge eval`, driven through the binary on simulator stills, on
+//! small plate-crop and plate-box folders and a clip made here, and, when
+//! the folder is here, the openalpr test split. These tests check the
 //! bookkeeping (counts, ranges, errors), not how good the models are.
 
 use std::path::Path;
@@ -37,6 +38,28 @@ fn assert_rates(v: &Value, keys: &[&str]) {
                 assert!((0.0..=1.0).contains(&r), "{key} = {r}");
             }
         }
+    }
+}
+
+/// A calibration block: one read per plate, spread over ten bins whose
+/// rates are in range.
+fn assert_calibration(c: &Value, reads: usize) {
+    assert_eq!(c["reads"], reads, "{c}");
+    let bins = c["bins"].as_array().unwrap();
+    assert_eq!(bins.len(), 10);
+    let counted: u64 = bins.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!(counted, reads as u64);
+    for b in bins {
+        for key in ["mean_confidence", "accuracy"] {
+            match b[key].as_f64() {
+                Some(r) => assert!((0.0..=1.0).contains(&r), "{b}"),
+                None => assert_eq!(b["count"], 0, "{b}"),
+            }
+        }
+    }
+    if reads > 0 {
+        let ece = c["ece"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&ece), "{ece}");
     }
 }
 
@@ -111,8 +134,10 @@ fn scores_simulator_stills_with_counts_from_the_ground_truth() {
     for key in [
         "plate_recall_readable_count",
         "read_exact_readable_e2e_count",
+        "read_exact_readable_e2e_any_confidence_count",
         "read_exact_readable_gt_box_count",
         "char_accuracy_gt_box_count",
+        "ece_gt_box_count",
     ] {
         assert_eq!(s[key], readable, "{key}");
     }
@@ -127,18 +152,23 @@ fn scores_simulator_stills_with_counts_from_the_ground_truth() {
             "plate_ap50",
             "vehicle_map50",
             "read_exact_readable_e2e",
+            "read_exact_readable_e2e_any_confidence",
             "read_exact_readable_gt_box",
             "char_accuracy_gt_box",
+            "ece_gt_box",
             "colour_accuracy",
         ],
     );
-    // End to end needs the plate found first.
-    if let (Some(e2e), Some(found)) = (
+    // End to end needs the plate found first, and a sure read is a right
+    // read too.
+    if let (Some(e2e), Some(any), Some(found)) = (
         s["read_exact_readable_e2e"].as_f64(),
+        s["read_exact_readable_e2e_any_confidence"].as_f64(),
         s["plate_recall_readable"].as_f64(),
     ) {
-        assert!(e2e <= found, "{e2e} > {found}");
+        assert!(e2e <= any && any <= found, "{e2e} {any} {found}");
     }
+    assert_calibration(&s["calibration_gt_box"], readable);
 
     // Per-class ground truth adds up to every vehicle.
     let classes = s["vehicle_ap50"].as_object().unwrap();
@@ -201,9 +231,183 @@ fn missing_datasets_are_named_with_what_to_do() {
     assert!(!o.status.success());
     let err = stderr(&o);
     assert!(
-        err.contains("--sim") && err.contains("--openalpr") && err.contains("--timing"),
+        err.contains("--sim")
+            && err.contains("--openalpr")
+            && err.contains("--plate-crops")
+            && err.contains("--boxes")
+            && err.contains("--video")
+            && err.contains("--timing"),
         "{err}"
     );
+}
+
+/// Runs `eval` and returns its error, which must name every one of `words`.
+fn fails_naming(args: &[&str], words: &[&str]) {
+    let o = edge(args);
+    assert!(!o.status.success(), "{args:?} succeeded");
+    let err = stderr(&o);
+    for w in words {
+        assert!(err.contains(w), "{args:?}: {w:?} not in {err}");
+    }
+}
+
+#[test]
+fn bad_crop_box_and_video_inputs_are_named_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let crops = dir.path().join("crops");
+    std::fs::create_dir(&crops).unwrap();
+    let c = crops.to_str().unwrap();
+    let csv = crops.join("annotations.csv");
+    let csv_s = csv.to_str().unwrap();
+    fails_naming(
+        &["eval", "--plate-crops", c],
+        &[csv_s, "image_path,plate_text"],
+    );
+    std::fs::write(&csv, "imgs/a.png,AB123\n").unwrap();
+    fails_naming(&["eval", "--plate-crops", c], &[csv_s, "line 1", "header"]);
+    std::fs::write(
+        &csv,
+        "image_path,plate_text\nimgs/a.png,AB123\nimgs/b.png\n",
+    )
+    .unwrap();
+    fails_naming(&["eval", "--plate-crops", c], &[csv_s, "line 3"]);
+    std::fs::write(&csv, "image_path,plate_text\nimgs/a.png,AB123\n").unwrap();
+    fails_naming(
+        &["eval", "--plate-crops", c],
+        &[csv_s, "line 2", "imgs/a.png", "is not there"],
+    );
+
+    let boxes = dir.path().join("boxes");
+    std::fs::create_dir(&boxes).unwrap();
+    let b = boxes.to_str().unwrap();
+    let tsv = boxes.join("boxes.tsv");
+    let tsv_s = tsv.to_str().unwrap();
+    fails_naming(
+        &["eval", "--boxes", b],
+        &[tsv_s, "file x y w h", "images/FILE"],
+    );
+    std::fs::write(&tsv, "file\tx\ty\tw\th\na.jpg\t1\t2\t3\n").unwrap();
+    fails_naming(&["eval", "--boxes", b], &[tsv_s, "line 2"]);
+    std::fs::write(&tsv, "file\tx\ty\tw\th\na.jpg\t1\t2\t3\t4\n").unwrap();
+    fails_naming(&["eval", "--boxes", b], &[tsv_s, "line 2", "images/a.jpg"]);
+
+    let clip = dir.path().join("gone.mp4");
+    fails_naming(
+        &["eval", "--video", clip.to_str().unwrap()],
+        &[clip.to_str().unwrap()],
+    );
+    fails_naming(
+        &[
+            "eval",
+            "--video",
+            clip.to_str().unwrap(),
+            "--video-every",
+            "0",
+        ],
+        &["--video-every"],
+    );
+}
+
+/// A grey picture with a white plate-like box.
+fn picture(path: &Path, w: u32, h: u32) {
+    image::RgbImage::from_fn(w, h, |x, y| {
+        let plate = (w / 3..w / 2).contains(&x) && (h / 2..h / 2 + 12).contains(&y);
+        image::Rgb(if plate { [240, 240, 240] } else { [90, 90, 90] })
+    })
+    .save(path)
+    .unwrap();
+}
+
+#[test]
+fn scores_plate_crops_boxes_and_a_clip_with_counts_from_their_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let crops = dir.path().join("crops");
+    std::fs::create_dir_all(crops.join("imgs")).unwrap();
+    picture(&crops.join("imgs/a.png"), 186, 51);
+    picture(&crops.join("imgs/b.png"), 160, 60);
+    // The same crop on two lines counts twice.
+    std::fs::write(
+        crops.join("annotations.csv"),
+        "image_path,plate_text\nimgs/a.png,AD054JI\nimgs/a.png,AD054JI\nimgs/b.png,ABC123\n",
+    )
+    .unwrap();
+
+    let boxes = dir.path().join("boxes");
+    std::fs::create_dir_all(boxes.join("images")).unwrap();
+    for name in [
+        "dayride_a_t00001.jpg",
+        "dayride_a_t00002.jpg",
+        "nightride_b_t00001.jpg",
+    ] {
+        picture(&boxes.join("images").join(name), 320, 180);
+    }
+    // A picture no line names is not in the set.
+    picture(&boxes.join("images/dayride_a_t00003.jpg"), 320, 180);
+    std::fs::write(
+        boxes.join("boxes.tsv"),
+        "file\tx\ty\tw\th\n\
+         dayride_a_t00001.jpg\t107\t90\t53\t12\n\
+         dayride_a_t00001.jpg\t10\t10\t40\t10\n\
+         dayride_a_t00002.jpg\t107\t90\t53\t12\n\
+         nightride_b_t00001.jpg\t107\t90\t53\t12\n",
+    )
+    .unwrap();
+
+    use safecity_pipeline::sim::{encode_clip, ClipSpec};
+    let clip = dir.path().join("clip.mp4");
+    encode_clip(&ClipSpec::new(320, 180, 25, 20), &clip, |i| {
+        image::RgbImage::from_pixel(320, 180, image::Rgb([(i * 5) as u8, 60, 200]))
+    })
+    .unwrap();
+
+    let report = dir.path().join("eval.json");
+    let o = edge(&[
+        "eval",
+        "--plate-crops",
+        crops.to_str().unwrap(),
+        "--boxes",
+        boxes.to_str().unwrap(),
+        "--video",
+        clip.to_str().unwrap(),
+        "--video-every",
+        "4",
+        "--batch",
+        "2",
+        "--json",
+        report.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("plate crops, validation only"), "{text}");
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+
+    let c = &json["plate_crops"];
+    assert_eq!(c["crops"], 3);
+    assert_eq!(c["pictures"], 2);
+    assert_eq!(c["read_exact_count"], 3);
+    assert_rates(c, &["read_exact", "char_accuracy", "ece"]);
+    assert_calibration(&c["calibration"], 3);
+
+    let b = &json["boxes"];
+    assert_eq!(
+        (b["frames"].as_u64(), b["plates"].as_u64()),
+        (Some(3), Some(4))
+    );
+    assert_eq!(b["rides"], 2);
+    assert_eq!(b["day"]["frames"], 2);
+    assert_eq!(b["day"]["plates"], 3);
+    assert_eq!(b["night"]["frames"], 1);
+    assert_eq!(b["by_ride"]["dayride_a"]["plates"], 3);
+    assert_eq!(b["by_ride"]["nightride_b"]["plates"], 1);
+    assert_rates(b, &["plate_recall", "plate_ap50"]);
+
+    let v = &json["video"];
+    assert_eq!(v["frames_decoded"], 20);
+    assert_eq!(v["frames_analysed"], 5);
+    assert_eq!(v["every"], 4);
+    let shown = v["false_reads_shown"].as_u64().unwrap();
+    assert!(shown <= v["plate_reads_any_confidence"].as_u64().unwrap());
+    assert!(v["false_reads"].as_array().unwrap().len() as u64 <= shown);
 }
 
 #[test]
@@ -258,8 +462,11 @@ fn scores_the_openalpr_test_split() {
             "plate_recall",
             "plate_ap50",
             "read_exact_e2e",
+            "read_exact_e2e_any_confidence",
             "read_exact_gt_box",
             "char_accuracy_gt_box",
+            "ece_gt_box",
         ],
     );
+    assert_calibration(&a["calibration_gt_box"], plates as usize);
 }

@@ -1,0 +1,380 @@
+//! `--boxes DIR`: the plate detector on frames labelled with plate boxes but
+//! no texts: `DIR/boxes.tsv` (the header `file x y w h`, then one line per
+//! plate, pixels, top-left and size) and `DIR/images/FILE`. A frame without
+//! a line is not in the set. Frames are detected in as stills are.
+//!
+//! Reported: plate recall at the operating threshold, precision there and
+//! AP50, over the set, by day and night (rides named `night*` are night),
+//! and per ride, the file name before `_t<digits>` (`RIDE_tSECONDS.jpg`):
+//! neighbouring frames of a ride are near duplicates, so a ride is one
+//! sample more than its frames are many.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use image::RgbImage;
+use safecity_models::Picture;
+use serde_json::{json, Map, Value};
+
+use super::metrics::{greedy_match, rate, xyxy, ApTally, ScoredBox, TruthBox};
+use super::{
+    at_least, count, decode, frame, header_line, metric_lines, number, of_class, round4, Models,
+    MATCH_IOU,
+};
+
+/// The first line of boxes.tsv, field by field.
+const HEADER: [&str; 5] = ["file", "x", "y", "w", "h"];
+
+/// One plate line of boxes.tsv, `file x y w h`, as the file and the box
+/// `x1, y1, x2, y2`; `None` for a line that is not one or a box without
+/// area.
+pub fn parse_box_line(line: &str) -> Option<(String, [f32; 4])> {
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    if fields.len() != HEADER.len() {
+        return None;
+    }
+    let n = |i: usize| fields[i].parse::<f32>().ok().filter(|v| v.is_finite());
+    let b = [n(1)?, n(2)?, n(3)?, n(4)?];
+    (b[2] > 0.0 && b[3] > 0.0).then(|| (fields[0].to_owned(), xyxy(b)))
+}
+
+/// The ride of a frame named `RIDE_tSECONDS.jpg`: the name before `_t` and
+/// its digits. A name not of that form is a ride of its own.
+pub fn ride_of(file: &str) -> &str {
+    let stem = Path::new(file)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(file);
+    match stem.rsplit_once("_t") {
+        Some((ride, seconds))
+            if !ride.is_empty()
+                && !seconds.is_empty()
+                && seconds.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            ride
+        }
+        _ => stem,
+    }
+}
+
+/// Rides whose names start with `night` (any case) are night rides.
+pub fn is_night(ride: &str) -> bool {
+    ride.get(..5)
+        .is_some_and(|p| p.eq_ignore_ascii_case("night"))
+}
+
+/// A labelled frame: its plates as boxes `x1, y1, x2, y2`.
+pub(super) struct BoxFrame {
+    file: String,
+    path: PathBuf,
+    plates: Vec<[f32; 4]>,
+}
+
+pub(super) struct BoxSet {
+    pub(super) dir: PathBuf,
+    /// Sorted by file name.
+    pub(super) frames: Vec<BoxFrame>,
+}
+
+pub(super) fn load_boxes(dir: &Path, limit: Option<usize>) -> anyhow::Result<BoxSet> {
+    let layout = "a --boxes folder holds boxes.tsv (the header `file x y w h`, then one line per \
+                  plate: pixels, top-left and size) and images/FILE for each file it names";
+    if !dir.is_dir() {
+        bail!("{}: no such folder; {layout}", dir.display());
+    }
+    let tsv = dir.join("boxes.tsv");
+    if !tsv.is_file() {
+        bail!("{}: not found; {layout}", tsv.display());
+    }
+    let text =
+        std::fs::read_to_string(&tsv).with_context(|| format!("reading {}", tsv.display()))?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    match lines.next() {
+        Some((_, l)) if l.split_whitespace().eq(HEADER) => {}
+        Some((i, l)) => bail!(
+            "{} line {}: {l:?} is not the header `file x y w h`; {layout}",
+            tsv.display(),
+            i + 1
+        ),
+        None => bail!("{}: is empty; {layout}", tsv.display()),
+    }
+    // Each file's plates, and the line that first named it.
+    let mut frames: BTreeMap<String, (usize, Vec<[f32; 4]>)> = BTreeMap::new();
+    for (i, l) in lines {
+        let (file, bbox) = parse_box_line(l).with_context(|| {
+            format!(
+                "{} line {}: {l:?} is not `file x y w h` (pixels, width and height above 0); \
+                 fix or delete it",
+                tsv.display(),
+                i + 1
+            )
+        })?;
+        frames
+            .entry(file)
+            .or_insert((i + 1, Vec::new()))
+            .1
+            .push(bbox);
+    }
+    if frames.is_empty() {
+        bail!("{}: lists no plates; {layout}", tsv.display());
+    }
+    let mut out = Vec::new();
+    for (file, (line, plates)) in frames.into_iter().take(limit.unwrap_or(usize::MAX)) {
+        let path = dir.join("images").join(&file);
+        if !path.is_file() {
+            bail!(
+                "{} line {line}: {} is not there; each file named must be in {}",
+                tsv.display(),
+                path.display(),
+                dir.join("images").display()
+            );
+        }
+        out.push(BoxFrame { file, path, plates });
+    }
+    Ok(BoxSet {
+        dir: dir.to_path_buf(),
+        frames: out,
+    })
+}
+
+/// Plate detection over some frames.
+#[derive(Debug, Default)]
+struct Group {
+    frames: usize,
+    plates: usize,
+    /// Plates a detection at the operating threshold matched.
+    recalled: usize,
+    /// Detections at the operating threshold.
+    detections: usize,
+    ap: ApTally,
+}
+
+impl Group {
+    fn add(&mut self, dets: &[ScoredBox], plates: &[[f32; 4]], operating: f32) {
+        let truth: Vec<TruthBox> = plates
+            .iter()
+            .map(|&bbox| TruthBox {
+                bbox,
+                ignore: false,
+            })
+            .collect();
+        self.ap.add(dets, &truth, MATCH_IOU);
+        let operating_dets = at_least(dets, operating);
+        let matched = greedy_match(&operating_dets, plates, MATCH_IOU);
+        self.frames += 1;
+        self.plates += plates.len();
+        self.recalled += matched.iter().filter(|m| m.is_some()).count();
+        self.detections += operating_dets.len();
+    }
+
+    fn json(&self, operating: f32) -> Value {
+        let (precision, _) = self.ap.precision_recall(operating);
+        json!({
+            "frames": self.frames,
+            "plates": self.plates,
+            "plate_recall": rate(self.recalled, self.plates).map(round4),
+            "plate_recall_count": self.plates,
+            "plate_ap50": self.ap.ap().map(round4),
+            "plate_ap50_count": self.ap.positives,
+            "plate_precision": precision.map(round4),
+            "plate_precision_count": self.detections,
+        })
+    }
+}
+
+/// Plate detection over the set, by day and night and per ride.
+#[derive(Debug, Default)]
+pub(super) struct BoxTally {
+    all: Group,
+    day: Group,
+    night: Group,
+    rides: BTreeMap<String, Group>,
+    seconds: f64,
+}
+
+impl BoxTally {
+    /// One frame's plate detections against its plates.
+    fn add(&mut self, file: &str, dets: &[ScoredBox], plates: &[[f32; 4]], operating: f32) {
+        let ride = ride_of(file);
+        let light = if is_night(ride) {
+            &mut self.night
+        } else {
+            &mut self.day
+        };
+        let by_ride = self.rides.entry(ride.to_owned()).or_default();
+        for group in [&mut self.all, light, by_ride] {
+            group.add(dets, plates, operating);
+        }
+    }
+}
+
+pub(super) fn eval_boxes(
+    models: &mut Models,
+    set: &BoxSet,
+    batch: usize,
+    bar: &indicatif::ProgressBar,
+    shutdown: &AtomicBool,
+) -> anyhow::Result<BoxTally> {
+    let started = Instant::now();
+    let mut t = BoxTally::default();
+    let operating = models.operating;
+    for chunk in set.frames.chunks(batch) {
+        if shutdown.load(Ordering::SeqCst) {
+            bail!("interrupted");
+        }
+        let images: Vec<RgbImage> = chunk
+            .iter()
+            .map(|f| decode(&f.path))
+            .collect::<anyhow::Result<_>>()?;
+        let frames: Vec<Picture<'_>> = images.iter().map(frame).collect();
+        let detections = models
+            .detect_stills(&frames)
+            .with_context(|| format!("detecting in {}", set.dir.display()))?;
+        for (f, dets) in chunk.iter().zip(&detections) {
+            t.add(&f.file, &of_class(dets, "plate"), &f.plates, operating);
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    t.seconds = started.elapsed().as_secs_f64();
+    Ok(t)
+}
+
+pub(super) fn boxes_json(set: &BoxSet, t: &BoxTally, operating: f32) -> Value {
+    let rides: Map<String, Value> = t
+        .rides
+        .iter()
+        .map(|(ride, g)| (ride.clone(), g.json(operating)))
+        .collect();
+    let mut out = t.all.json(operating);
+    out["dir"] = json!(set.dir.display().to_string());
+    out["rides"] = json!(rides.len());
+    out["seconds"] = json!(round4(t.seconds));
+    out["operating_threshold"] = json!(operating);
+    out["day"] = t.day.json(operating);
+    out["night"] = t.night.json(operating);
+    out["by_ride"] = Value::Object(rides);
+    out
+}
+
+/// One row of the table by light and ride.
+fn group_line(name: &str, g: &Value) -> String {
+    let shown = |key: &str| number(g, key).map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
+    format!(
+        "    {name:<24} {:>7} {:>7} {:>7} {:>7} {:>9}",
+        count(g, "frames"),
+        count(g, "plates"),
+        shown("plate_recall"),
+        shown("plate_ap50"),
+        shown("plate_precision")
+    )
+}
+
+pub(super) fn boxes_report(v: &Value) -> String {
+    let mut out = vec![
+        format!(
+            "== plate boxes, no texts: {}  ({} frames, {} plates, rides: {}; {:.1} s)",
+            v["dir"].as_str().unwrap_or(""),
+            count(v, "frames"),
+            count(v, "plates"),
+            count(v, "rides"),
+            number(v, "seconds").unwrap_or(0.0)
+        ),
+        header_line(),
+    ];
+    metric_lines(
+        v,
+        &["plate_recall", "plate_ap50", "plate_precision"],
+        &[],
+        &mut out,
+    );
+    out.push(format!(
+        "  {:<26} {:>7} {:>7} {:>7} {:>7} {:>9}",
+        "by light and ride", "frames", "plates", "recall", "ap50", "precision"
+    ));
+    for light in ["day", "night"] {
+        if count(&v[light], "frames") > 0 {
+            out.push(group_line(light, &v[light]));
+        }
+    }
+    if let Some(rides) = v["by_ride"].as_object() {
+        for (ride, g) in rides {
+            out.push(group_line(ride, g));
+        }
+    }
+    out.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn box_lines_are_file_and_pixels() {
+        let (file, b) = parse_box_line("dayride_type1_001_t01054.jpg\t557\t373\t65\t16").unwrap();
+        assert_eq!(file, "dayride_type1_001_t01054.jpg");
+        assert_eq!(b, [557.0, 373.0, 622.0, 389.0]);
+        assert!(parse_box_line("a.jpg 1 2 3").is_none());
+        assert!(parse_box_line("a.jpg 1 2 3 4 5").is_none());
+        assert!(parse_box_line("a.jpg 1 2 x 4").is_none());
+        assert!(parse_box_line("a.jpg 1 2 0 4").is_none());
+        assert!(parse_box_line("a.jpg 1 2 3 NaN").is_none());
+    }
+
+    #[test]
+    fn rides_are_named_before_the_time() {
+        assert_eq!(ride_of("dayride_type1_001_t01054.jpg"), "dayride_type1_001");
+        assert_eq!(
+            ride_of("nightride_type3_001_t00012.jpg"),
+            "nightride_type3_001"
+        );
+        assert_eq!(ride_of("clip_t1_tx.jpg"), "clip_t1_tx");
+        assert_eq!(ride_of("frame.jpg"), "frame");
+        assert_eq!(ride_of("_t0001.jpg"), "_t0001");
+        assert!(is_night("nightride_type3_001"));
+        assert!(is_night("Night_2"));
+        assert!(!is_night("dayride_type1_001"));
+        assert!(!is_night("nigh"));
+    }
+
+    #[test]
+    fn frames_count_overall_by_light_and_by_ride() {
+        let plate = [100.0, 100.0, 160.0, 115.0];
+        let hit = ScoredBox {
+            score: 0.9,
+            bbox: plate,
+        };
+        let unsure = ScoredBox {
+            score: 0.2,
+            bbox: plate,
+        };
+        let mut t = BoxTally::default();
+        t.add("dayride_1_t00001.jpg", &[hit], &[plate], 0.5);
+        t.add("dayride_1_t00002.jpg", &[unsure], &[plate], 0.5);
+        t.add(
+            "dayride_2_t00001.jpg",
+            &[],
+            &[plate, [0.0, 0.0, 10.0, 5.0]],
+            0.5,
+        );
+        t.add("nightride_1_t00001.jpg", &[hit], &[plate], 0.5);
+        assert_eq!((t.all.frames, t.all.plates, t.all.recalled), (4, 5, 2));
+        assert_eq!((t.day.frames, t.day.plates, t.day.recalled), (3, 4, 1));
+        assert_eq!((t.night.frames, t.night.recalled), (1, 1));
+        assert_eq!(t.rides.len(), 3);
+        assert_eq!(t.rides["dayride_1"].recalled, 1);
+        assert_eq!(t.rides["dayride_1"].detections, 1);
+        // Below the operating threshold it is not recalled, but still ranks
+        // for AP: both day_1 plates found, in score order.
+        assert_eq!(t.rides["dayride_1"].ap.ap(), Some(1.0));
+        assert_eq!(t.rides["dayride_2"].ap.ap(), Some(0.0));
+        let v = t.rides["dayride_2"].json(0.5);
+        assert_eq!(v["plate_recall"], json!(0.0));
+        assert_eq!(v["plate_precision"], Value::Null);
+    }
+}
