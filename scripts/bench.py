@@ -504,6 +504,14 @@ def report(r):
             c, d = e["e2e"][str(every)], e["peer"][str(every)]
             lines.append(f"| c | safecity-edge end to end, detection on every {'' if every == 1 else str(every) + 'th '}frame | {fmt(c['fps'])} |")
             lines.append(f"| d | peer, detection on every {'' if every == 1 else str(every) + 'th '}frame | {fmt(d['fps'])} |")
+        rd = b.get("reader")
+        if rd:
+            lines += [
+                "",
+                f"The plate reader alone, on b's {rd['plates']} plates in batches of 16: **{fmt(rd['ms_per_plate'], 2)} ms per plate**, "
+                f"{fmt(100 * rd['second_stage_share'])} % of them read again by the cascade's strong reader "
+                "(the fast reader hands on every plate it does not read as a Kazakhstan plate with enough confidence).",
+            ]
         lines += [
             "",
             "On a CPU decode and inference share the cores, so the ceiling for detection on every n-th",

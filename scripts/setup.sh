@@ -21,6 +21,15 @@ APT_PACKAGES=(
   unzip
   curl
 )
+# `setup.sh --train`: the typefaces models/train/plate_synth.py draws
+# synthetic plates with (kept in step with its FONT_PACKAGES).
+if [ "${1:-}" = "--train" ]; then
+  APT_PACKAGES+=(
+    fonts-opendin fonts-dejavu-core fonts-dejavu-extra fonts-liberation2 fonts-freefont-ttf
+    fonts-paratype fonts-bebas-neue fonts-roboto-unhinted fonts-open-sans fonts-b612
+    fonts-clear-sans fonts-inter fonts-league-spartan fonts-cantarell
+  )
+fi
 # Extra packages a caller asks for (make test adds what its tests need).
 if [ -n "${SAFECITY_EXTRA_APT:-}" ]; then
   read -r -a extra <<<"$SAFECITY_EXTRA_APT"

@@ -156,6 +156,30 @@ pub struct PlateReaderDescription {
     /// candidate probabilities for CTC. Empty: one view.
     #[serde(default)]
     pub crop_views: Vec<[f32; 2]>,
+    /// Calibration: raw scores are divided by this before the softmax, so
+    /// that a confidence of 0.8 is right about 8 times in 10 (fitted on a
+    /// validation split; see models/README.md). Only with `logits`.
+    #[serde(default = "one")]
+    pub temperature: f32,
+    /// A second reader for the plates this one is unsure of.
+    #[serde(default)]
+    pub cascade: Option<CascadeDescription>,
+}
+
+/// The second stage of a plate reader: a stronger, slower model that reads
+/// again every plate the first one did not read as a Kazakhstan plate with
+/// at least `below` confidence. Its own description sits beside it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CascadeDescription {
+    /// The second model's `.onnx`, relative to this description's folder.
+    pub model: PathBuf,
+    /// Reads at or above this confidence are kept without a second read.
+    pub below: f32,
+    /// Plate boxes lower than this, in frame pixels, are not read again:
+    /// too small for either reader, they would only cost time.
+    #[serde(default)]
+    pub min_height: f32,
 }
 
 impl PlateReaderDescription {
@@ -169,6 +193,10 @@ impl PlateReaderDescription {
 
 fn crop_margin() -> [f32; 2] {
     [0.08, 0.15]
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 fn pad_symbol() -> char {
@@ -292,6 +320,20 @@ impl ModelDescription {
                 }
                 if p.decoder == PlateDecoder::FixedSlots && !p.alphabet.contains(p.pad) {
                     return Err(format!("alphabet lacks the pad symbol {:?}", p.pad));
+                }
+                if let Some(c) = &p.cascade {
+                    if !(0.0..=1.0).contains(&c.below) {
+                        return Err(format!(
+                            "cascade.below is {}; give a confidence from 0 to 1",
+                            c.below
+                        ));
+                    }
+                }
+                if !(p.temperature.is_finite() && p.temperature > 0.0) {
+                    return Err(format!(
+                        "temperature is {}; it must be above 0 (1 leaves the scores as they are)",
+                        p.temperature
+                    ));
                 }
             }
             ModelDescription::Classifier(c) => {

@@ -10,7 +10,8 @@
 //! - [`DetectorSession`] runs a detector on a batch of frames and checks the
 //!   model against its description when it opens.
 //! - [`PlateReaderSession`] crops plate boxes with a margin, reads them in a
-//!   batch and ranks the texts.
+//!   batch and ranks the texts; a description may name a second, stronger
+//!   reader that reads again the plates the first is unsure of (a cascade).
 //! - [`decode_detections`] reads the YOLOv8/v11, YOLOv5, YOLOX and
 //!   end-to-end output layouts ([`DetectorLayout`]); [`nms`] is class-wise.
 //! - [`ctc_greedy`], [`ctc_beam`] and [`fixed_slots`] decode plate-reader
@@ -35,8 +36,8 @@ mod session;
 pub use classifier::ClassifierSession;
 pub use colour::{vehicle_colour, COLOURS};
 pub use description::{
-    Channels, ClassifierDescription, DescriptionError, DetectorDescription, InputDescription,
-    ModelDescription, PlateDecoder, PlateReaderDescription, Resize,
+    CascadeDescription, Channels, ClassifierDescription, DescriptionError, DetectorDescription,
+    InputDescription, ModelDescription, PlateDecoder, PlateReaderDescription, Resize,
 };
 pub use detect::{decode_detections, nms, DecodeError, Detection, DetectorLayout, OutputShape};
 pub use locate::{
@@ -46,7 +47,7 @@ pub use plate_decode::{
     ctc_beam, ctc_greedy, fixed_slots, fixed_slots_k_best, rank_candidates, PlateCandidate,
     FOREIGN_PRIOR,
 };
-pub use plate_session::{PlateCrop, PlateReaderSession};
+pub use plate_session::{CascadeStats, PlateCrop, PlateReaderSession};
 pub use preprocess::{input_len, preprocess_into, Letterbox};
 pub use runtime::{Runtime, RuntimeError, ORT_LIB_ENV};
 pub use safecity_core::iou;

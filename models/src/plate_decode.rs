@@ -18,12 +18,15 @@ pub struct PlateCandidate {
     pub display: String,
     pub format: PlateFormat,
     pub region: Option<String>,
-    /// Probability of the text under the model, times the grammar prior.
+    /// Probability of the text under the (calibrated) model. The grammar
+    /// prior orders the candidates but leaves this as it is, so a sure read
+    /// of a foreign plate stays sure.
     pub confidence: f32,
 }
 
-/// How much a text that is not a Kazakhstan plate is discounted. Foreign
-/// plates still win when the model is sure of them.
+/// How much a text that is not a Kazakhstan plate is discounted when
+/// candidates are ordered. Foreign plates still win when the model is sure
+/// of them.
 pub const FOREIGN_PRIOR: f32 = 0.5;
 
 fn softmax_in_place(row: &mut [f32]) {
@@ -40,8 +43,22 @@ fn softmax_in_place(row: &mut [f32]) {
 
 /// Per-step probabilities from raw scores (`logits`) or as given.
 pub(crate) fn probabilities(data: &[f32], classes: usize, logits: bool) -> Vec<f32> {
+    tempered_probabilities(data, classes, logits, 1.0)
+}
+
+/// Per-step probabilities from raw scores divided by `temperature` (the
+/// reader's calibration), or as given when the outputs are not logits.
+pub(crate) fn tempered_probabilities(
+    data: &[f32],
+    classes: usize,
+    logits: bool,
+    temperature: f32,
+) -> Vec<f32> {
     let mut p = data.to_vec();
     if logits {
+        if temperature != 1.0 {
+            p.iter_mut().for_each(|v| *v /= temperature);
+        }
         p.chunks_exact_mut(classes).for_each(softmax_in_place);
     }
     p
@@ -269,7 +286,8 @@ pub fn mean_candidates(
 /// Applies the Kazakhstan grammar prior to raw `(text, probability)` pairs
 /// and returns them best first, without texts that are not plates.
 pub fn rank_candidates(raw: &[(String, f32)], top_k: usize) -> Vec<PlateCandidate> {
-    let mut out: Vec<PlateCandidate> = Vec::new();
+    // Each candidate with its ordering score: probability times prior.
+    let mut out: Vec<(PlateCandidate, f32)> = Vec::new();
     for (text, prob) in raw {
         let Ok(parsed) = parse_plate(text) else {
             continue;
@@ -282,25 +300,27 @@ pub fn rank_candidates(raw: &[(String, f32)], top_k: usize) -> Vec<PlateCandidat
         } else {
             FOREIGN_PRIOR
         };
-        let confidence = (prob * prior).clamp(0.0, 1.0);
-        match out.iter_mut().find(|c| c.text == parsed.text) {
-            Some(c) => c.confidence = c.confidence.max(confidence),
-            None => out.push(PlateCandidate {
-                text: parsed.text,
-                display: parsed.display,
-                format: parsed.format,
-                region: parsed.region,
-                confidence,
-            }),
+        let confidence = prob.clamp(0.0, 1.0);
+        match out.iter_mut().find(|(c, _)| c.text == parsed.text) {
+            Some((c, score)) => {
+                c.confidence = c.confidence.max(confidence);
+                *score = score.max(confidence * prior);
+            }
+            None => out.push((
+                PlateCandidate {
+                    text: parsed.text,
+                    display: parsed.display,
+                    format: parsed.format,
+                    region: parsed.region,
+                    confidence,
+                },
+                confidence * prior,
+            )),
         }
     }
-    out.sort_by(|a, b| {
-        b.confidence
-            .total_cmp(&a.confidence)
-            .then_with(|| a.text.cmp(&b.text))
-    });
+    out.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.text.cmp(&b.0.text)));
     out.truncate(top_k);
-    out
+    out.into_iter().map(|(c, _)| c).collect()
 }
 
 #[cfg(test)]
@@ -444,10 +464,13 @@ mod tests {
         assert_eq!(ranked[0].display, "123 ABC 09");
         assert_eq!(ranked[0].region.as_deref(), Some("09"));
         assert_eq!(ranked[1].format, PlateFormat::Foreign);
-        assert!((ranked[1].confidence - 0.25).abs() < 1e-6);
-        // A confident foreign read still stands.
+        // Ranked below, but its confidence is the model's own.
+        assert!((ranked[1].confidence - 0.5).abs() < 1e-6);
+        assert!((ranked[0].confidence - 0.4).abs() < 1e-6);
+        // A confident foreign read still stands, as sure as the model is.
         let ranked = rank_candidates(&[("A123BC77".to_owned(), 0.95)], 5);
         assert_eq!(ranked[0].format, PlateFormat::Foreign);
+        assert!((ranked[0].confidence - 0.95).abs() < 1e-6);
         assert!(rank_candidates(&[("12".to_owned(), 0.9)], 5).is_empty());
     }
 }

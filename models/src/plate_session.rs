@@ -1,5 +1,9 @@
 //! The plate reader's ort session: crops of plate boxes in, ranked plate
-//! texts out.
+//! texts out. A reader whose description has a `[cascade]` opens the
+//! second reader it names and hands it every plate it did not read as a
+//! Kazakhstan plate with enough confidence: the fast model reads the easy
+//! plates, the strong one the rest (the fast one's Kazakhstan read stands
+//! where it is the more confident of the two).
 
 use std::path::Path;
 
@@ -7,8 +11,8 @@ use crate::description::{
     InputDescription, ModelDescription, PlateDecoder, PlateReaderDescription,
 };
 use crate::plate_decode::{
-    ctc_beam, fixed_slots_k_best, mean_candidates, mean_probabilities, probabilities,
-    rank_candidates, PlateCandidate,
+    ctc_beam, fixed_slots_k_best, mean_candidates, mean_probabilities, rank_candidates,
+    tempered_probabilities, PlateCandidate,
 };
 use crate::preprocess::preprocess_into;
 use crate::runtime::Runtime;
@@ -18,6 +22,10 @@ use safecity_core::Picture;
 /// How many raw texts are ranked per plate before the grammar prior.
 const RAW_CANDIDATES: usize = 8;
 
+/// How many readers a cascade may chain (a description that names itself
+/// would otherwise open forever).
+const MAX_CASCADE: usize = 3;
+
 /// A plate reader with its description.
 pub struct PlateReaderSession {
     runner: Runner,
@@ -25,6 +33,18 @@ pub struct PlateReaderSession {
     alphabet: Vec<char>,
     /// How many of the description's margins are read (see [`Self::set_views`]).
     views: usize,
+    /// The cascade's next reader, the confidence below which it reads and
+    /// the least plate height it reads.
+    next: Option<(Box<PlateReaderSession>, f32, f32)>,
+    stats: CascadeStats,
+}
+
+/// How many plates a reader has read, and how many of them its cascade
+/// handed on to the next reader.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CascadeStats {
+    pub plates: u64,
+    pub handed_on: u64,
 }
 
 /// A plate box in a frame to read.
@@ -69,6 +89,16 @@ impl PlateReaderSession {
         description: Option<&Path>,
         options: &SessionOptions,
     ) -> Result<PlateReaderSession, ModelError> {
+        Self::open_stage(runtime, model, description, options, 0)
+    }
+
+    fn open_stage(
+        runtime: &Runtime,
+        model: &Path,
+        description: Option<&Path>,
+        options: &SessionOptions,
+        depth: usize,
+    ) -> Result<PlateReaderSession, ModelError> {
         let desc_path =
             description.map_or_else(|| ModelDescription::sidecar(model), Path::to_path_buf);
         let description = match ModelDescription::from_file(&desc_path)? {
@@ -99,11 +129,28 @@ impl PlateReaderSession {
             }
         }
         let views = description.margins().len();
+        let next = match &description.cascade {
+            None => None,
+            Some(_) if depth + 1 >= MAX_CASCADE => {
+                return Err(runner.mismatch(format!(
+                    "{} chains more than {MAX_CASCADE} readers in its cascade; \
+                     the last reader's description must not name a [cascade]",
+                    desc_path.display()
+                )))
+            }
+            Some(c) => {
+                let path = desc_path.parent().unwrap_or(Path::new(".")).join(&c.model);
+                let next = Self::open_stage(runtime, &path, None, options, depth + 1)?;
+                Some((Box::new(next), c.below, c.min_height))
+            }
+        };
         Ok(PlateReaderSession {
             runner,
             description,
             alphabet,
             views,
+            next,
+            stats: CascadeStats::default(),
         })
     }
 
@@ -124,13 +171,58 @@ impl PlateReaderSession {
         self.views
     }
 
+    /// Plates read so far and how many went on to the next reader.
+    pub fn stats(&self) -> CascadeStats {
+        self.stats
+    }
+
+    /// The cascade's second reader, if the description names one.
+    pub fn next_stage(&self) -> Option<&PlateReaderSession> {
+        self.next.as_ref().map(|(next, ..)| next.as_ref())
+    }
+
     /// Reads a batch of plates: for each, up to `top_k` candidates, best
     /// first, after the Kazakhstan grammar prior. A plate nothing could be
     /// read from gets an empty list. Each plate is read at every margin of
     /// the description (`crop_margin`, then `crop_views`, up to
     /// [`Self::views`]), in one batch, and its views are averaged before
-    /// ranking.
+    /// ranking. With a cascade, every plate at least `min_height` high
+    /// whose best read is not a Kazakhstan plate at `below` confidence or
+    /// more is read again by the next reader, whose reading stands unless the first read a
+    /// Kazakhstan plate more confidently.
     pub fn read(
+        &mut self,
+        crops: &[PlateCrop<'_>],
+        top_k: usize,
+    ) -> Result<Vec<Vec<PlateCandidate>>, ModelError> {
+        let mut reads = self.read_own(crops, top_k)?;
+        self.stats.plates += crops.len() as u64;
+        if let Some((next, below, min_height)) = &mut self.next {
+            let unsure: Vec<usize> = reads
+                .iter()
+                .enumerate()
+                .filter(|&(i, r)| {
+                    let [_, y1, _, y2] = crops[i].bbox;
+                    y2 - y1 >= *min_height
+                        && !r
+                            .first()
+                            .is_some_and(|b| b.confidence >= *below && b.format.is_kazakh())
+                })
+                .map(|(i, _)| i)
+                .collect();
+            self.stats.handed_on += unsure.len() as u64;
+            if !unsure.is_empty() {
+                let again: Vec<PlateCrop<'_>> = unsure.iter().map(|&i| crops[i]).collect();
+                for (i, read) in unsure.into_iter().zip(next.read(&again, top_k)?) {
+                    reads[i] = settle(std::mem::take(&mut reads[i]), read);
+                }
+            }
+        }
+        Ok(reads)
+    }
+
+    /// This reader's own reading, without the cascade.
+    fn read_own(
         &mut self,
         crops: &[PlateCrop<'_>],
         top_k: usize,
@@ -143,7 +235,12 @@ impl PlateReaderSession {
         let views = self.runner.run(
             crops.len() * n,
             |i, slot| crops[i / n].preprocess_into(margins[i % n], &d.input, slot),
-            |_, [_, classes], data| Ok((classes, probabilities(data, classes, d.logits))),
+            |_, [_, classes], data| {
+                Ok((
+                    classes,
+                    tempered_probabilities(data, classes, d.logits, d.temperature),
+                ))
+            },
         )?;
         Ok(views
             .chunks(n)
@@ -166,5 +263,22 @@ impl PlateReaderSession {
                 rank_candidates(&raw, top_k)
             })
             .collect())
+    }
+}
+
+/// The reading of a plate the first reader handed on: the second reader's,
+/// unless the first read a Kazakhstan plate (what it was trained for) more
+/// confidently than the second read anything.
+fn settle(first: Vec<PlateCandidate>, second: Vec<PlateCandidate>) -> Vec<PlateCandidate> {
+    let kazakh = |r: &[PlateCandidate]| {
+        r.first()
+            .filter(|c| c.format.is_kazakh())
+            .map(|c| c.confidence)
+    };
+    let best = second.first().map_or(0.0, |c| c.confidence);
+    if kazakh(&first).is_some_and(|c| c > best) {
+        first
+    } else {
+        second
     }
 }

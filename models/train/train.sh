@@ -16,6 +16,8 @@
 #   PLATE_MINUTES  plate reader budget (default 80)
 #   PLATE_FINETUNE_MINUTES  then the reader's fine-tune with rare layouts drawn
 #                  more often, --balance 0.5 at lr 3e-4 (default 50; 0 skips it)
+#   STRONG_MINUTES the strong reader (second stage of the cascade) budget
+#                  (default 65; 0 skips it)
 #   COLOUR_EPOCHS  colour classifier epochs (default 15)
 #   DET_INIT, PLATE_INIT  checkpoints to start from (default: from scratch);
 #                  either may be a released .onnx (see from_onnx)
@@ -42,6 +44,7 @@ VAL_IMAGES=${VAL_IMAGES:-1000}
 DET_MINUTES=${DET_MINUTES:-100}
 PLATE_MINUTES=${PLATE_MINUTES:-80}
 PLATE_FINETUNE_MINUTES=${PLATE_FINETUNE_MINUTES:-50}
+STRONG_MINUTES=${STRONG_MINUTES:-65}
 COLOUR_EPOCHS=${COLOUR_EPOCHS:-15}
 THREADS=${THREADS:-1}
 DET_BALANCE=${DET_BALANCE:-1.0}
@@ -87,6 +90,19 @@ if [ "$PLATE_FINETUNE_MINUTES" != 0 ]; then
     "$PYTHON" train_plate.py --sim "${plate_dirs[@]}" --val "$DATA/sim/val-$VAL_SEED" --batch 64 --openalpr-repeat 30 \
         --out "$DATA/plate-ft" --minutes "$PLATE_FINETUNE_MINUTES" --init "$DATA/plate/plate.pt" \
         --lr 3e-4 --warmup 100 --balance 0.5 --threads 2 --onnx "$ROOT/models/safecity-plate.onnx"
+fi
+
+# The strong reader: PP-OCRv4's recogniser (from the PyPI wheel
+# rapidocr-onnxruntime) fine-tuned on synthetic plates of many countries
+# (typefaces from Debian: scripts/setup.sh --train), the simulator's plate
+# windows and the openalpr-us train photos; then its temperature, fitted on
+# the real validation photos it did not train on.
+if [ "$STRONG_MINUTES" != 0 ]; then
+    bash "$ROOT/scripts/setup.sh" --train
+    render 3199 1000 "$DATA/plates/p-3199-1k" --plates
+    "$PYTHON" train_reader.py --sim "$DATA/plates/p-3101" --val "$DATA/plates/p-3199-1k" \
+        --out "$DATA/reader" --minutes "$STRONG_MINUTES" --onnx "$ROOT/models/safecity-plate-strong.onnx"
+    "$PYTHON" calibrate.py --onnx "$ROOT/models/safecity-plate-strong.onnx" --write
 fi
 
 # The scores in the model card: through the Rust sessions.
