@@ -33,9 +33,8 @@ pub struct PlateReaderSession {
     alphabet: Vec<char>,
     /// How many of the description's margins are read (see [`Self::set_views`]).
     views: usize,
-    /// The cascade's next reader, the confidence below which it reads and
-    /// the least plate height it reads.
-    next: Option<(Box<PlateReaderSession>, f32, f32)>,
+    /// The reader the description's `[cascade]` names.
+    next: Option<Box<PlateReaderSession>>,
     stats: CascadeStats,
 }
 
@@ -141,7 +140,7 @@ impl PlateReaderSession {
             Some(c) => {
                 let path = desc_path.parent().unwrap_or(Path::new(".")).join(&c.model);
                 let next = Self::open_stage(runtime, &path, None, options, depth + 1)?;
-                Some((Box::new(next), c.below, c.min_height))
+                Some(Box::new(next))
             }
         };
         Ok(PlateReaderSession {
@@ -178,7 +177,7 @@ impl PlateReaderSession {
 
     /// The cascade's second reader, if the description names one.
     pub fn next_stage(&self) -> Option<&PlateReaderSession> {
-        self.next.as_ref().map(|(next, ..)| next.as_ref())
+        self.next.as_deref()
     }
 
     /// Reads a batch of plates: for each, up to `top_k` candidates, best
@@ -197,16 +196,16 @@ impl PlateReaderSession {
     ) -> Result<Vec<Vec<PlateCandidate>>, ModelError> {
         let mut reads = self.read_own(crops, top_k)?;
         self.stats.plates += crops.len() as u64;
-        if let Some((next, below, min_height)) = &mut self.next {
+        if let (Some(next), Some(c)) = (&mut self.next, &self.description.cascade) {
             let unsure: Vec<usize> = reads
                 .iter()
                 .enumerate()
                 .filter(|&(i, r)| {
                     let [_, y1, _, y2] = crops[i].bbox;
-                    y2 - y1 >= *min_height
+                    y2 - y1 >= c.min_height
                         && !r
                             .first()
-                            .is_some_and(|b| b.confidence >= *below && b.format.is_kazakh())
+                            .is_some_and(|b| b.confidence >= c.below && b.format.is_kazakh())
                 })
                 .map(|(i, _)| i)
                 .collect();

@@ -17,7 +17,6 @@ logits over `0-9 A-Z _`, the same layout as the small reader's.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import subprocess
 import sys
@@ -29,9 +28,9 @@ import onnx
 import onnx.numpy_helper
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from common import ALPHABET, REPO, SLOTS
+import train_plate
 from onnx_graph import OnnxGraph
 from train_plate import DecoderLayer
 
@@ -108,7 +107,6 @@ class PpocrReader(nn.Module):
         self.layers = nn.ModuleList(DecoderLayer(d, heads, ff) for _ in range(layers))
         self.out_norm = nn.LayerNorm(d)
         self.head = nn.Linear(d, len(ALPHABET))
-        self.with_ctc = True
 
     def slots(self, fmap: torch.Tensor) -> torch.Tensor:
         mem = self.mem_norm(self.proj(fmap).flatten(2).transpose(1, 2) + self.pos)
@@ -118,9 +116,7 @@ class PpocrReader(nn.Module):
         return self.head(self.out_norm(q))
 
     def forward(self, x: torch.Tensor):
-        if not self.with_ctc:
-            fmap = self.graph(x, outputs=[BACKBONE_OUT])
-            return self.slots(fmap)
+        """Slot logits and, for the training loss, the CTC head's."""
         fmap, seq = self.graph(x)
         return self.slots(fmap), self.ctc(seq)
 
@@ -133,36 +129,18 @@ class PpocrReader(nn.Module):
 
 
 class _Export(nn.Module):
-    """The slot reader alone, as the runtime runs it."""
+    """The slot reader alone, as the runtime runs it (no CTC branch)."""
 
     def __init__(self, model: PpocrReader):
         super().__init__()
         self.model = model
-        self.model.with_ctc = False
 
     def forward(self, x):
-        return self.model(x)
+        return self.model.slots(self.model.graph(x, outputs=[BACKBONE_OUT]))
 
 
 def export_onnx(model: PpocrReader, path: Path):
-    m = _Export(copy.deepcopy(model).eval())
-    torch.onnx.export(
-        m,
-        torch.zeros(1, 1, HEIGHT, WIDTH),
-        str(path),
-        input_names=["images"],
-        output_names=["logits"],
-        opset_version=17,
-        dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
-        dynamo=False,
-    )
-    g = onnx.load(str(path))
-    dims = g.graph.output[0].type.tensor_type.shape.dim
-    for dim, v in ((dims[1], SLOTS), (dims[2], len(ALPHABET))):
-        dim.Clear()
-        dim.dim_value = v
-    onnx.checker.check_model(g)
-    onnx.save(g, str(path))
+    train_plate.export_onnx(_Export(model), path, (WIDTH, HEIGHT))
 
 
 def normalise(gray01: np.ndarray) -> np.ndarray:

@@ -150,11 +150,13 @@ def from_onnx(path: Path, calibration: torch.Tensor) -> PlateReader:
     return model
 
 
-def export_onnx(model, path: Path):
+def export_onnx(model, path: Path, size: tuple[int, int] = (WIDTH, HEIGHT)):
+    """A gray `size` (width, height) reader with `[B, 10, 37]` logits to
+    ONNX, batch dynamic."""
     m = copy.deepcopy(model).eval()
     torch.onnx.export(
         m,
-        torch.zeros(1, 1, HEIGHT, WIDTH),
+        torch.zeros(1, 1, size[1], size[0]),
         str(path),
         input_names=["images"],
         output_names=["logits"],
