@@ -6,7 +6,9 @@
 #   openalpr-us/        US photos with plate boxes and texts (test split)
 #   argentina-crops/    plate crops with texts: the reader alone
 #                       (GPL-3.0: validation only)
-#   romania-dashcam/    dashcam frames with plate boxes, no texts
+#   romania-dashcam/    dashcam frames with plate boxes, no texts; their
+#                       texts are in models/train/labels/ (the validation
+#                       rides' legible plates are read)
 #   car-detection.mp4   a traffic clip, no labels, no readable plates: the
 #                       plate reads a user would be shown are all false
 # A set that is not here is skipped with a note. The report goes to stdout,
@@ -56,6 +58,9 @@ add_set() {
 add_set --openalpr "$OPENALPR"
 add_set --plate-crops "$CROPS"
 add_set --boxes "$BOXES"
+if [[ -d "$BOXES" ]]; then
+  args+=(--box-texts "$ROOT/models/train/labels/romania-dashcam-texts.tsv")
+fi
 add_set --video "$VIDEO"
 if [[ -f "$VIDEO" ]]; then
   args+=(--video-every "$VIDEO_EVERY")

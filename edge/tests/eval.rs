@@ -290,6 +290,29 @@ fn bad_crop_box_and_video_inputs_are_named_with_what_to_do() {
     fails_naming(&["eval", "--boxes", b], &[tsv_s, "line 2"]);
     std::fs::write(&tsv, "file\tx\ty\tw\th\na.jpg\t1\t2\t3\t4\n").unwrap();
     fails_naming(&["eval", "--boxes", b], &[tsv_s, "line 2", "images/a.jpg"]);
+    // Texts need their boxes, a header, known values and boxes.tsv's boxes.
+    std::fs::create_dir(boxes.join("images")).unwrap();
+    picture(&boxes.join("images/a.jpg"), 64, 64);
+    let texts = dir.path().join("texts.tsv");
+    let t = texts.to_str().unwrap();
+    fails_naming(&["eval", "--box-texts", t, "--timing"], &["--boxes"]);
+    std::fs::write(&texts, "a.jpg\t1\t2\t3\t4\tAB1\t1\tval\n").unwrap();
+    fails_naming(&["eval", "--boxes", b, "--box-texts", t], &[t, "header"]);
+    let header = "file\tx\ty\tw\th\ttext\tlegible\tsplit\n";
+    std::fs::write(
+        &texts,
+        format!("{header}a.jpg\t1\t2\t3\t4\tAB1\tyes\tval\n"),
+    )
+    .unwrap();
+    fails_naming(
+        &["eval", "--boxes", b, "--box-texts", t],
+        &[t, "line 2", "legible"],
+    );
+    std::fs::write(&texts, format!("{header}a.jpg\t9\t2\t3\t4\tAB1\t1\tval\n")).unwrap();
+    fails_naming(
+        &["eval", "--boxes", b, "--box-texts", t],
+        &[t, "line 2", "a.jpg", "boxes.tsv"],
+    );
 
     let clip = dir.path().join("gone.mp4");
     fails_naming(
@@ -352,6 +375,19 @@ fn scores_plate_crops_boxes_and_a_clip_with_counts_from_their_labels() {
          nightride_b_t00001.jpg\t107\t90\t53\t12\n",
     )
     .unwrap();
+    // Texts for those plates: two legible in the validation split (one of
+    // them on the night ride), one illegible, one of the training split;
+    // only the first two are read.
+    let texts = dir.path().join("texts.tsv");
+    std::fs::write(
+        &texts,
+        "file\tx\ty\tw\th\ttext\tlegible\tsplit\n\
+         dayride_a_t00001.jpg\t107\t90\t53\t12\tAB123CD\t1\tval\n\
+         dayride_a_t00001.jpg\t10\t10\t40\t10\t?\t0\tval\n\
+         dayride_a_t00002.jpg\t107\t90\t53\t12\tAB123CD\t1\ttrain\n\
+         nightride_b_t00001.jpg\t107\t90\t53\t12\tXY99ZZ\t1\tval\n",
+    )
+    .unwrap();
 
     use safecity_pipeline::sim::{encode_clip, ClipSpec};
     let clip = dir.path().join("clip.mp4");
@@ -367,6 +403,8 @@ fn scores_plate_crops_boxes_and_a_clip_with_counts_from_their_labels() {
         crops.to_str().unwrap(),
         "--boxes",
         boxes.to_str().unwrap(),
+        "--box-texts",
+        texts.to_str().unwrap(),
         "--video",
         clip.to_str().unwrap(),
         "--video-every",
@@ -400,6 +438,22 @@ fn scores_plate_crops_boxes_and_a_clip_with_counts_from_their_labels() {
     assert_eq!(b["by_ride"]["dayride_a"]["plates"], 3);
     assert_eq!(b["by_ride"]["nightride_b"]["plates"], 1);
     assert_rates(b, &["plate_recall", "plate_ap50"]);
+    let r = &b["reads"];
+    assert_eq!(r["plates"], 2);
+    assert_eq!(r["read_exact_gt_box_count"], 2);
+    assert_rates(
+        r,
+        &[
+            "read_exact_e2e",
+            "read_exact_gt_box",
+            "char_accuracy_gt_box",
+        ],
+    );
+    assert_calibration(&r["calibration_gt_box"], 2);
+    assert!(
+        text.contains("reads of the 2 legible plates of the validation split"),
+        "{text}"
+    );
 
     let v = &json["video"];
     assert_eq!(v["frames_decoded"], 20);
@@ -433,7 +487,14 @@ fn scores_the_openalpr_test_split() {
         "/../../shared/data/real/openalpr-us"
     ));
     if !photos.is_dir() {
-        eprintln!("skipping: {} not found", photos.display());
+        // Straight to standard error, past the test runner's capture, so
+        // the skip shows on a pass too.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED: {} is not here",
+            photos.display()
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -10,8 +10,8 @@ chosen to minimise the log loss of "the best text is exactly right" on the
 validation plates, read the way the runtime reads them: the box widened by
 each of the description's margins, stretched to the input, the views'
 probabilities averaged. The strong reader is fitted on the real
-validation photos (the openalpr-us train photos that `train_reader.py`
-keeps out of training); the fast reader, which keeps only what it reads as
+validation split (`train_reader.real_split`: the openalpr-us train photos
+and romania-dashcam rides that training keeps out); the fast reader, which keeps only what it reads as
 a Kazakhstan plate, on held-out simulator plate windows (`--sim`, a seed
 never trained on and not the `make eval` hold-out). Prints the
 reliability table and the expected calibration error (ECE, 10 equal bins)

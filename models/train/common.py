@@ -1,5 +1,7 @@
 """Shared pieces of the training code: class names, ground-truth reading,
-letterboxing that matches the Rust preprocessing, and the openalpr split."""
+letterboxing that matches the Rust preprocessing, and the splits of the
+real photo sets (openalpr-us; romania-dashcam with the plate texts in
+`labels/`)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,12 @@ PAD_GREY = 114
 
 REPO = Path(__file__).resolve().parents[2]
 DATA_ROOT = REPO / "target" / "train-data"
-OPENALPR = Path(os.environ.get("SAFECITY_OPENALPR", REPO.parent / "shared" / "data" / "real" / "openalpr-us"))
+REAL = REPO.parent / "shared" / "data" / "real"
+OPENALPR = Path(os.environ.get("SAFECITY_OPENALPR", REAL / "openalpr-us"))
+ROMANIA = Path(os.environ.get("SAFECITY_ROMANIA", REAL / "romania-dashcam"))
+# Plate texts for the romania-dashcam boxes, transcribed by eye, each
+# plate marked legible or not and train or validation (labels/README.md).
+ROMANIA_TEXTS = Path(__file__).resolve().parent / "labels" / "romania-dashcam-texts.tsv"
 
 
 @dataclass
@@ -105,6 +112,29 @@ def openalpr_split(folder: Path = OPENALPR) -> tuple[list[Sample], list[Sample]]
         s = Sample(path, width, height, np.zeros((0, 5), np.float32), plates, plates_only=True)
         (test if i % 3 == 2 else train).append(s)
     return train, test
+
+
+def romania_split(folder: Path = ROMANIA, texts: Path = ROMANIA_TEXTS) -> tuple[list[Sample], list[Sample]]:
+    """The romania-dashcam frames with the plates whose text is legible in
+    the frame itself, split as the texts file says (by ride: see
+    labels/README.md). Returns (train, validation); empty when the frames
+    are not here."""
+    if not (folder / "images").is_dir() or not texts.is_file():
+        return [], []
+    frames: dict[tuple[str, str], list[Plate]] = {}
+    for line in texts.read_text().splitlines()[1:]:
+        name, x, y, w, h, text, legible, split = line.split("\t")
+        if legible == "1":
+            box = np.array([float(x), float(y), float(w), float(h)], np.float32)
+            frames.setdefault((split, name), []).append(Plate(text=text, box=box, corners=None, readable=True))
+    train, val = [], []
+    for (split, name), plates in sorted(frames.items()):
+        path = folder / "images" / name
+        with Image.open(path) as im:
+            width, height = im.size
+        s = Sample(path, width, height, np.zeros((0, 5), np.float32), plates, plates_only=True)
+        (val if split == "val" else train).append(s)
+    return train, val
 
 
 def letterbox_params(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[float, float, float]:

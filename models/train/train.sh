@@ -18,6 +18,8 @@
 #                  more often, --balance 0.5 at lr 3e-4 (default 50; 0 skips it)
 #   STRONG_MINUTES the strong reader (second stage of the cascade) budget
 #                  (default 65; 0 skips it)
+#   STRONG_MORE_MINUTES then its second run, continued from the first's last
+#                  step at lr 1.5e-4 (default 60)
 #   COLOUR_EPOCHS  colour classifier epochs (default 15)
 #   DET_INIT, PLATE_INIT  checkpoints to start from (default: from scratch);
 #                  either may be a released .onnx (see from_onnx)
@@ -45,6 +47,7 @@ DET_MINUTES=${DET_MINUTES:-100}
 PLATE_MINUTES=${PLATE_MINUTES:-80}
 PLATE_FINETUNE_MINUTES=${PLATE_FINETUNE_MINUTES:-50}
 STRONG_MINUTES=${STRONG_MINUTES:-65}
+STRONG_MORE_MINUTES=${STRONG_MORE_MINUTES:-60}
 COLOUR_EPOCHS=${COLOUR_EPOCHS:-15}
 THREADS=${THREADS:-1}
 DET_BALANCE=${DET_BALANCE:-1.0}
@@ -95,13 +98,21 @@ fi
 # The strong reader: PP-OCRv4's recogniser (from the PyPI wheel
 # rapidocr-onnxruntime) fine-tuned on synthetic plates of many countries
 # (typefaces from Debian: scripts/setup.sh --train), the simulator's plate
-# windows and the openalpr-us train photos; then its temperature, fitted on
-# the real validation photos it did not train on.
+# windows, the openalpr-us train photos and the romania-dashcam training
+# rides (texts in labels/), in two runs; then its temperature, fitted on
+# the real validation split it did not train on.
 if [ "$STRONG_MINUTES" != 0 ]; then
     bash "$ROOT/scripts/setup.sh" --train
     render 3199 1000 "$DATA/plates/p-3199-1k" --plates
-    "$PYTHON" train_reader.py --sim "$DATA/plates/p-3101" --val "$DATA/plates/p-3199-1k" \
-        --out "$DATA/reader" --minutes "$STRONG_MINUTES" --onnx "$ROOT/models/safecity-plate-strong.onnx"
+    strong=(--sim "$DATA/plates/p-3101" --val "$DATA/plates/p-3199-1k")
+    onnx=(--onnx "$ROOT/models/safecity-plate-strong.onnx")
+    if [ "$STRONG_MORE_MINUTES" = 0 ]; then
+        "$PYTHON" train_reader.py "${strong[@]}" --out "$DATA/reader" --minutes "$STRONG_MINUTES" "${onnx[@]}"
+    else
+        "$PYTHON" train_reader.py "${strong[@]}" --out "$DATA/reader" --minutes "$STRONG_MINUTES"
+        "$PYTHON" train_reader.py "${strong[@]}" --out "$DATA/reader2" --init "$DATA/reader/last.pt" \
+            --lr 1.5e-4 --warmup 50 --seed 1 --minutes "$STRONG_MORE_MINUTES" "${onnx[@]}"
+    fi
     "$PYTHON" calibrate.py --onnx "$ROOT/models/safecity-plate-strong.onnx" --write
 fi
 

@@ -9,9 +9,13 @@ Each batch mixes three sources:
   (`plate_synth`, a pool made once and cached);
 - the simulator's plate windows (Kazakhstan plates in the simulator's
   scenes, with their two-line and foreign plates);
-- the openalpr-us train photos, less every fourth of them, which are kept
-  as the real validation split that picks the checkpoint and calibrates
-  the confidence (`calibrate.py`). The openalpr-us test split is never read.
+- the openalpr-us train photos, less every fourth of them;
+- the romania-dashcam frames with the plate texts of `labels/`, less the
+  rides kept for validation (`common.romania_split`).
+The held-out fourth of the openalpr-us train photos and the romania-dashcam
+validation rides make the real validation split that picks the checkpoint
+and calibrates the confidence (`calibrate.py`). The openalpr-us test split
+is never read.
 
 Loss: cross-entropy over the ten slots, plus a CTC loss through the
 recogniser's own sequence head on single-line plates, which keeps the
@@ -31,21 +35,30 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common import ALPHABET, decode_slots, load_simulated, openalpr_split
+from common import ALPHABET, decode_slots, load_simulated, openalpr_split, romania_split
 from plate_data import augment_view, cut_patches
 from plate_synth import make_items
 from ppocr_reader import HEIGHT, WIDTH, PpocrReader, export_onnx, normalise
 
 PAD = len(ALPHABET) - 1
-# Share of each source in a batch: synthetic, simulator, real.
-MIX = (0.45, 0.40, 0.15)
+# Share of each source in a batch: synthetic, simulator, real US photos,
+# real Romanian dashcam frames.
+MIX = (0.40, 0.35, 0.12, 0.13)
 
 
-def real_split():
+def openalpr_train_split():
     """openalpr-us train photos into (train, validation): every fourth photo
     by sorted name is validation."""
     train = openalpr_split()[0]
     return [s for i, s in enumerate(train) if i % 4 != 3], [s for i, s in enumerate(train) if i % 4 == 3]
+
+
+def real_split():
+    """The real validation split beside the real training photos: openalpr-us
+    (`openalpr_train_split`) and romania-dashcam (`common.romania_split`).
+    Returns ((openalpr train, romania train), validation)."""
+    (us, us_val), (ro, ro_val) = openalpr_train_split(), romania_split()
+    return (us, ro), us_val + ro_val
 
 
 def synth_pool(n: int, seed: int, cache: Path, procs: int) -> list[dict]:
@@ -125,15 +138,16 @@ def main():
     else:
         sim = cut_patches([s for d in args.sim for s in load_simulated(d)])
         sim_cache.write_bytes(pickle.dumps(sim))
-    real_train, real_val = (cut_patches(part) for part in real_split())
+    (us, ro), val = real_split()
+    real_us, real_ro, real_val = cut_patches(us), cut_patches(ro), cut_patches(val)
     sim_val = cut_patches(load_simulated(args.val), only_readable=True)[:1000] if args.val else []
     print(
-        f"plates: {len(synth)} synthetic, {len(sim)} simulated, {len(real_train)} real; "
+        f"plates: {len(synth)} synthetic, {len(sim)} simulated, {len(real_us)} + {len(real_ro)} real; "
         f"validation {len(real_val)} real, {len(sim_val)} simulated ({time.time() - t0:.0f} s)",
         flush=True,
     )
-    sources = [src for src in (synth, sim, real_train) if src]
-    mix = np.array([m for m, src in zip(MIX, (synth, sim, real_train)) if src])
+    sources = [src for src in (synth, sim, real_us, real_ro) if src]
+    mix = np.array([m for m, src in zip(MIX, (synth, sim, real_us, real_ro)) if src])
     mix /= mix.sum()
 
     model = PpocrReader()

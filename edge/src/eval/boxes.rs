@@ -8,6 +8,13 @@
 //! and per ride, the file name before `_t<digits>` (`RIDE_tSECONDS.jpg`):
 //! neighbouring frames of a ride are near duplicates, so a ride is one
 //! sample more than its frames are many.
+//!
+//! With `--box-texts FILE` (the header `file x y w h text legible split`,
+//! one line per plate of boxes.tsv, the same box), the plates marked
+//! legible in the validation split are also read, from their
+//! ground-truth box and end to end as the photos' plates are: exact reads,
+//! characters right and calibration. Plates of the training split are
+//! not scored.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,13 +23,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use image::RgbImage;
-use safecity_models::Picture;
+use safecity_models::{Picture, PlateCrop};
 use serde_json::{json, Map, Value};
 
-use super::metrics::{greedy_match, rate, xyxy, ApTally, ScoredBox, TruthBox};
+use super::metrics::{greedy_match, plate_key, rate, xyxy, ApTally, ScoredBox, TruthBox};
 use super::{
-    at_least, count, decode, frame, header_line, metric_lines, number, of_class, round4, Models,
-    MATCH_IOU,
+    at_least, calibration_json, count, decode, frame, header_line, metric_lines, misread_lines,
+    number, of_class, reliability_lines, round4, Models, PlateJob, ReadTally, MATCH_IOU,
 };
 
 /// The first line of boxes.tsv, field by field.
@@ -66,17 +73,96 @@ pub fn is_night(ride: &str) -> bool {
         .is_some_and(|p| p.eq_ignore_ascii_case("night"))
 }
 
-/// A labelled frame: its plates as boxes `x1, y1, x2, y2`.
+/// The first line of a --box-texts file, field by field.
+const TEXTS_HEADER: [&str; 8] = ["file", "x", "y", "w", "h", "text", "legible", "split"];
+
+/// One line of a --box-texts file: the file, the box `x1, y1, x2, y2` and,
+/// for a legible plate of the validation split, its text; `Ok(None)` text
+/// for a plate not scored. `Err` names what is wrong with the line.
+pub fn parse_text_line(line: &str) -> Result<(String, [f32; 4], Option<String>), String> {
+    let fields: Vec<&str> = line.split('\t').collect();
+    if fields.len() != TEXTS_HEADER.len() {
+        return Err(format!("{} tab-separated fields, not 8", fields.len()));
+    }
+    let (file, bbox) = parse_box_line(&fields[..5].join("\t"))
+        .ok_or("the file and box are not `file x y w h` with width and height above 0")?;
+    let text = plate_key(fields[5]);
+    let scored = match (fields[6], fields[7]) {
+        ("0" | "1", "train") => false,
+        (legible @ ("0" | "1"), "val") => legible == "1",
+        (legible, split) => {
+            return Err(format!(
+                "legible {legible:?} and split {split:?}: legible is 0 or 1, split train or val"
+            ))
+        }
+    };
+    if scored && text.is_empty() {
+        return Err("a legible plate of the validation split needs its text".to_owned());
+    }
+    Ok((file, bbox, scored.then_some(text)))
+}
+
+/// A labelled frame: its plates as boxes `x1, y1, x2, y2`, and the texts of
+/// those to read (--box-texts).
 pub(super) struct BoxFrame {
     file: String,
     path: PathBuf,
     plates: Vec<[f32; 4]>,
+    texts: Vec<Option<String>>,
 }
 
 pub(super) struct BoxSet {
     pub(super) dir: PathBuf,
     /// Sorted by file name.
     pub(super) frames: Vec<BoxFrame>,
+    /// The --box-texts file, when one was given.
+    pub(super) texts: Option<PathBuf>,
+}
+
+/// Gives the frames of `set` the texts of `path` (a --box-texts file).
+/// Every line must name a plate of boxes.tsv.
+pub(super) fn load_box_texts(set: &mut BoxSet, path: &Path) -> anyhow::Result<()> {
+    let layout = "--box-texts holds the header `file x y w h text legible split`, then one \
+                  tab-separated line per plate of boxes.tsv (legible 0 or 1, split train or val)";
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}: {layout}", path.display()))?;
+    let mut lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty());
+    match lines.next() {
+        Some((_, l)) if l.split('\t').eq(TEXTS_HEADER) => {}
+        _ => bail!(
+            "{}: the first line is not the header; {layout}",
+            path.display()
+        ),
+    }
+    let index: BTreeMap<String, usize> = set
+        .frames
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.file.clone(), i))
+        .collect();
+    for (i, l) in lines {
+        let at = || format!("{} line {}", path.display(), i + 1);
+        let (file, bbox, read) =
+            parse_text_line(l).map_err(|e| anyhow::anyhow!("{}: {e}; {layout}", at()))?;
+        let Some(&n) = index.get(&file) else {
+            // A frame left out by --limit, or not in the set.
+            continue;
+        };
+        let frame = &mut set.frames[n];
+        let Some(k) = frame.plates.iter().position(|b| *b == bbox) else {
+            bail!(
+                "{}: {file} has no such plate box in {}; the texts must follow boxes.tsv",
+                at(),
+                set.dir.join("boxes.tsv").display()
+            );
+        };
+        frame.texts[k] = read;
+    }
+    set.texts = Some(path.to_path_buf());
+    Ok(())
 }
 
 pub(super) fn load_boxes(dir: &Path, limit: Option<usize>) -> anyhow::Result<BoxSet> {
@@ -135,11 +221,18 @@ pub(super) fn load_boxes(dir: &Path, limit: Option<usize>) -> anyhow::Result<Box
                 dir.join("images").display()
             );
         }
-        out.push(BoxFrame { file, path, plates });
+        let texts = vec![None; plates.len()];
+        out.push(BoxFrame {
+            file,
+            path,
+            plates,
+            texts,
+        });
     }
     Ok(BoxSet {
         dir: dir.to_path_buf(),
         frames: out,
+        texts: None,
     })
 }
 
@@ -195,6 +288,9 @@ pub(super) struct BoxTally {
     day: Group,
     night: Group,
     rides: BTreeMap<String, Group>,
+    /// Reads of the plates with texts (--box-texts).
+    reads: ReadTally,
+    read_plates: usize,
     seconds: f64,
 }
 
@@ -236,8 +332,45 @@ pub(super) fn eval_boxes(
         let detections = models
             .detect_stills(&frames)
             .with_context(|| format!("detecting in {}", set.dir.display()))?;
-        for (f, dets) in chunk.iter().zip(&detections) {
-            t.add(&f.file, &of_class(dets, "plate"), &f.plates, operating);
+        let mut crops = Vec::new();
+        let mut jobs = Vec::new();
+        for ((f, picture), dets) in chunk.iter().zip(&frames).zip(&detections) {
+            let plate_dets = of_class(dets, "plate");
+            t.add(&f.file, &plate_dets, &f.plates, operating);
+            if f.texts.iter().all(Option::is_none) {
+                continue;
+            }
+            let operating_plates = at_least(&plate_dets, operating);
+            let matched = greedy_match(&operating_plates, &f.plates, MATCH_IOU);
+            for ((bbox, text), m) in f.plates.iter().zip(&f.texts).zip(&matched) {
+                let Some(text) = text else { continue };
+                let detected = m.map(|d| {
+                    crops.push(PlateCrop {
+                        frame: *picture,
+                        bbox: operating_plates[d].bbox,
+                    });
+                    crops.len() - 1
+                });
+                crops.push(PlateCrop {
+                    frame: *picture,
+                    bbox: *bbox,
+                });
+                jobs.push(PlateJob {
+                    file: f.file.clone(),
+                    text: text.clone(),
+                    detected,
+                    truth_box: crops.len() - 1,
+                });
+            }
+        }
+        let reads = models
+            .read(&crops)
+            .with_context(|| format!("reading plates in {}", set.dir.display()))?;
+        for job in jobs {
+            let e2e = job.detected.map(|i| reads[i].keyed());
+            let on_box = reads[job.truth_box].keyed();
+            t.reads.add(&job.file, &job.text, &on_box, e2e.as_ref());
+            t.read_plates += 1;
         }
         bar.inc(chunk.len() as u64);
     }
@@ -259,6 +392,27 @@ pub(super) fn boxes_json(set: &BoxSet, t: &BoxTally, operating: f32) -> Value {
     out["day"] = t.day.json(operating);
     out["night"] = t.night.json(operating);
     out["by_ride"] = Value::Object(rides);
+    if let Some(texts) = &set.texts {
+        let n = t.read_plates;
+        let r = |hits| rate(hits, n).map(round4);
+        let calibration = calibration_json(&t.reads.gt_box_reads);
+        out["reads"] = json!({
+            "texts": texts.display().to_string(),
+            "plates": n,
+            "read_exact_e2e": r(t.reads.e2e_exact),
+            "read_exact_e2e_count": n,
+            "read_exact_e2e_any_confidence": r(t.reads.e2e_exact_any_confidence),
+            "read_exact_e2e_any_confidence_count": n,
+            "read_exact_gt_box": r(t.reads.gt_box_exact),
+            "read_exact_gt_box_count": n,
+            "char_accuracy_gt_box": t.reads.mean_char_accuracy(),
+            "char_accuracy_gt_box_count": n,
+            "ece_gt_box": number(&calibration, "ece"),
+            "ece_gt_box_count": n,
+            "calibration_gt_box": calibration,
+            "misreads": t.reads.misreads,
+        });
+    }
     out
 }
 
@@ -278,7 +432,7 @@ fn group_line(name: &str, g: &Value) -> String {
 pub(super) fn boxes_report(v: &Value) -> String {
     let mut out = vec![
         format!(
-            "== plate boxes, no texts: {}  ({} frames, {} plates, rides: {}; {:.1} s)",
+            "== plate boxes: {}  ({} frames, {} plates, rides: {}; {:.1} s)",
             v["dir"].as_str().unwrap_or(""),
             count(v, "frames"),
             count(v, "plates"),
@@ -307,6 +461,31 @@ pub(super) fn boxes_report(v: &Value) -> String {
             out.push(group_line(ride, g));
         }
     }
+    let reads = &v["reads"];
+    if reads.is_object() {
+        out.push(format!(
+            "  reads of the {} legible plates of the validation split (texts: {}):",
+            count(reads, "plates"),
+            reads["texts"].as_str().unwrap_or("")
+        ));
+        metric_lines(
+            reads,
+            &[
+                "read_exact_e2e",
+                "read_exact_e2e_any_confidence",
+                "read_exact_gt_box",
+                "char_accuracy_gt_box",
+                "ece_gt_box",
+            ],
+            &[],
+            &mut out,
+        );
+        out.extend(reliability_lines(
+            &reads["calibration_gt_box"],
+            "of reads on ground-truth boxes",
+        ));
+        misread_lines(reads, &mut out);
+    }
     out.join("\n")
 }
 
@@ -324,6 +503,26 @@ mod tests {
         assert!(parse_box_line("a.jpg 1 2 x 4").is_none());
         assert!(parse_box_line("a.jpg 1 2 0 4").is_none());
         assert!(parse_box_line("a.jpg 1 2 3 NaN").is_none());
+    }
+
+    #[test]
+    fn text_lines_score_legible_validation_plates_only() {
+        let line = |rest: &str| format!("f_t01.jpg\t10\t20\t30\t8\t{rest}");
+        let (file, b, text) = parse_text_line(&line("B 21-gsb\t1\tval")).unwrap();
+        assert_eq!((file.as_str(), b), ("f_t01.jpg", [10.0, 20.0, 40.0, 28.0]));
+        assert_eq!(text.as_deref(), Some("B21GSB"));
+        assert_eq!(parse_text_line(&line("B21GSB\t0\tval")).unwrap().2, None);
+        assert_eq!(parse_text_line(&line("B21GSB\t1\ttrain")).unwrap().2, None);
+        assert_eq!(parse_text_line(&line("?\t0\ttrain")).unwrap().2, None);
+        for bad in [
+            "?\t1\tval",
+            "B21GSB\tyes\tval",
+            "B21GSB\t1\ttest",
+            "B21GSB\t1",
+        ] {
+            assert!(parse_text_line(&line(bad)).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_text_line("f.jpg\t1\t2\t0\t4\tAB\t1\tval").is_err());
     }
 
     #[test]

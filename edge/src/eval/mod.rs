@@ -16,7 +16,8 @@
 //!   reads, character accuracy and calibration.
 //! - `boxes`, `--boxes DIR`: frames with plate boxes but no texts
 //!   (`boxes.tsv`): plate recall and AP50, overall, per ride and by day and
-//!   night.
+//!   night; with `--box-texts FILE`, the texts of those plates, and the
+//!   validation split's legible plates read as the photos' are.
 //! - `video`, `--video FILE`: a clip with no labels, decoded and tracked
 //!   as `recognize` does a video: vehicles per frame by class and the plate
 //!   reads a user would be shown, which are all false on a clip whose plates
@@ -86,6 +87,9 @@ What each folder or file holds:
                       (pixels, top-left and size), and images/FILE for each file
                       named. Frames named RIDE_tSECONDS.jpg are also scored per ride;
                       rides named night* make the night split. No plate texts.
+  --box-texts FILE    the texts of the --boxes plates: the header
+                      `file x y w h text legible split`, one tab-separated line per
+                      plate of boxes.tsv (legible 0 or 1, split train or val).
   --video FILE        any video file GStreamer decodes, with no labels and no plate
                       readable in it: every plate read shown counts as a false read."
 )]
@@ -111,6 +115,11 @@ pub struct EvalArgs {
     /// images/FILE.
     #[arg(long, value_name = "DIR")]
     pub boxes: Option<PathBuf>,
+    /// Texts of the --boxes plates: the header `file x y w h text legible
+    /// split`, one tab-separated line per plate of boxes.tsv; the legible
+    /// plates of split `val` are read and scored.
+    #[arg(long, value_name = "FILE", requires = "boxes")]
+    pub box_texts: Option<PathBuf>,
     /// Video file with no labels and no readable plates: vehicles per frame,
     /// and the plate reads a user would be shown at the default
     /// --min-confidence of `recognize`, each a false read.
@@ -335,7 +344,7 @@ fn at_least(dets: &[ScoredBox], threshold: f32) -> Vec<ScoredBox> {
 /// Reads of plates whose texts are known: on ground-truth boxes (exact,
 /// character accuracy, and confidence beside rightness for calibration),
 /// end to end, and misread examples.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct ReadTally {
     /// End to end, the right text at [`DEFAULT_MIN_CONFIDENCE`] or above:
     /// what a user with default settings is shown.
@@ -621,11 +630,14 @@ pub fn run(args: EvalArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
         .as_deref()
         .map(|dir| crops::load_crops(dir, args.limit))
         .transpose()?;
-    let box_set = args
+    let mut box_set = args
         .boxes
         .as_deref()
         .map(|dir| boxes::load_boxes(dir, args.limit))
         .transpose()?;
+    if let (Some(set), Some(texts)) = (&mut box_set, &args.box_texts) {
+        boxes::load_box_texts(set, texts)?;
+    }
     if let Some(path) = &args.video {
         if !path.is_file() {
             bail!(
