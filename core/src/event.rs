@@ -144,6 +144,25 @@ impl Event {
             message,
         };
         EventId::parse(&self.id).map_err(|m| err("id", m))?;
+        if !(MIN_YEAR..=MAX_YEAR).contains(&self.ts.year()) {
+            return Err(err(
+                "ts",
+                format!(
+                    "{} is outside the years {MIN_YEAR} to {MAX_YEAR}; send the capture time in UTC",
+                    self.ts.year()
+                ),
+            ));
+        }
+        let short = |field: &'static str, v: &str, max: usize| {
+            if v.len() > max {
+                Err(err(
+                    field,
+                    format!("{} bytes long; at most {max} are stored", v.len()),
+                ))
+            } else {
+                Ok(())
+            }
+        };
         for (field, v) in [("edge_id", &self.edge_id), ("camera_id", &self.camera_id)] {
             if v.is_empty() || v.len() > 64 || !v.chars().all(|c| c.is_ascii_graphic()) {
                 return Err(err(
@@ -177,15 +196,45 @@ impl Event {
                     ),
                 ));
             }
+            short("plate.display", &p.display, MAX_SHORT_TEXT)?;
+            short(
+                "plate.region",
+                p.region.as_deref().unwrap_or(""),
+                MAX_SHORT_TEXT,
+            )?;
             unit("plate.confidence", p.confidence)?;
+            if p.candidates.len() > MAX_CANDIDATES {
+                return Err(err(
+                    "plate.candidates",
+                    format!(
+                        "{} candidates; send at most {MAX_CANDIDATES}",
+                        p.candidates.len()
+                    ),
+                ));
+            }
             for c in &p.candidates {
+                short("plate.candidates", &c.text, MAX_SHORT_TEXT)?;
                 unit("plate.candidates", c.confidence)?;
             }
             bbox("plate.bbox", p.bbox)?;
         }
         if let Some(v) = &self.vehicle {
+            short("vehicle.class", &v.class, MAX_SHORT_TEXT)?;
+            short(
+                "vehicle.colour",
+                v.colour.as_deref().unwrap_or(""),
+                MAX_SHORT_TEXT,
+            )?;
             unit("vehicle.confidence", v.confidence)?;
             bbox("vehicle.bbox", v.bbox)?;
+        }
+        if let Some(a) = &self.alarm {
+            short("alarm.source", &a.source, MAX_SHORT_TEXT)?;
+            short("alarm.clip", a.clip.as_deref().unwrap_or(""), MAX_ID_TEXT)?;
+        }
+        if let Some(st) = &self.status {
+            short("status.state", &st.state, MAX_SHORT_TEXT)?;
+            short("status.message", &st.message, MAX_MESSAGE)?;
         }
         let need = |field: &'static str, present: bool| {
             if present {
@@ -205,6 +254,19 @@ impl Event {
         }
     }
 }
+
+/// The capture years an event may carry.
+pub const MIN_YEAR: i32 = 2000;
+pub const MAX_YEAR: i32 = 2099;
+/// Longest short text field (plate display and region, candidate texts,
+/// vehicle class and colour, alarm source, status state), in bytes.
+pub const MAX_SHORT_TEXT: usize = 32;
+/// Longest alarm clip id, in bytes.
+pub const MAX_ID_TEXT: usize = 128;
+/// Longest status message, in bytes.
+pub const MAX_MESSAGE: usize = 1000;
+/// Most candidate readings of a plate.
+pub const MAX_CANDIDATES: usize = 16;
 
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -308,6 +370,41 @@ mod tests {
         assert_eq!(ev.validate().unwrap_err().field, "vehicle.confidence");
         ev.id = "not-a-ulid".into();
         assert_eq!(ev.validate().unwrap_err().field, "id");
+    }
+
+    #[test]
+    fn long_texts_and_impossible_times_are_refused_by_name() {
+        let base: Event = serde_json::from_str(EXAMPLE).unwrap();
+        let refused = |change: &dyn Fn(&mut Event)| {
+            let mut e = base.clone();
+            change(&mut e);
+            e.validate().unwrap_err()
+        };
+        let e = refused(&|e| e.plate.as_mut().unwrap().display = "1".repeat(15_000_000));
+        assert_eq!(e.field, "plate.display");
+        assert!(e.message.contains("at most 32"), "{}", e.message);
+        let e = refused(&|e| e.vehicle.as_mut().unwrap().colour = Some("x".repeat(33)));
+        assert_eq!(e.field, "vehicle.colour");
+        let e = refused(&|e| {
+            let c = e.plate.as_ref().unwrap().candidates[0].clone();
+            e.plate.as_mut().unwrap().candidates = vec![c; 17];
+        });
+        assert_eq!(e.field, "plate.candidates");
+        for ts in [
+            "0000-01-01T00:00:00Z",
+            "1999-12-31T23:59:59Z",
+            "2100-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+        ] {
+            let json = EXAMPLE.replace("2026-11-22T10:15:30.123Z", ts);
+            let e: Event = serde_json::from_str(&json).unwrap();
+            assert_eq!(e.validate().unwrap_err().field, "ts", "{ts} accepted");
+        }
+        // The limits themselves are accepted.
+        let mut e = base.clone();
+        e.plate.as_mut().unwrap().display = "1".repeat(MAX_SHORT_TEXT);
+        e.ts = time::macros::datetime!(2099-12-31 23:59:59 UTC);
+        e.validate().unwrap();
     }
 
     #[test]

@@ -28,7 +28,8 @@ mod plate;
 
 pub use distance::{plate_distance, LOOKALIKE_COST, LOOKALIKE_GROUPS};
 pub use event::{
-    AlarmInfo, Candidate, Event, EventError, EventId, EventKind, PlateInfo, StatusInfo, VehicleInfo,
+    AlarmInfo, Candidate, Event, EventError, EventId, EventKind, PlateInfo, StatusInfo,
+    VehicleInfo, MAX_CANDIDATES, MAX_ID_TEXT, MAX_MESSAGE, MAX_SHORT_TEXT, MAX_YEAR, MIN_YEAR,
 };
 pub use geometry::iou;
 pub use pattern::PlatePattern;

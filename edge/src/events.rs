@@ -124,10 +124,20 @@ pub fn status_event(edge_id: &str, camera_id: &str, online: bool, message: &str)
         alarm: None,
         status: Some(StatusInfo {
             state: if online { "online" } else { "offline" }.to_owned(),
-            message: message.to_owned(),
+            message: clipped(message, safecity_core::MAX_MESSAGE),
         }),
         snapshot: None,
     }
+}
+
+/// `text` cut at a character boundary to at most `max` bytes, so a long
+/// stream error still makes an event the server takes.
+fn clipped(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
 }
 
 #[cfg(test)]
@@ -182,16 +192,24 @@ mod tests {
 
         let mut plain = pass.clone();
         plain.plate = None;
-        let e = pass_event("edge-1", "cam-1", &plain, 5);
+        let e = pass_event("edge-1", "cam-1", &plain, 1_764_000_000_005);
         e.validate().unwrap();
         assert_eq!(e.kind, EventKind::Vehicle);
 
-        alarm_event("edge-1", "pil-1", 7, "http", None)
+        alarm_event("edge-1", "pil-1", 1_764_000_000_007, "http", None)
             .validate()
             .unwrap();
         let s = status_event("edge-1", "cam-1", false, "connection refused");
         s.validate().unwrap();
         assert_eq!(s.status.unwrap().state, "offline");
+        // A stream error of any length still makes an event the server takes,
+        // cut at a character boundary.
+        let long = "ошибка ".repeat(200);
+        let s = status_event("edge-1", "cam-1", false, &long);
+        s.validate().unwrap();
+        let message = s.status.unwrap().message;
+        assert!(message.len() <= safecity_core::MAX_MESSAGE && long.starts_with(&message));
+        assert!(message.len() > safecity_core::MAX_MESSAGE - 14);
         assert_ne!(new_id(1), new_id(1));
     }
 }

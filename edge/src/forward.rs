@@ -8,13 +8,16 @@
 //! reply does no harm.
 //!
 //! - 2xx: the batch is acknowledged and removed from the spool.
-//! - Network errors, 5xx, 401, 403, 408 and 429: nothing is removed; the
-//!   batch is retried after an exponential backoff (0.5 s doubling to 10 s,
-//!   with jitter).
-//! - Other 4xx (the server refuses the content): the batch is halved until
+//! - 400, 413 or 422 with the server's own error body (`{"error": "..."}`,
+//!   the contract's way of refusing content): the batch is halved until
 //!   the refused event is alone; that one is written to `rejected.jsonl`
 //!   in the spool directory with the server's reason, counted, and removed,
 //!   so one bad event cannot block the ones behind it.
+//! - Anything else: network errors, 5xx, 401, 403, 404, 408, 429, and a
+//!   4xx without the server's error body (a wrong URL path, a proxy's
+//!   page): nothing is removed; the batch is retried after an exponential
+//!   backoff (0.5 s doubling to 10 s, with jitter). A refusal is never
+//!   guessed from a status alone.
 //!
 //! Pillar clips wait as `<event id>.mp4` files in the spool's `clips/`
 //! folder (written whole, synced, renamed) and go as
@@ -71,6 +74,7 @@ pub struct ForwarderStats {
 }
 
 /// What one delivery attempt came to.
+#[derive(Debug, PartialEq)]
 enum Outcome {
     Delivered,
     /// Retry later.
@@ -202,19 +206,23 @@ fn send(agent: &ureq::Agent, url: &str, token: Option<&str>, records: &[Record])
     match request.send_bytes(&body) {
         Ok(_) => Outcome::Delivered,
         Err(ureq::Error::Status(code, response)) => {
-            let body = response
-                .into_string()
-                .unwrap_or_default()
-                .chars()
-                .take(500)
-                .collect::<String>();
-            match code {
-                401 | 403 | 408 | 429 => Outcome::Retry(format!("{code}: {body}")),
-                400..=499 => Outcome::Refused(code, body),
-                _ => Outcome::Retry(format!("{code}: {body}")),
-            }
+            let body = response.into_string().unwrap_or_default();
+            outcome_of(code, &body)
         }
         Err(e) => Outcome::Retry(e.to_string()),
+    }
+}
+
+/// What an error status with its body means for the batch: a refusal only
+/// where the server itself said what is wrong with the content.
+fn outcome_of(code: u16, body: &str) -> Outcome {
+    let shown: String = body.chars().take(500).collect();
+    let servers_own = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned));
+    match (code, servers_own) {
+        (400 | 413 | 422, Some(_)) => Outcome::Refused(code, shown),
+        _ => Outcome::Retry(format!("{code}: {shown}")),
     }
 }
 
@@ -347,5 +355,178 @@ fn sleep_unless(shutdown: &AtomicBool, d: Duration) {
         let s = left.min(step);
         std::thread::sleep(s);
         left -= s;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::{Priority, SpoolConfig};
+    use std::io::{BufRead, BufReader, Read};
+    use std::net::TcpListener;
+
+    #[test]
+    fn only_the_servers_own_refusal_removes_an_event() {
+        let own = r#"{"error":"event 0: plate.text is empty; send the plate's characters"}"#;
+        for code in [400, 413, 422] {
+            assert!(matches!(outcome_of(code, own), Outcome::Refused(c, _) if c == code));
+        }
+        let proxy_page = "<html><body><h1>400 Bad Request</h1></body></html>";
+        for (code, body) in [
+            (404, ""),
+            (404, own),
+            (400, proxy_page),
+            (400, ""),
+            (400, r#"{"message":"bad"}"#),
+            (405, own),
+            (409, own),
+            (413, "<html>Request Entity Too Large</html>"),
+            (502, proxy_page),
+            (503, own),
+            (401, own),
+            (429, own),
+        ] {
+            assert!(
+                matches!(outcome_of(code, body), Outcome::Retry(_)),
+                "{code} {body:?} removed events"
+            );
+        }
+    }
+
+    /// A server on loopback that answers each request with `reply(n)` for
+    /// the n-th request, and records the bodies it was sent.
+    fn server(
+        reply: fn(usize, &[u8]) -> (u16, &'static str),
+    ) -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let Ok(mut s) = stream else { continue };
+                let mut reader = BufReader::new(s.try_clone().unwrap());
+                let mut len = 0;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                reader.read_exact(&mut body).unwrap();
+                let mut json = Vec::new();
+                flate2::read::GzDecoder::new(&body[..])
+                    .read_to_end(&mut json)
+                    .unwrap();
+                let (code, text) = reply(n, &json);
+                log.lock().unwrap().push(json);
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+            }
+        });
+        (url, seen)
+    }
+
+    /// Runs a forwarder on a spool holding `events` until `done` holds of
+    /// the spool or 20 s pass; returns the spool's pending records and the
+    /// rejected file's lines.
+    fn forward(url: &str, events: &[&str], done: fn(u64, &ForwarderStats) -> bool) -> (u64, usize) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(SpoolConfig {
+            dir: dir.path().join("spool"),
+            max_bytes: 1 << 20,
+            segment_bytes: 64 << 10,
+        })
+        .unwrap();
+        for e in events {
+            spool.append(Priority::Normal, e.as_bytes()).unwrap();
+        }
+        let spool = Arc::new(Mutex::new(spool));
+        let stats = Arc::new(ForwarderStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let rejected = dir.path().join("rejected.jsonl");
+        let config = ForwarderConfig {
+            server: url.to_owned(),
+            token: None,
+            batch: 8,
+            max_bytes: 1 << 20,
+            rejected: rejected.clone(),
+            clips: dir.path().join("clips"),
+            timeout: Duration::from_secs(5),
+        };
+        let (_wake, wake_rx) = std::sync::mpsc::channel();
+        let thread = {
+            let (spool, stats, stop) = (spool.clone(), stats.clone(), stop.clone());
+            std::thread::spawn(move || run(config, spool, wake_rx, stats, stop))
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            let pending = spool.lock().unwrap().stats().pending_records();
+            if done(pending, &stats) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        stop.store(true, Ordering::SeqCst);
+        thread.join().unwrap();
+        let pending = spool.lock().unwrap().stats().pending_records();
+        let lines = std::fs::read_to_string(&rejected).map_or(0, |t| t.lines().count());
+        (pending, lines)
+    }
+
+    const EVENTS: [&str; 5] = [
+        r#"{"id":"a"}"#,
+        r#"{"id":"b"}"#,
+        r#"{"id":"bad"}"#,
+        r#"{"id":"c"}"#,
+        r#"{"id":"d"}"#,
+    ];
+
+    #[test]
+    fn a_wrong_path_or_a_proxy_page_keeps_every_event_in_the_spool() {
+        // Four answers of a server that is not ours, then ours.
+        let (url, seen) = server(|n, _| match n {
+            0 => (404, ""),
+            1 => (400, "<html><h1>400 Bad Request</h1></html>"),
+            2 => (502, "<html>Bad Gateway</html>"),
+            3 => (413, "<html>Request Entity Too Large</html>"),
+            _ => (200, r#"{"accepted":5}"#),
+        });
+        let (pending, rejected) = forward(&url, &EVENTS, |pending, _| pending == 0);
+        assert_eq!((pending, rejected), (0, 0), "events lost or set aside");
+        let seen = seen.lock().unwrap();
+        assert!(
+            seen.len() >= 5,
+            "retried after each answer: {} requests",
+            seen.len()
+        );
+        // The last request carried all five, as the first did.
+        let last: Vec<serde_json::Value> = serde_json::from_slice(seen.last().unwrap()).unwrap();
+        assert_eq!(last.len(), 5);
+    }
+
+    #[test]
+    fn the_servers_refusal_sets_aside_only_the_refused_event() {
+        let (url, _) = server(|_, body| {
+            if String::from_utf8_lossy(body).contains("\"bad\"") {
+                (
+                    400,
+                    r#"{"error":"event bad: missing field `kind`; send the kind"}"#,
+                )
+            } else {
+                (200, r#"{"accepted":1}"#)
+            }
+        });
+        let (pending, rejected) = forward(&url, &EVENTS, |pending, stats| {
+            pending == 0 && stats.rejected.load(Ordering::Relaxed) > 0
+        });
+        assert_eq!((pending, rejected), (0, 1));
     }
 }

@@ -395,6 +395,9 @@ impl Spool {
             });
         }
         fs::create_dir_all(&dir).map_err(dir_err(&dir, "create it"))?;
+        // The events waiting here are nobody else's to read.
+        fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .map_err(dir_err(&dir, "make it private (mode 0700)"))?;
         let probe = dir.join(PROBE_FILE);
         fs::write(&probe, b"")
             .and_then(|()| fs::remove_file(&probe))

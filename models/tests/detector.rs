@@ -20,7 +20,14 @@ fn shared(rel: &str) -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("skipped: {} is not here", p.display());
+        // Straight to standard error, past the test runner's capture, so
+        // the skip shows on a pass too.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED: {} is not here",
+            p.display()
+        );
         None
     }
 }

@@ -43,12 +43,21 @@ pub struct BlobStore {
     counter: AtomicU64,
 }
 
+/// Creates `dir` (and its parents) when missing and makes it readable by
+/// its owner only: evidence and the database are nobody else's to read.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::create_dir_all(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+}
+
 impl BlobStore {
     /// Opens (creating if needed) `dir`, normally `DATA/blobs`.
     pub fn open(dir: &Path) -> Result<BlobStore> {
         let root = dir.join("sha256");
         let tmp = dir.join("tmp");
         let purging = dir.join("purging");
+        private_dir(dir).map_err(|e| Error::io("cannot create folder", dir, e))?;
         for d in [&root, &tmp, &purging] {
             fs::create_dir_all(d).map_err(|e| Error::io("cannot create folder", d, e))?;
         }

@@ -47,6 +47,23 @@ fn last_segment(dir: &Path) -> PathBuf {
 }
 
 #[test]
+fn spool_directory_is_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    // A new folder, and one that was made readable by all before.
+    let fresh = tmp.path().join("new/spool");
+    let open_before = tmp.path().join("old");
+    fs::create_dir(&open_before).unwrap();
+    fs::set_permissions(&open_before, fs::Permissions::from_mode(0o755)).unwrap();
+    for dir in [fresh, open_before] {
+        let mut spool = open(&dir, BIG, DEFAULT_SEGMENT_BYTES);
+        spool.append(Priority::Alarm, &event(1)).unwrap();
+        let mode = fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{} is {mode:o}", dir.display());
+    }
+}
+
+#[test]
 fn spool_append_peek_ack_in_order() {
     let tmp = tempfile::tempdir().unwrap();
     let mut spool = open(tmp.path(), BIG, DEFAULT_SEGMENT_BYTES);

@@ -361,7 +361,7 @@ impl SqliteStore {
     /// Opens the store in `data_dir`, creating the folder and the schema
     /// when missing.
     pub fn open(data_dir: &Path) -> Result<SqliteStore> {
-        std::fs::create_dir_all(data_dir)
+        crate::blobs::private_dir(data_dir)
             .map_err(|e| Error::io("cannot create data directory", data_dir, e))?;
         let path = data_dir.join("safecity.sqlite3");
         let conn = Self::connect(&path)?;

@@ -10,6 +10,7 @@ use crate::support::*;
 
 on_both_backends!(
     ingest_is_idempotent_plain_and_gzip,
+    an_event_id_is_one_id_in_any_letter_case,
     exact_wildcard_and_fuzzy_search_with_filters_and_pages,
     bad_parameters_are_named,
     tokens_and_roles_are_checked,
@@ -38,6 +39,59 @@ fn traffic() -> Vec<Value> {
             )
         })
         .collect()
+}
+
+/// A ULID is case-insensitive: the same id in upper, lower and mixed case
+/// is one event, stored once under its upper-case form, and found by its
+/// snapshot route in any case.
+async fn an_event_id_is_one_id_in_any_letter_case(backend: Backend) {
+    let f = Fixture::on(backend);
+    let mut upper = event(7, T0, "cam-a", Some("123ABC02"), "car", "white");
+    upper["snapshot"] = json!(base64::engine::general_purpose::STANDARD.encode(b"jpeg"));
+    let id = id_of(&upper);
+    let mixed: String = id
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i % 2 == 0 {
+                c.to_ascii_lowercase()
+            } else {
+                c
+            }
+        })
+        .collect();
+    assert_ne!(mixed, id, "the id has letters to change");
+    let mut lower = upper.clone();
+    lower["id"] = json!(id.to_ascii_lowercase());
+    let mut mixed_case = upper.clone();
+    mixed_case["id"] = json!(mixed);
+    let a = f.post_events(&[lower]).await;
+    assert_eq!(
+        a.json(),
+        json!({"accepted": 1, "duplicates": 0}),
+        "{}",
+        a.error()
+    );
+    let a = f.post_events(&[upper, mixed_case]).await;
+    assert_eq!(
+        a.json(),
+        json!({"accepted": 0, "duplicates": 2}),
+        "{}",
+        a.error()
+    );
+    let all = f.search_all("").await;
+    assert_eq!(ids(&all), vec![id.clone()], "stored once, upper case");
+    let a = f
+        .get(
+            &format!(
+                "/api/v1/events/{}/snapshot?reason=case%201",
+                id.to_ascii_lowercase()
+            ),
+            &f.investigator,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.error());
+    assert_eq!(&a.body[..], b"jpeg");
 }
 
 async fn ingest_is_idempotent_plain_and_gzip(backend: Backend) {

@@ -168,6 +168,12 @@ fn tokens_made_on_the_command_line_work_over_http() {
         .collect();
     let ack = post_gzip(&agent, &server.base, &edge, &batch).unwrap();
     assert_eq!(ack["accepted"], 10);
+    // The database and the evidence are the owner's alone.
+    for private in [dir.path().to_path_buf(), dir.path().join("blobs")] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{} is {mode:o}", private.display());
+    }
 
     let page: Value = agent
         .get(&server.url("/api/v1/search?plate=123ABC02&reason=case%201"))
