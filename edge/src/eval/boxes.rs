@@ -23,13 +23,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use image::RgbImage;
-use safecity_models::{Picture, PlateCrop};
+use safecity_models::Picture;
 use serde_json::{json, Map, Value};
 
 use super::metrics::{greedy_match, plate_key, rate, xyxy, ApTally, ScoredBox, TruthBox};
 use super::{
     at_least, calibration_json, count, decode, frame, header_line, metric_lines, misread_lines,
-    number, of_class, reliability_lines, round4, Models, PlateJob, ReadTally, MATCH_IOU,
+    number, of_class, reliability_lines, round4, Models, PlateReads, ReadTally, MATCH_IOU,
 };
 
 /// The first line of boxes.tsv, field by field.
@@ -332,8 +332,7 @@ pub(super) fn eval_boxes(
         let detections = models
             .detect_stills(&frames)
             .with_context(|| format!("detecting in {}", set.dir.display()))?;
-        let mut crops = Vec::new();
-        let mut jobs = Vec::new();
+        let mut plates = PlateReads::default();
         for ((f, picture), dets) in chunk.iter().zip(&frames).zip(&detections) {
             let plate_dets = of_class(dets, "plate");
             t.add(&f.file, &plate_dets, &f.plates, operating);
@@ -343,35 +342,13 @@ pub(super) fn eval_boxes(
             let operating_plates = at_least(&plate_dets, operating);
             let matched = greedy_match(&operating_plates, &f.plates, MATCH_IOU);
             for ((bbox, text), m) in f.plates.iter().zip(&f.texts).zip(&matched) {
-                let Some(text) = text else { continue };
-                let detected = m.map(|d| {
-                    crops.push(PlateCrop {
-                        frame: *picture,
-                        bbox: operating_plates[d].bbox,
-                    });
-                    crops.len() - 1
-                });
-                crops.push(PlateCrop {
-                    frame: *picture,
-                    bbox: *bbox,
-                });
-                jobs.push(PlateJob {
-                    file: f.file.clone(),
-                    text: text.clone(),
-                    detected,
-                    truth_box: crops.len() - 1,
-                });
+                if let Some(text) = text {
+                    let detected = m.map(|d| operating_plates[d].bbox);
+                    plates.push(*picture, (f.file.clone(), text.clone()), *bbox, detected);
+                }
             }
         }
-        let reads = models
-            .read(&crops)
-            .with_context(|| format!("reading plates in {}", set.dir.display()))?;
-        for job in jobs {
-            let e2e = job.detected.map(|i| reads[i].keyed());
-            let on_box = reads[job.truth_box].keyed();
-            t.reads.add(&job.file, &job.text, &on_box, e2e.as_ref());
-            t.read_plates += 1;
-        }
+        t.read_plates += plates.read_into(models, &mut t.reads, &set.dir)?;
         bar.inc(chunk.len() as u64);
     }
     t.seconds = started.elapsed().as_secs_f64();

@@ -420,6 +420,60 @@ struct PlateJob {
     truth_box: usize,
 }
 
+/// The plates of a batch whose texts are known, each to be read from its
+/// ground-truth box and, where a detection matched it, from that box; all
+/// read in one call.
+#[derive(Default)]
+struct PlateReads<'a> {
+    crops: Vec<PlateCrop<'a>>,
+    jobs: Vec<PlateJob>,
+}
+
+impl<'a> PlateReads<'a> {
+    fn push(
+        &mut self,
+        frame: Picture<'a>,
+        (file, text): (String, String),
+        truth_box: [f32; 4],
+        detected: Option<[f32; 4]>,
+    ) {
+        let detected = detected.map(|bbox| {
+            self.crops.push(PlateCrop { frame, bbox });
+            self.crops.len() - 1
+        });
+        self.crops.push(PlateCrop {
+            frame,
+            bbox: truth_box,
+        });
+        self.jobs.push(PlateJob {
+            file,
+            text,
+            detected,
+            truth_box: self.crops.len() - 1,
+        });
+    }
+
+    /// Reads every crop and adds each plate to `tally`, texts compared as
+    /// [`plate_key`]s; returns how many plates. `dir` names the set in an
+    /// error.
+    fn read_into(
+        self,
+        models: &mut Models,
+        tally: &mut ReadTally,
+        dir: &Path,
+    ) -> anyhow::Result<usize> {
+        let reads = models
+            .read(&self.crops)
+            .with_context(|| format!("reading plates in {}", dir.display()))?;
+        for job in &self.jobs {
+            let e2e = job.detected.map(|i| reads[i].keyed());
+            let on_box = reads[job.truth_box].keyed();
+            tally.add(&job.file, &job.text, &on_box, e2e.as_ref());
+        }
+        Ok(self.jobs.len())
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Report.
 

@@ -10,13 +10,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use image::RgbImage;
-use safecity_models::{Picture, PlateCrop};
+use safecity_models::Picture;
 use serde_json::{json, Value};
 
 use super::metrics::{greedy_match, plate_key, rate, xyxy, ApTally, TruthBox};
 use super::{
     at_least, calibration_json, count, decode, file_name, frame, header_line, is_picture,
-    metric_lines, misread_lines, number, of_class, reliability_lines, round4, Models, PlateJob,
+    metric_lines, misread_lines, number, of_class, reliability_lines, round4, Models, PlateReads,
     ReadTally, MATCH_IOU,
 };
 
@@ -138,8 +138,7 @@ pub(super) fn eval_photos(
         let detections = models
             .detect_stills(&frames)
             .with_context(|| format!("detecting in {}", set.dir.display()))?;
-        let mut crops = Vec::new();
-        let mut jobs = Vec::new();
+        let mut plates = PlateReads::default();
         for ((photo, frame), dets) in chunk.iter().zip(&frames).zip(&detections) {
             t.images += 1;
             t.plates += photo.plates.len();
@@ -158,33 +157,12 @@ pub(super) fn eval_photos(
             let matched = greedy_match(&operating_plates, &boxes, MATCH_IOU);
             for ((bbox, text), m) in photo.plates.iter().zip(&matched) {
                 t.recalled += usize::from(m.is_some());
-                let detected = m.map(|d| {
-                    crops.push(PlateCrop {
-                        frame: *frame,
-                        bbox: operating_plates[d].bbox,
-                    });
-                    crops.len() - 1
-                });
-                crops.push(PlateCrop {
-                    frame: *frame,
-                    bbox: *bbox,
-                });
-                jobs.push(PlateJob {
-                    file: file_name(&photo.path),
-                    text: plate_key(text),
-                    detected,
-                    truth_box: crops.len() - 1,
-                });
+                let detected = m.map(|d| operating_plates[d].bbox);
+                let key = (file_name(&photo.path), plate_key(text));
+                plates.push(*frame, key, *bbox, detected);
             }
         }
-        let reads = models
-            .read(&crops)
-            .with_context(|| format!("reading plates in {}", set.dir.display()))?;
-        for job in jobs {
-            let e2e = job.detected.map(|i| reads[i].keyed());
-            let on_box = reads[job.truth_box].keyed();
-            t.reads.add(&job.file, &job.text, &on_box, e2e.as_ref());
-        }
+        plates.read_into(models, &mut t.reads, &set.dir)?;
         bar.inc(chunk.len() as u64);
     }
     t.seconds = started.elapsed().as_secs_f64();

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use safecity_models::{Picture, PlateCrop, COLOURS};
+use safecity_models::{Picture, COLOURS};
 use safecity_pipeline::sim::{FrameTruth, VehicleClass};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use super::metrics::{greedy_match, rate, xyxy, ApTally, TruthBox};
 use super::{
     at_least, calibration_json, count, decode, frame, header_line, metric_line, misread_lines,
-    number, of_class, reliability_lines, round4, Models, PlateJob, ReadTally, MATCH_IOU,
+    number, of_class, reliability_lines, round4, Models, PlateReads, ReadTally, MATCH_IOU,
 };
 
 /// The targets the models are trained for, printed beside the measured
@@ -143,8 +143,7 @@ pub(super) fn eval_sim(
             .detect_stills(&frames)
             .with_context(|| format!("detecting in {}", set.dir.display()))?;
 
-        let mut crops = Vec::new();
-        let mut jobs = Vec::new();
+        let mut reads = PlateReads::default();
         for ((line, frame), dets) in chunk.iter().zip(&frames).zip(&detections) {
             let truth = &line.truth;
             t.images += 1;
@@ -175,23 +174,9 @@ pub(super) fn eval_sim(
                 }
                 t.readable += 1;
                 t.recalled += usize::from(m.is_some());
-                let detected = m.map(|d| {
-                    crops.push(PlateCrop {
-                        frame: *frame,
-                        bbox: operating_plates[d].bbox,
-                    });
-                    crops.len() - 1
-                });
-                crops.push(PlateCrop {
-                    frame: *frame,
-                    bbox: xyxy(p.bbox),
-                });
-                jobs.push(PlateJob {
-                    file: line.file.clone(),
-                    text: p.text.clone(),
-                    detected,
-                    truth_box: crops.len() - 1,
-                });
+                let detected = m.map(|d| operating_plates[d].bbox);
+                let key = (line.file.clone(), p.text.clone());
+                reads.push(*frame, key, xyxy(p.bbox), detected);
             }
 
             // Vehicles.
@@ -232,14 +217,7 @@ pub(super) fn eval_sim(
             }
         }
 
-        let reads = models
-            .read(&crops)
-            .with_context(|| format!("reading plates in {}", set.dir.display()))?;
-        for job in jobs {
-            let e2e = job.detected.map(|i| &reads[i]);
-            t.reads
-                .add(&job.file, &job.text, &reads[job.truth_box], e2e);
-        }
+        reads.read_into(models, &mut t.reads, &set.dir)?;
         bar.inc(chunk.len() as u64);
     }
     t.seconds = started.elapsed().as_secs_f64();
