@@ -75,6 +75,12 @@
 //! commit is flushed to the write-ahead log (and to synchronous replicas,
 //! where configured) before it is acknowledged.
 //!
+//! A connection the database ended (a restart, an operator) is closed
+//! when a call fails on it, not lent again; one that sat idle for
+//! `CHECK_AFTER_IDLE` (2 s) is checked with an empty query before it is lent.
+//! So after a restart at most the calls that met a dead connection fail,
+//! and the server reconnects without being restarted itself.
+//!
 //! Alerts get their ids in commit order: an ingest that raises alerts takes
 //! a transaction-level advisory lock before it inserts them, so the live
 //! stream's replay by id never skips an alert committed late. The active
@@ -93,7 +99,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Statement};
@@ -399,6 +405,27 @@ fn partition_ddl(m: i32) -> String {
 struct Conn {
     client: Client,
     stmts: HashMap<String, Statement>,
+    /// When it last went back to the pool.
+    returned_at: Instant,
+}
+
+/// An idle connection older than this is checked with an empty query
+/// before it is lent: the database may have restarted meanwhile.
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(2);
+/// How long that check may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether `e` means the connection itself is gone (closed or reset, or
+/// ended by the server: SQLSTATE classes 08 and 57P, as in a restart), so
+/// that it must not be lent again.
+fn connection_lost(e: &Error) -> bool {
+    let Error::Postgres(p) = e else {
+        return matches!(e, Error::Connect { .. });
+    };
+    let class = p.as_db_error().map(|d| d.code().code());
+    p.is_closed()
+        || class.is_some_and(|c| c.starts_with("08") || c.starts_with("57P"))
+        || std::error::Error::source(p).is_some_and(|s| s.is::<std::io::Error>())
 }
 
 /// Prepares `sql` on `client` once per connection.
@@ -450,10 +477,23 @@ impl Drop for Lease<'_> {
             drop(state);
             drop(conn);
         } else {
-            state.idle.push(conn);
+            state.idle.push(Conn {
+                returned_at: Instant::now(),
+                ..conn
+            });
             drop(state);
         }
         self.pool.returned.notify_one();
+    }
+}
+
+impl Lease<'_> {
+    /// Closes the lent connection instead of giving it back.
+    fn discard(&mut self) {
+        if self.conn.take().is_some() {
+            lock(&self.pool.state).open -= 1;
+            self.pool.returned.notify_one();
+        }
     }
 }
 
@@ -472,21 +512,36 @@ impl Pool {
         Ok(Conn {
             client,
             stmts: HashMap::new(),
+            returned_at: Instant::now(),
         })
     }
 
     fn lease(&self) -> Result<Lease<'_>> {
         let mut state = lock(&self.state);
         loop {
-            if let Some(conn) = state.idle.pop() {
+            if let Some(mut conn) = state.idle.pop() {
                 if conn.client.is_closed() {
                     state.open -= 1;
                     continue;
                 }
-                return Ok(Lease {
-                    pool: self,
-                    conn: Some(conn),
-                });
+                if conn.returned_at.elapsed() < CHECK_AFTER_IDLE {
+                    return Ok(Lease {
+                        pool: self,
+                        conn: Some(conn),
+                    });
+                }
+                drop(state);
+                if conn.client.is_valid(CHECK_TIMEOUT).is_ok() {
+                    return Ok(Lease {
+                        pool: self,
+                        conn: Some(conn),
+                    });
+                }
+                tracing::warn!(url = %self.url, "a pooled PostgreSQL connection was lost; opening another");
+                drop(conn);
+                state = lock(&self.state);
+                state.open -= 1;
+                continue;
             }
             if state.open < MAX_CONNECTIONS {
                 state.open += 1;
@@ -507,10 +562,18 @@ impl Pool {
         }
     }
 
-    /// Runs `f` on a pooled connection.
+    /// Runs `f` on a pooled connection. A connection that fails as lost
+    /// is closed, not lent again, so the next call opens a new one.
     fn with<T>(&self, f: impl FnOnce(&mut Conn) -> Result<T>) -> Result<T> {
         let mut lease = self.lease()?;
-        f(lease.conn.as_mut().expect("a lease holds a connection"))
+        let out = f(lease.conn.as_mut().expect("a lease holds a connection"));
+        if let Err(e) = &out {
+            if connection_lost(e) {
+                tracing::warn!(url = %self.url, "PostgreSQL connection lost: {e}");
+                lease.discard();
+            }
+        }
+        out
     }
 }
 
@@ -678,7 +741,7 @@ impl PostgresStore {
             hits: Vec::new(),
             next: None,
         };
-        let Conn { client, stmts } = conn;
+        let Conn { client, stmts, .. } = conn;
         let mut args = Args::default();
         let mut clauses: Vec<String> = Vec::new();
         match &q.plate {
@@ -1038,7 +1101,7 @@ impl Store for PostgresStore {
         }
         self.ensure_partitions(rows.iter().map(|r| r.ts_ms))?;
         self.pool.with(|conn| {
-            let Conn { client, stmts } = conn;
+            let Conn { client, stmts, .. } = conn;
             let mut tx = client.transaction()?;
             let matcher = self.current_matcher(&mut tx, stmts)?;
 
@@ -1212,7 +1275,7 @@ impl Store for PostgresStore {
     }
 
     fn track(&self, plate: &str, from_ms: i64, to_ms: i64, limit: usize) -> Result<Vec<Sighting>> {
-        self.pool.with(|Conn { client, stmts }| {
+        self.pool.with(|Conn { client, stmts, .. }| {
             let st = stmt(
                 stmts,
                 client,
@@ -1292,7 +1355,7 @@ impl Store for PostgresStore {
     }
 
     fn alerts(&self, q: &AlertQuery) -> Result<Vec<Alert>> {
-        self.pool.with(|Conn { client, stmts }| {
+        self.pool.with(|Conn { client, stmts, .. }| {
             let order = if q.after.is_some() { "ASC" } else { "DESC" };
             let sql = format!(
                 "SELECT {ALERT_COLUMNS}
@@ -1352,7 +1415,7 @@ impl Store for PostgresStore {
         note: Option<&str>,
         audit: &AuditEntry,
     ) -> Result<StateChange> {
-        self.pool.with(|Conn { client, stmts }| {
+        self.pool.with(|Conn { client, stmts, .. }| {
             let mut tx = client.transaction()?;
             let Some(alert) = alert_on(&mut tx, id, true)? else {
                 return Ok(StateChange::NotFound);
@@ -1391,7 +1454,7 @@ impl Store for PostgresStore {
     }
 
     fn event_blobs(&self, id: &str) -> Result<Option<EventBlobs>> {
-        self.pool.with(|Conn { client, stmts }| {
+        self.pool.with(|Conn { client, stmts, .. }| {
             let st = stmt(
                 stmts,
                 client,
@@ -1451,7 +1514,7 @@ impl Store for PostgresStore {
     }
 
     fn camera_health(&self, camera_id: &str) -> Result<CameraHealth> {
-        self.pool.with(|Conn { client, stmts }| {
+        self.pool.with(|Conn { client, stmts, .. }| {
             let st = stmt(
                 stmts,
                 client,
@@ -1492,7 +1555,7 @@ impl Store for PostgresStore {
     }
 
     fn token(&self, hash: &str) -> Result<Option<TokenOwner>> {
-        let row: Option<(String, String)> = self.pool.with(|Conn { client, stmts }| {
+        let row: Option<(String, String)> = self.pool.with(|Conn { client, stmts, .. }| {
             let st = stmt(
                 stmts,
                 client,
@@ -1513,7 +1576,7 @@ impl Store for PostgresStore {
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<i64> {
         self.pool
-            .with(|Conn { client, stmts }| append_audit_on(client, stmts, entry))
+            .with(|Conn { client, stmts, .. }| append_audit_on(client, stmts, entry))
     }
 
     fn audit(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditRecord>> {

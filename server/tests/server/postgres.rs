@@ -130,6 +130,65 @@ fn events_go_to_monthly_partitions_and_ids_stay_unique_across_them() {
 
 /// Two servers on one database: a watchlist entry added through one is
 /// matched by an ingest through the other, and alert ids keep rising.
+/// Ends every connection of the store's database but the caller's, as a
+/// restart of PostgreSQL does; returns how many it ended.
+fn end_connections(url: &str) -> i64 {
+    let mut db = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    db.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        &[],
+    )
+    .unwrap()
+    .len() as i64
+}
+
+/// The database ends the server's connections (a restart, an operator):
+/// a lost connection is not lent again, so at most the call that met it
+/// fails; a connection that sat idle is checked before it is lent, so
+/// after a pause none fails. Nothing acknowledged is lost.
+#[test]
+fn lost_connections_are_replaced_and_nothing_acknowledged_is_lost() {
+    let Some(Backend::Postgres(url)) = Backend::postgres() else {
+        return;
+    };
+    let store = PostgresStore::connect(&url).unwrap();
+    let batch = |from: u128| -> Vec<NewEvent> {
+        (from..from + 5)
+            .map(|i| {
+                let v = event(i, T0 + i as u64, "cam-a", Some("123ABC02"), "car", "white");
+                new_event(&v, None)
+            })
+            .collect()
+    };
+    assert_eq!(store.ingest(&batch(0)).unwrap().accepted, 5);
+    assert!(
+        end_connections(&url) >= 1,
+        "the store had a connection open"
+    );
+    // At once: the call that meets the dead connection may fail, the next
+    // one works.
+    let mut failed = 0;
+    let out = loop {
+        match store.ingest(&batch(10)) {
+            Ok(out) => break out,
+            Err(e) => {
+                failed += 1;
+                assert!(failed < 2, "still failing after a lost connection: {e}");
+            }
+        }
+    };
+    assert_eq!(out.accepted + out.duplicates, 5);
+    // After a pause, the idle connection is checked and replaced first.
+    assert!(end_connections(&url) >= 1);
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    let hits = store
+        .search(&all(PlateQuery::Exact("123ABC02".into())))
+        .expect("the first call after a pause works")
+        .hits;
+    assert_eq!(hits.len(), 10);
+}
+
 #[test]
 fn servers_sharing_a_database_share_the_watchlist() {
     let Some(Backend::Postgres(url)) = Backend::postgres() else {
