@@ -1316,8 +1316,22 @@ async fn audit(
     ))
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// `ok` while the database answers; 503 with the error when it does not,
+/// so a balancer or an operator sees a server that cannot store.
+async fn healthz(State(state): State<AppState>) -> Response {
+    let store = state.inner.store.clone();
+    let why = match tokio::task::spawn_blocking(move || store.ping()).await {
+        Ok(Ok(())) => return (StatusCode::OK, "ok\n").into_response(),
+        Ok(Err(e)) => e.to_string(),
+        Err(e) => e.to_string(),
+    };
+    tracing::warn!("health check: the database does not answer: {why}");
+    let message = format!("down: the database does not answer: {why}");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "error": message })),
+    )
+        .into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -47,6 +47,7 @@ fn errors(statuses: &[&str]) -> serde_json::Map<String, Value> {
             "413" => "PayloadTooLarge",
             "415" => "UnsupportedMediaType",
             "500" => "Internal",
+            "503" => "Unavailable",
             other => panic!("no shared response for status {other}"),
         };
         out.insert((*s).to_owned(), r("responses", name));
@@ -389,14 +390,14 @@ pub fn openapi_document() -> Value {
         },
         "/healthz": {
             "get": op(
-                "Liveness",
-                "`ok` while the server runs. Open.",
+                "Health",
+                "`ok` while the server runs and its database answers; 503 with the error when the database does not. Open.",
                 &[],
                 json!([]),
                 None,
-                ("200", json!({ "description": "Alive",
+                ("200", json!({ "description": "Alive, database answering",
                     "content": { "text/plain": { "schema": { "type": "string" } } } })),
-                &[],
+                &["503"],
             ),
         },
         "/metrics": {
@@ -443,6 +444,7 @@ pub fn openapi_document() -> Value {
                 "PayloadTooLarge": error_response("The body is over the limit"),
                 "UnsupportedMediaType": error_response("Wrong Content-Type or Content-Encoding"),
                 "Internal": error_response("A storage failure; the server log has the details"),
+                "Unavailable": error_response("The database does not answer; the error says why"),
             },
             "schemas": schemas(),
         },

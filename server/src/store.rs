@@ -248,6 +248,10 @@ pub struct AuditRecord {
 
 /// A storage backend.
 pub trait Store: Send + Sync + 'static {
+    /// Answers when the database does: an empty query through the same
+    /// connections the other calls use (`/healthz`).
+    fn ping(&self) -> Result<()>;
+
     /// Stores a batch in one durable transaction. Ids already stored are
     /// counted as duplicates and left as they are. Each new `plate_read`
     /// is matched against the active watchlist and each new `panic_alarm`

@@ -1071,6 +1071,13 @@ fn append_audit_on(
 }
 
 impl Store for PostgresStore {
+    fn ping(&self) -> Result<()> {
+        self.pool.with(|conn| {
+            conn.client.simple_query("SELECT 1")?;
+            Ok(())
+        })
+    }
+
     fn ingest(&self, events: &[NewEvent]) -> Result<IngestOutcome> {
         let received = now_ms();
         let mut outcome = IngestOutcome::default();

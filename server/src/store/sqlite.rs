@@ -840,6 +840,10 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
+    fn ping(&self) -> Result<()> {
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+    }
+
     fn ingest(&self, events: &[NewEvent]) -> Result<IngestOutcome> {
         // Columns and JSON are made before the writer lock, so concurrent
         // callers prepare in parallel; then the group commit (module notes).

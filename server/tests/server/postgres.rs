@@ -189,6 +189,37 @@ fn lost_connections_are_replaced_and_nothing_acknowledged_is_lost() {
     assert_eq!(hits.len(), 10);
 }
 
+/// `/healthz` says ok while the database answers and 503, with the JSON
+/// error naming the database, once it is gone.
+#[tokio::test]
+async fn health_tells_when_the_database_is_gone() {
+    use axum::body::Body;
+    use axum::http::{Method, StatusCode};
+    let Some(Backend::Postgres(url)) = Backend::postgres() else {
+        return;
+    };
+    let f = Fixture::on(Backend::Postgres(url.clone()));
+    let health = || f.call(Method::GET, "/healthz", None, &[], Body::empty());
+    let a = health().await;
+    assert_eq!((a.status, &a.body[..]), (StatusCode::OK, &b"ok\n"[..]));
+    let (admin, name) = url.rsplit_once('/').unwrap();
+    let (admin, name) = (format!("{admin}/postgres"), name.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut db = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+        db.batch_execute(&format!("DROP DATABASE \"{name}\" WITH (FORCE)"))
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    let a = health().await;
+    assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.error());
+    assert!(
+        a.error().starts_with("down: the database does not answer"),
+        "{}",
+        a.error()
+    );
+}
+
 #[test]
 fn servers_sharing_a_database_share_the_watchlist() {
     let Some(Backend::Postgres(url)) = Backend::postgres() else {
