@@ -4,7 +4,7 @@ and synthetic plates and exports it to ONNX.
     python train_reader.py --sim DIR [DIR...] --val DIR --out target/train-data/reader \
         --minutes 70 --onnx ../safecity-plate.onnx
 
-Each batch mixes three sources:
+Each batch mixes four sources:
 - synthetic plates of many countries, typefaces and camera conditions
   (`plate_synth`, a pool made once and cached);
 - the simulator's plate windows (Kazakhstan plates in the simulator's
