@@ -705,7 +705,8 @@ async fn ingest(
         None | Some("identity") => raw.to_vec(),
         Some("gzip") => {
             let mut out = Vec::new();
-            flate2::read::GzDecoder::new(&raw[..])
+            // Every member: a gzip stream may be several concatenated.
+            flate2::read::MultiGzDecoder::new(&raw[..])
                 .take(limit as u64 + 1)
                 .read_to_end(&mut out)
                 .map_err(|e| {

@@ -10,6 +10,7 @@ use crate::support::*;
 
 on_both_backends!(
     ingest_is_idempotent_plain_and_gzip,
+    every_gzip_member_is_read,
     an_event_id_is_one_id_in_any_letter_case,
     exact_wildcard_and_fuzzy_search_with_filters_and_pages,
     bad_parameters_are_named,
@@ -92,6 +93,46 @@ async fn an_event_id_is_one_id_in_any_letter_case(backend: Backend) {
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.error());
     assert_eq!(&a.body[..], b"jpeg");
+}
+
+/// A gzip body may be several members one after another: all are read.
+/// A batch split across two members is stored whole; two arrays in two
+/// members are one body that is not one array, and nothing is stored.
+async fn every_gzip_member_is_read(backend: Backend) {
+    let f = Fixture::on(backend);
+    let post = |body: Vec<u8>| {
+        f.call(
+            Method::POST,
+            "/api/v1/events",
+            Some(&f.edge),
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ],
+            body,
+        )
+    };
+    let batch = traffic();
+    let json = serde_json::to_vec(&batch[..4]).unwrap();
+    let cut = json.len() / 2;
+    let a = post([gzip(&json[..cut]), gzip(&json[cut..])].concat()).await;
+    assert_eq!(
+        a.json(),
+        json!({"accepted": 4, "duplicates": 0}),
+        "{}",
+        a.error()
+    );
+
+    let first = serde_json::to_vec(&batch[4..6]).unwrap();
+    let second = serde_json::to_vec(&batch[6..8]).unwrap();
+    let a = post([gzip(&first), gzip(&second)].concat()).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.error().contains("one JSON array"), "{}", a.error());
+    assert_eq!(
+        f.search_all("").await.len(),
+        4,
+        "stored from a refused body"
+    );
 }
 
 async fn ingest_is_idempotent_plain_and_gzip(backend: Backend) {
