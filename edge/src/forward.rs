@@ -74,7 +74,6 @@ pub struct ForwarderStats {
 }
 
 /// What one delivery attempt came to.
-#[derive(Debug, PartialEq)]
 enum Outcome {
     Delivered,
     /// Retry later.

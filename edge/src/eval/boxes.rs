@@ -43,6 +43,11 @@ pub fn parse_box_line(line: &str) -> Option<(String, [f32; 4])> {
     if fields.len() != HEADER.len() {
         return None;
     }
+    box_of(&fields)
+}
+
+/// The file and box `x1, y1, x2, y2` of the fields `file x y w h`.
+fn box_of(fields: &[&str]) -> Option<(String, [f32; 4])> {
     let n = |i: usize| fields[i].parse::<f32>().ok().filter(|v| v.is_finite());
     let b = [n(1)?, n(2)?, n(3)?, n(4)?];
     (b[2] > 0.0 && b[3] > 0.0).then(|| (fields[0].to_owned(), xyxy(b)))
@@ -84,7 +89,8 @@ pub fn parse_text_line(line: &str) -> Result<(String, [f32; 4], Option<String>),
     if fields.len() != TEXTS_HEADER.len() {
         return Err(format!("{} tab-separated fields, not 8", fields.len()));
     }
-    let (file, bbox) = parse_box_line(&fields[..5].join("\t"))
+    let trimmed: Vec<&str> = fields[..HEADER.len()].iter().map(|f| f.trim()).collect();
+    let (file, bbox) = box_of(&trimmed)
         .ok_or("the file and box are not `file x y w h` with width and height above 0")?;
     let text = plate_key(fields[5]);
     let scored = match (fields[6], fields[7]) {

@@ -100,22 +100,12 @@ async fn an_event_id_is_one_id_in_any_letter_case(backend: Backend) {
 /// members are one body that is not one array, and nothing is stored.
 async fn every_gzip_member_is_read(backend: Backend) {
     let f = Fixture::on(backend);
-    let post = |body: Vec<u8>| {
-        f.call(
-            Method::POST,
-            "/api/v1/events",
-            Some(&f.edge),
-            &[
-                ("content-type", "application/json"),
-                ("content-encoding", "gzip"),
-            ],
-            body,
-        )
-    };
     let batch = traffic();
     let json = serde_json::to_vec(&batch[..4]).unwrap();
     let cut = json.len() / 2;
-    let a = post([gzip(&json[..cut]), gzip(&json[cut..])].concat()).await;
+    let a = f
+        .post_gzip([gzip(&json[..cut]), gzip(&json[cut..])].concat())
+        .await;
     assert_eq!(
         a.json(),
         json!({"accepted": 4, "duplicates": 0}),
@@ -125,7 +115,7 @@ async fn every_gzip_member_is_read(backend: Backend) {
 
     let first = serde_json::to_vec(&batch[4..6]).unwrap();
     let second = serde_json::to_vec(&batch[6..8]).unwrap();
-    let a = post([gzip(&first), gzip(&second)].concat()).await;
+    let a = f.post_gzip([gzip(&first), gzip(&second)].concat()).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert!(a.error().contains("one JSON array"), "{}", a.error());
     assert_eq!(
@@ -147,18 +137,8 @@ async fn ingest_is_idempotent_plain_and_gzip(backend: Backend) {
     );
     assert_eq!(a.json(), json!({"accepted": 30, "duplicates": 0}));
 
-    let body = gzip(&serde_json::to_vec(&batch).unwrap());
     let a = f
-        .call(
-            Method::POST,
-            "/api/v1/events",
-            Some(&f.edge),
-            &[
-                ("content-type", "application/json"),
-                ("content-encoding", "gzip"),
-            ],
-            body,
-        )
+        .post_gzip(gzip(&serde_json::to_vec(&batch).unwrap()))
         .await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.json(), json!({"accepted": 0, "duplicates": 30}));

@@ -228,6 +228,21 @@ impl Fixture {
     }
 
     /// Posts a batch as the edge.
+    /// Posts an already gzip-compressed body as the edge does.
+    pub async fn post_gzip(&self, body: Vec<u8>) -> Answer {
+        self.call(
+            Method::POST,
+            "/api/v1/events",
+            Some(&self.edge),
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "gzip"),
+            ],
+            body,
+        )
+        .await
+    }
+
     pub async fn post_events(&self, events: &[Value]) -> Answer {
         let body = serde_json::to_vec(events).unwrap();
         self.call(
