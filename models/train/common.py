@@ -114,19 +114,23 @@ def openalpr_split(folder: Path = OPENALPR) -> tuple[list[Sample], list[Sample]]
     return train, test
 
 
-def romania_split(folder: Path = ROMANIA, texts: Path = ROMANIA_TEXTS) -> tuple[list[Sample], list[Sample]]:
+def romania_split(
+    folder: Path = ROMANIA, texts: Path = ROMANIA_TEXTS, illegible: bool = False
+) -> tuple[list[Sample], list[Sample]]:
     """The romania-dashcam frames with the plates whose text is legible in
     the frame itself, split as the texts file says (by ride: see
     labels/README.md). Returns (train, validation); empty when the frames
-    are not here."""
+    are not here. With `illegible` every plate box of a frame is kept (a
+    detector must find those too), the illegible ones not `readable`."""
     if not (folder / "images").is_dir() or not texts.is_file():
         return [], []
     frames: dict[tuple[str, str], list[Plate]] = {}
     for line in texts.read_text().splitlines()[1:]:
         name, x, y, w, h, text, legible, split = line.split("\t")
-        if legible == "1":
+        if legible == "1" or illegible:
             box = np.array([float(x), float(y), float(w), float(h)], np.float32)
-            frames.setdefault((split, name), []).append(Plate(text=text, box=box, corners=None, readable=True))
+            plate = Plate(text=text, box=box, corners=None, readable=legible == "1")
+            frames.setdefault((split, name), []).append(plate)
     train, val = [], []
     for (split, name), plates in sorted(frames.items()):
         path = folder / "images" / name

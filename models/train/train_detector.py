@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from common import CLASSES, load_simulated, openalpr_split
+from common import CLASSES, load_simulated, openalpr_split, romania_split
 from det_data import CropSampler, build_cache, collate
 from detector import STRIDES, Detector, ExportWrapper, anchor_points, detection_loss, from_onnx
 
@@ -122,6 +122,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sim", nargs="+", type=Path, required=True, help="simulator image folders")
     ap.add_argument("--openalpr-repeat", type=int, default=3, help="times the openalpr train photos are repeated per epoch (0: unused)")
+    ap.add_argument(
+        "--romania-repeat",
+        type=int,
+        default=0,
+        help="times the romania-dashcam frames of the training rides (every plate box) are repeated per epoch (0: unused)",
+    )
     ap.add_argument("--out", type=Path, required=True, help="work folder: cache, checkpoints, log")
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=384)
@@ -154,8 +160,17 @@ def main():
 
     samples = [s for d in args.sim for s in load_simulated(d)]
     n_sim = len(samples)
-    if args.openalpr_repeat:
-        samples += openalpr_split()[0]
+    # Photos labelled for plates only, each set repeated its own number of
+    # times per epoch.
+    repeats = []
+    for repeat, photos in [
+        (args.openalpr_repeat, lambda: openalpr_split()[0]),
+        (args.romania_repeat, lambda: romania_split(illegible=True)[0]),
+    ]:
+        if repeat:
+            extra = photos()
+            samples += extra
+            repeats += [repeat] * len(extra)
     cache_path = args.out / f"cache-{args.width}x{args.height}-{len(samples)}.npy"
     if cache_path.exists():
         cache = np.load(cache_path, mmap_mode="r")
@@ -166,7 +181,7 @@ def main():
     sampler = CropSampler(cache, samples, args.crop[0], args.crop[1], args.seed)
     vehicle_ok = np.array([not s.plates_only for s in samples])
     order_rng = np.random.default_rng(args.seed)
-    pool = list(range(n_sim)) + list(range(n_sim, len(samples))) * args.openalpr_repeat
+    pool = list(range(n_sim)) + [n_sim + i for i, r in enumerate(repeats) for _ in range(r)]
     weights = draw_weights(samples, pool, args.balance)
 
     model = Detector()

@@ -14,7 +14,9 @@
 //! legible in the validation split are also read, from their
 //! ground-truth box and end to end as the photos' plates are: exact reads,
 //! characters right and calibration. Plates of the training split are
-//! not scored.
+//! not scored. Plate recall is then also reported over the frames of the
+//! validation split alone, the frames a detector trained on the others
+//! has not seen.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -81,10 +83,21 @@ pub fn is_night(ride: &str) -> bool {
 /// The first line of a --box-texts file, field by field.
 const TEXTS_HEADER: [&str; 8] = ["file", "x", "y", "w", "h", "text", "legible", "split"];
 
-/// One line of a --box-texts file: the file, the box `x1, y1, x2, y2` and,
-/// for a legible plate of the validation split, its text; `Ok(None)` text
-/// for a plate not scored. `Err` names what is wrong with the line.
-pub fn parse_text_line(line: &str) -> Result<(String, [f32; 4], Option<String>), String> {
+/// One line of a --box-texts file.
+#[derive(Debug, PartialEq)]
+pub struct TextLine {
+    pub file: String,
+    /// `x1, y1, x2, y2`.
+    pub bbox: [f32; 4],
+    /// In the validation split.
+    pub validation: bool,
+    /// The text of a legible plate of the validation split; `None` for a
+    /// plate whose reading is not scored.
+    pub read: Option<String>,
+}
+
+/// One line of a --box-texts file; `Err` names what is wrong with it.
+pub fn parse_text_line(line: &str) -> Result<TextLine, String> {
     let fields: Vec<&str> = line.split('\t').collect();
     if fields.len() != TEXTS_HEADER.len() {
         return Err(format!("{} tab-separated fields, not 8", fields.len()));
@@ -93,9 +106,9 @@ pub fn parse_text_line(line: &str) -> Result<(String, [f32; 4], Option<String>),
     let (file, bbox) = box_of(&trimmed)
         .ok_or("the file and box are not `file x y w h` with width and height above 0")?;
     let text = plate_key(fields[5]);
-    let scored = match (fields[6], fields[7]) {
-        ("0" | "1", "train") => false,
-        (legible @ ("0" | "1"), "val") => legible == "1",
+    let (validation, scored) = match (fields[6], fields[7]) {
+        ("0" | "1", "train") => (false, false),
+        (legible @ ("0" | "1"), "val") => (true, legible == "1"),
         (legible, split) => {
             return Err(format!(
                 "legible {legible:?} and split {split:?}: legible is 0 or 1, split train or val"
@@ -105,7 +118,12 @@ pub fn parse_text_line(line: &str) -> Result<(String, [f32; 4], Option<String>),
     if scored && text.is_empty() {
         return Err("a legible plate of the validation split needs its text".to_owned());
     }
-    Ok((file, bbox, scored.then_some(text)))
+    Ok(TextLine {
+        file,
+        bbox,
+        validation,
+        read: scored.then_some(text),
+    })
 }
 
 /// A labelled frame: its plates as boxes `x1, y1, x2, y2`, and the texts of
@@ -115,6 +133,8 @@ pub(super) struct BoxFrame {
     path: PathBuf,
     plates: Vec<[f32; 4]>,
     texts: Vec<Option<String>>,
+    /// A plate of the frame is in the validation split (--box-texts).
+    validation: bool,
 }
 
 pub(super) struct BoxSet {
@@ -151,8 +171,12 @@ pub(super) fn load_box_texts(set: &mut BoxSet, path: &Path) -> anyhow::Result<()
         .collect();
     for (i, l) in lines {
         let at = || format!("{} line {}", path.display(), i + 1);
-        let (file, bbox, read) =
-            parse_text_line(l).map_err(|e| anyhow::anyhow!("{}: {e}; {layout}", at()))?;
+        let TextLine {
+            file,
+            bbox,
+            validation,
+            read,
+        } = parse_text_line(l).map_err(|e| anyhow::anyhow!("{}: {e}; {layout}", at()))?;
         let Some(&n) = index.get(&file) else {
             // A frame left out by --limit, or not in the set.
             continue;
@@ -166,6 +190,7 @@ pub(super) fn load_box_texts(set: &mut BoxSet, path: &Path) -> anyhow::Result<()
             );
         };
         frame.texts[k] = read;
+        frame.validation |= validation;
     }
     set.texts = Some(path.to_path_buf());
     Ok(())
@@ -233,6 +258,7 @@ pub(super) fn load_boxes(dir: &Path, limit: Option<usize>) -> anyhow::Result<Box
             path,
             plates,
             texts,
+            validation: false,
         });
     }
     Ok(BoxSet {
@@ -294,6 +320,8 @@ pub(super) struct BoxTally {
     day: Group,
     night: Group,
     rides: BTreeMap<String, Group>,
+    /// Frames of the validation split (--box-texts).
+    validation: Group,
     /// Reads of the plates with texts (--box-texts).
     reads: ReadTally,
     read_plates: usize,
@@ -302,7 +330,17 @@ pub(super) struct BoxTally {
 
 impl BoxTally {
     /// One frame's plate detections against its plates.
-    fn add(&mut self, file: &str, dets: &[ScoredBox], plates: &[[f32; 4]], operating: f32) {
+    fn add(
+        &mut self,
+        file: &str,
+        validation: bool,
+        dets: &[ScoredBox],
+        plates: &[[f32; 4]],
+        operating: f32,
+    ) {
+        if validation {
+            self.validation.add(dets, plates, operating);
+        }
         let ride = ride_of(file);
         let light = if is_night(ride) {
             &mut self.night
@@ -341,7 +379,7 @@ pub(super) fn eval_boxes(
         let mut plates = PlateReads::default();
         for ((f, picture), dets) in chunk.iter().zip(&frames).zip(&detections) {
             let plate_dets = of_class(dets, "plate");
-            t.add(&f.file, &plate_dets, &f.plates, operating);
+            t.add(&f.file, f.validation, &plate_dets, &f.plates, operating);
             if f.texts.iter().all(Option::is_none) {
                 continue;
             }
@@ -376,6 +414,7 @@ pub(super) fn boxes_json(set: &BoxSet, t: &BoxTally, operating: f32) -> Value {
     out["night"] = t.night.json(operating);
     out["by_ride"] = Value::Object(rides);
     if let Some(texts) = &set.texts {
+        out["validation"] = t.validation.json(operating);
         let n = t.read_plates;
         let r = |hits| rate(hits, n).map(round4);
         let calibration = calibration_json(&t.reads.gt_box_reads);
@@ -434,9 +473,9 @@ pub(super) fn boxes_report(v: &Value) -> String {
         "  {:<26} {:>7} {:>7} {:>7} {:>7} {:>9}",
         "by light and ride", "frames", "plates", "recall", "ap50", "precision"
     ));
-    for light in ["day", "night"] {
-        if count(&v[light], "frames") > 0 {
-            out.push(group_line(light, &v[light]));
+    for group in ["day", "night", "validation"] {
+        if count(&v[group], "frames") > 0 {
+            out.push(group_line(group, &v[group]));
         }
     }
     if let Some(rides) = v["by_ride"].as_object() {
@@ -491,12 +530,23 @@ mod tests {
     #[test]
     fn text_lines_score_legible_validation_plates_only() {
         let line = |rest: &str| format!("f_t01.jpg\t10\t20\t30\t8\t{rest}");
-        let (file, b, text) = parse_text_line(&line("B 21-gsb\t1\tval")).unwrap();
-        assert_eq!((file.as_str(), b), ("f_t01.jpg", [10.0, 20.0, 40.0, 28.0]));
-        assert_eq!(text.as_deref(), Some("B21GSB"));
-        assert_eq!(parse_text_line(&line("B21GSB\t0\tval")).unwrap().2, None);
-        assert_eq!(parse_text_line(&line("B21GSB\t1\ttrain")).unwrap().2, None);
-        assert_eq!(parse_text_line(&line("?\t0\ttrain")).unwrap().2, None);
+        let read = parse_text_line(&line("B 21-gsb\t1\tval")).unwrap();
+        assert_eq!(
+            read,
+            TextLine {
+                file: "f_t01.jpg".to_owned(),
+                bbox: [10.0, 20.0, 40.0, 28.0],
+                validation: true,
+                read: Some("B21GSB".to_owned()),
+            }
+        );
+        let split_and_read = |rest: &str| {
+            let l = parse_text_line(&line(rest)).unwrap();
+            (l.validation, l.read)
+        };
+        assert_eq!(split_and_read("B21GSB\t0\tval"), (true, None));
+        assert_eq!(split_and_read("B21GSB\t1\ttrain"), (false, None));
+        assert_eq!(split_and_read("?\t0\ttrain"), (false, None));
         for bad in [
             "?\t1\tval",
             "B21GSB\tyes\tval",
@@ -536,18 +586,20 @@ mod tests {
             bbox: plate,
         };
         let mut t = BoxTally::default();
-        t.add("dayride_1_t00001.jpg", &[hit], &[plate], 0.5);
-        t.add("dayride_1_t00002.jpg", &[unsure], &[plate], 0.5);
+        t.add("dayride_1_t00001.jpg", true, &[hit], &[plate], 0.5);
+        t.add("dayride_1_t00002.jpg", false, &[unsure], &[plate], 0.5);
         t.add(
             "dayride_2_t00001.jpg",
+            false,
             &[],
             &[plate, [0.0, 0.0, 10.0, 5.0]],
             0.5,
         );
-        t.add("nightride_1_t00001.jpg", &[hit], &[plate], 0.5);
+        t.add("nightride_1_t00001.jpg", true, &[hit], &[plate], 0.5);
         assert_eq!((t.all.frames, t.all.plates, t.all.recalled), (4, 5, 2));
         assert_eq!((t.day.frames, t.day.plates, t.day.recalled), (3, 4, 1));
         assert_eq!((t.night.frames, t.night.recalled), (1, 1));
+        assert_eq!((t.validation.frames, t.validation.recalled), (2, 2));
         assert_eq!(t.rides.len(), 3);
         assert_eq!(t.rides["dayride_1"].recalled, 1);
         assert_eq!(t.rides["dayride_1"].detections, 1);
