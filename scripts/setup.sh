@@ -20,6 +20,7 @@ APT_PACKAGES=(
   gstreamer1.0-tools
   unzip
   curl
+  openssl
 )
 # `setup.sh --train`: the typefaces models/train/plate_synth.py draws
 # synthetic plates with (kept in step with its FONT_PACKAGES).

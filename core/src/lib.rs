@@ -18,6 +18,8 @@
 //! - [`iou`] compares `x1, y1, x2, y2` boxes, for detectors and trackers.
 //! - [`Picture`] is a decoded frame, packed RGB or the decoder's planar
 //!   YUV 4:2:0, converted only where it is read.
+//! - `tls` (feature `tls`): the TLS settings the edge and the server share,
+//!   read from PEM files.
 
 mod distance;
 mod event;
@@ -25,6 +27,8 @@ mod geometry;
 mod pattern;
 mod picture;
 mod plate;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use distance::{plate_distance, LOOKALIKE_COST, LOOKALIKE_GROUPS};
 pub use event::{

@@ -4,7 +4,8 @@
 //! edge_id = "edge-alm-01"
 //!
 //! [server]
-//! url = "http://10.0.0.5:8080"
+//! url = "https://10.0.0.5:8443"
+//! ca = "/etc/safecity/ca.pem"  # the CA that signed the server's certificate
 //! token = "..."            # or token_env = "SAFECITY_EDGE_TOKEN"
 //!
 //! [spool]
@@ -72,8 +73,14 @@ pub struct EdgeConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Base URL of the search server, `http://host:port`.
+    /// Base URL of the search server, `https://host:port` (or `http://`
+    /// on a trusted network).
     pub url: String,
+    /// PEM file of the CA that signed the server's certificate; the server
+    /// is trusted only if it checks out against it. Without it, an
+    /// `https://` server is checked against the public web's CAs.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
     /// The edge's bearer token (role `edge`).
     #[serde(default)]
     pub token: Option<String>,
@@ -332,6 +339,15 @@ impl EdgeConfig {
             return Err(format!(
                 "server.url {url:?}: give the server's base URL, like http://10.0.0.5:8080"
             ));
+        }
+        if let Some(ca) = &self.server.ca {
+            if !url.starts_with("https://") {
+                return Err(format!(
+                    "server.ca is given but server.url {url:?} is not https://: the CA is only \
+                     used over HTTPS"
+                ));
+            }
+            safecity_core::tls::client_trusting(ca, "server.ca").map_err(|e| e.to_string())?;
         }
         if self.server.token.is_some() && self.server.token_env.is_some() {
             return Err("server: give token or token_env, not both".into());

@@ -408,6 +408,10 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
     *shared.me.lock().expect("self lock") = Arc::downgrade(&shared);
 
     let forwarder = {
+        let tls = match &config.server.ca {
+            Some(ca) => Some(safecity_core::tls::client_trusting(ca, "server.ca")?),
+            None => None,
+        };
         let cfg = ForwarderConfig {
             server: config.server.url.clone(),
             token: config.token(),
@@ -416,6 +420,8 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
             rejected: config.spool.dir.join("rejected.jsonl"),
             clips: clips_dir(&config),
             timeout: Duration::from_secs(15),
+            tls,
+            ca_file: config.server.ca.clone(),
         };
         let (spool, stats, stop) = (spool.clone(), forward_stats.clone(), stop.clone());
         std::thread::Builder::new()

@@ -53,6 +53,11 @@ pub struct ForwarderConfig {
     /// Pillar clips waiting for delivery (`<event id>.mp4`).
     pub clips: PathBuf,
     pub timeout: Duration,
+    /// TLS settings trusting the server's CA (`[server] ca`); `None`: the
+    /// public web's CAs for `https://`.
+    pub tls: Option<Arc<safecity_core::tls::ClientConfig>>,
+    /// Where `tls` came from, for messages.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Counters for metrics.
@@ -93,7 +98,11 @@ pub fn run(
     stats: Arc<ForwarderStats>,
     shutdown: Arc<AtomicBool>,
 ) {
-    let agent = ureq::AgentBuilder::new().timeout(config.timeout).build();
+    let mut agent = ureq::AgentBuilder::new().timeout(config.timeout);
+    if let Some(tls) = &config.tls {
+        agent = agent.tls_config(tls.clone());
+    }
+    let agent = agent.build();
     let url = format!("{}/api/v1/events", config.server.trim_end_matches('/'));
     let mut backoff = BACKOFF_START;
     // Lowered while halving a refused batch.
@@ -116,7 +125,7 @@ pub fn run(
             }
         }
         stats.requests.fetch_add(1, Ordering::Relaxed);
-        match send(&agent, &url, config.token.as_deref(), &records) {
+        match send(&agent, &url, &config, &records) {
             Outcome::Delivered => {
                 let ids: Vec<u64> = records.iter().map(|r| r.id).collect();
                 if let Err(e) = spool.lock().expect("spool lock").ack(&ids) {
@@ -179,7 +188,7 @@ pub fn run(
     }
 }
 
-fn send(agent: &ureq::Agent, url: &str, token: Option<&str>, records: &[Record]) -> Outcome {
+fn send(agent: &ureq::Agent, url: &str, config: &ForwarderConfig, records: &[Record]) -> Outcome {
     let mut json =
         Vec::with_capacity(records.iter().map(|r| r.payload.len() + 1).sum::<usize>() + 2);
     json.push(b'[');
@@ -199,7 +208,7 @@ fn send(agent: &ureq::Agent, url: &str, token: Option<&str>, records: &[Record])
         .post(url)
         .set("Content-Type", "application/json")
         .set("Content-Encoding", "gzip");
-    if let Some(t) = token {
+    if let Some(t) = &config.token {
         request = request.set("Authorization", &format!("Bearer {t}"));
     }
     match request.send_bytes(&body) {
@@ -208,7 +217,27 @@ fn send(agent: &ureq::Agent, url: &str, token: Option<&str>, records: &[Record])
             let body = response.into_string().unwrap_or_default();
             outcome_of(code, &body)
         }
-        Err(e) => Outcome::Retry(e.to_string()),
+        Err(e) => Outcome::Retry(transport_error(&e, config)),
+    }
+}
+
+/// A failure below HTTP, with what to check when it is the server's
+/// certificate that is not trusted.
+fn transport_error(e: &ureq::Error, config: &ForwarderConfig) -> String {
+    let text = e.to_string();
+    if !text.contains("invalid peer certificate") {
+        return text;
+    }
+    match &config.ca_file {
+        Some(ca) => format!(
+            "{text}: the server's certificate is not signed by the CA in server.ca ({}), or \
+             does not name the host in server.url; give the CA that signed it",
+            ca.display()
+        ),
+        None => format!(
+            "{text}: the server's certificate is not signed by a public CA; give the CA that \
+             signed it as server.ca"
+        ),
     }
 }
 
@@ -459,6 +488,8 @@ mod tests {
             rejected: rejected.clone(),
             clips: dir.path().join("clips"),
             timeout: Duration::from_secs(5),
+            tls: None,
+            ca_file: None,
         };
         let (_wake, wake_rx) = std::sync::mpsc::channel();
         let thread = {

@@ -16,8 +16,18 @@ use crate::webhooks::WebhookConfig;
 pub struct ServerConfig {
     /// Where the embedded store and the blobs live.
     pub data_dir: PathBuf,
-    /// Address to serve HTTP on.
+    /// Address to serve on.
     pub listen: SocketAddr,
+    /// HTTPS: the `[tls]` table (or `--tls-cert` and `--tls-key`).
+    pub tls: Option<TlsConfig>,
+    /// Serve plain HTTP on an address other than loopback (behind a proxy
+    /// that terminates TLS). Without it and without `[tls]`, the server
+    /// serves plain HTTP on loopback addresses only.
+    pub plain_http: bool,
+    /// Seconds a client has to send a request's headers, from when its
+    /// connection opened or its previous response ended; then the
+    /// connection is closed (idle and stalled clients hold no socket).
+    pub header_timeout_s: u64,
     /// Largest event batch accepted, in MiB, before and after gzip.
     pub max_body_mb: usize,
     /// Largest clip accepted, in MiB.
@@ -39,6 +49,9 @@ impl Default for ServerConfig {
         ServerConfig {
             data_dir: PathBuf::from("safecity-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls: None,
+            plain_http: false,
+            header_timeout_s: 30,
             max_body_mb: 16,
             max_clip_mb: 64,
             webhooks: Vec::new(),
@@ -65,17 +78,27 @@ impl ServerConfig {
         if self.data_dir.as_os_str().is_empty() {
             return Err(Error::Config("data_dir: must not be empty".into()));
         }
-        for (field, v, max) in [
-            ("max_body_mb", self.max_body_mb, 1024),
-            ("max_clip_mb", self.max_clip_mb, 4096),
+        for (field, v, max, unit) in [
+            ("max_body_mb", self.max_body_mb as u64, 1024, "MiB"),
+            ("max_clip_mb", self.max_clip_mb as u64, 4096, "MiB"),
+            ("header_timeout_s", self.header_timeout_s, 3600, "s"),
         ] {
             if v == 0 || v > max {
                 return Err(Error::Config(format!(
-                    "{field}: {v} is outside 1..={max} MiB"
+                    "{field}: {v} is outside 1..={max} {unit}"
                 )));
             }
         }
         self.store.validate()?;
+        if self.tls.is_none() && !self.plain_http && !self.listen.ip().is_loopback() {
+            return Err(Error::Config(format!(
+                "listen: {} is not a loopback address and no certificate is given, so bearer \
+                 tokens would cross the network in clear text; give --tls-cert FILE and \
+                 --tls-key FILE (or [tls] cert and key), or set plain_http = true (--plain-http) \
+                 when a proxy in front terminates TLS",
+                self.listen
+            )));
+        }
         for (i, hook) in self.webhooks.iter().enumerate() {
             hook.validate(i).map_err(Error::Config)?;
         }
@@ -89,6 +112,17 @@ impl ServerConfig {
         }
         Ok(())
     }
+}
+
+/// The `[tls]` table: the server's certificate and key, PEM files.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, the server's own certificate first.
+    pub cert: PathBuf,
+    /// Its private key (PKCS#8, RSA or EC). Keep it readable by the
+    /// server's user only.
+    pub key: PathBuf,
 }
 
 /// The `[store]` table: which database holds the events. Blobs stay in
@@ -173,7 +207,8 @@ mod tests {
     fn the_example_file_parses_and_typos_are_named() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("safecity-server.example.toml");
         let c = ServerConfig::load(&path).unwrap();
-        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(c.listen.port(), 8443);
+        assert!(c.tls.is_some());
         let typo = toml::from_str::<ServerConfig>("datadir = \"x\"").unwrap_err();
         assert!(typo.to_string().contains("datadir"), "{typo}");
         let bad = ServerConfig {
@@ -189,7 +224,10 @@ mod tests {
             toml::from_str("[[webhooks]]\nurl = \"https://x.example/a\"\nmin_priority = \"high\"")
                 .unwrap();
         assert_eq!(hooks.webhooks[0].min_priority, crate::Priority::High);
-        let err = hooks.validate().unwrap_err().to_string();
+        hooks.validate().unwrap();
+        let ftp: ServerConfig =
+            toml::from_str("[[webhooks]]\nurl = \"ftp://x.example/a\"").unwrap();
+        let err = ftp.validate().unwrap_err().to_string();
         assert!(err.contains("webhooks[0].url"), "{err}");
         let bad = toml::from_str::<ServerConfig>(
             "[[webhooks]]\nurl = \"http://x\"\nmin_priority = \"urgent\"",

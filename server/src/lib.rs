@@ -79,6 +79,7 @@ mod auth;
 mod blobs;
 mod config;
 mod error;
+mod listen;
 mod metrics;
 mod openapi;
 mod plate_index;
@@ -97,7 +98,7 @@ pub use alerts::{
 pub use api::{app, routes, ApiError, AppState, Caller};
 pub use auth::{new_token, token_hash, Role};
 pub use blobs::{BlobHash, BlobStore};
-pub use config::{ServerConfig, StoreBackend, StoreConfig};
+pub use config::{ServerConfig, StoreBackend, StoreConfig, TlsConfig};
 pub use error::{Error, Result};
 pub use metrics::Metrics;
 pub use openapi::openapi_document;
@@ -116,15 +117,21 @@ pub use track::{hop, Hop, Sighting, CLOCK_SLACK_S, DISTANCE_SLACK_M, MAX_SPEED_K
 pub use webhooks::WebhookConfig;
 
 /// Opens the data directory and serves [`app`] on `config.listen` until
-/// `shutdown` completes.
+/// `shutdown` completes: over HTTPS when `config.tls` names a certificate,
+/// plain HTTP otherwise; every connection with time limits (`listen`).
 ///
-/// Prints `safecity-server listening on http://ADDR` on standard output once
-/// the socket is bound (useful with port 0).
+/// Prints `safecity-server listening on https://ADDR` (or `http://`) on
+/// standard output once the socket is bound (useful with port 0).
 pub async fn run(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
+    config.validate()?;
+    let tls = match &config.tls {
+        Some(t) => Some(listen::tls_acceptor(&t.cert, &t.key)?),
+        None => None,
+    };
     let state = {
         let config = config.clone();
         tokio::task::spawn_blocking(move || {
@@ -144,16 +151,15 @@ pub async fn run(
         })?;
     let address = listener.local_addr()?;
     tracing::info!(%address, data_dir = %config.data_dir.display(), "safecity-server listening");
-    println!("safecity-server listening on http://{address}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("safecity-server listening on {scheme}://{address}");
     let closer = state.clone();
     let shutdown = async move {
         shutdown.await;
         closer.close_streams();
     };
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    Ok(())
+    let header_timeout = std::time::Duration::from_secs(config.header_timeout_s);
+    listen::serve(listener, app(state), tls, header_timeout, shutdown).await
 }
 
 /// Makes a token with `role` and `name` in the store `config` names and

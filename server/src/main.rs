@@ -23,13 +23,25 @@ struct Args {
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
     /// Keep events in PostgreSQL at this URL instead of the embedded
-    /// store (postgres://USER:PASSWORD@HOST:PORT/DB); also read from
-    /// SAFECITY_POSTGRES_URL. Blobs stay in --data-dir.
+    /// store (postgres://USER@HOST:PORT/DB); blobs stay in --data-dir. A
+    /// URL with a password is refused here, where every user sees it in
+    /// the process list: give that one in SAFECITY_POSTGRES_URL or
+    /// [store] url, or the password in PGPASSWORD.
     #[arg(long, global = true, value_name = "URL")]
     postgres: Option<String>,
-    /// Address to serve HTTP on [default: 127.0.0.1:8080].
+    /// Address to serve on [default: 127.0.0.1:8080].
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key (with --tls-cert).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on an address other than loopback, for a proxy in
+    /// front that terminates TLS.
+    #[arg(long)]
+    plain_http: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -54,7 +66,9 @@ enum TokenAction {
         /// edge, operator, investigator or admin.
         #[arg(long)]
         role: Role,
-        /// Who or what holds it; recorded in the audit log.
+        /// Who or what holds it; recorded in the audit log. An edge
+        /// token's name is the edge_id of the one edge it may send events
+        /// and clips for.
         #[arg(long)]
         name: String,
     },
@@ -87,6 +101,19 @@ async fn serve_or_run_command() -> anyhow::Result<()> {
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }
+    if let Some(url) = &args.postgres {
+        if url
+            .parse::<postgres::Config>()
+            .is_ok_and(|c| c.get_password().is_some())
+        {
+            anyhow::bail!(
+                "--postgres: the URL holds a password, which every user of this machine can \
+                 read in the process list; set SAFECITY_POSTGRES_URL or [store] url in the \
+                 configuration file instead, or leave the password out of the URL and set \
+                 PGPASSWORD"
+            );
+        }
+    }
     let postgres = args.postgres.or_else(|| {
         std::env::var("SAFECITY_POSTGRES_URL")
             .ok()
@@ -98,6 +125,10 @@ async fn serve_or_run_command() -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
+        config.tls = Some(safecity_server::TlsConfig { cert, key });
+    }
+    config.plain_http |= args.plain_http;
     match args.command {
         Some(Command::Token {
             action: TokenAction::Create { role, name },

@@ -10,6 +10,7 @@
 //! [`BlobStore`](crate::BlobStore) beside it; events name them by hash.
 
 mod checkpoint;
+mod pg_tls;
 mod postgres;
 mod sqlite;
 

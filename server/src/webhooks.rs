@@ -11,8 +11,8 @@
 //! counted. Alerts are stored whatever happens here: a receiver can catch
 //! up through `GET /api/v1/alerts`.
 //!
-//! Only `http://` URLs are supported (the server has no TLS client); put
-//! a relay on the same host or network in front of an HTTPS endpoint.
+//! `https://` receivers are checked against the public web's CAs, or
+//! against the hook's own `ca` file (a private CA) when it has one.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -33,8 +33,12 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
-    /// Where to POST, `http://host:port/path`.
+    /// Where to POST, `https://host:port/path` (or `http://`).
     pub url: String,
+    /// PEM file of the CA that signed an `https://` receiver's certificate
+    /// (a private CA); without it, the public web's CAs.
+    #[serde(default)]
+    pub ca: Option<std::path::PathBuf>,
     /// Sent in the `secret_header` header, for the receiver to check.
     #[serde(default)]
     pub secret: Option<String>,
@@ -72,16 +76,25 @@ impl WebhookConfig {
     /// Checks the values, naming the field.
     pub fn validate(&self, index: usize) -> Result<(), String> {
         let at = format!("webhooks[{index}]");
-        let rest = self.url.strip_prefix("http://").ok_or_else(|| {
-            if self.url.starts_with("https://") {
-                format!("{at}.url: https is not supported; send to an http:// relay that forwards over TLS")
-            } else {
-                format!("{at}.url: {:?} must start with http://", self.url)
-            }
-        })?;
+        let rest = ["https://", "http://"]
+            .iter()
+            .find_map(|scheme| self.url.strip_prefix(scheme))
+            .ok_or_else(|| {
+                format!(
+                    "{at}.url: {:?} must start with https:// (or http://)",
+                    self.url
+                )
+            })?;
         if rest.is_empty() || rest.starts_with('/') {
             return Err(format!("{at}.url: {:?} has no host", self.url));
         }
+        if self.ca.is_some() && !self.url.starts_with("https://") {
+            return Err(format!(
+                "{at}.ca is given but {at}.url {:?} is not https://",
+                self.url
+            ));
+        }
+        self.tls(index)?;
         let header_ok = !self.secret_header.is_empty()
             && self
                 .secret_header
@@ -101,6 +114,15 @@ impl WebhookConfig {
         }
         Ok(())
     }
+
+    /// TLS settings trusting the hook's `ca`, when it has one.
+    fn tls(&self, index: usize) -> Result<Option<Arc<safecity_core::tls::ClientConfig>>, String> {
+        self.ca
+            .as_deref()
+            .map(|ca| safecity_core::tls::client_trusting(ca, &format!("webhooks[{index}].ca")))
+            .transpose()
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// The running delivery threads.
@@ -114,12 +136,20 @@ impl Webhooks {
     /// Starts one thread per hook; they end when this is dropped.
     pub fn start(config: &[WebhookConfig], metrics: Arc<Metrics>) -> Webhooks {
         let mut hooks = Vec::new();
-        for hook in config {
+        for (index, hook) in config.iter().enumerate() {
+            let tls = match hook.tls(index) {
+                Ok(tls) => tls,
+                Err(e) => {
+                    // validate() read the same file at start.
+                    tracing::error!(url = %hook.url, "webhook not started: {e}");
+                    continue;
+                }
+            };
             let (tx, rx) = sync_channel(QUEUE);
             let (h, m) = (hook.clone(), metrics.clone());
             let spawned = std::thread::Builder::new()
                 .name("webhook".into())
-                .spawn(move || deliver_all(h, rx, m));
+                .spawn(move || deliver_all(h, tls, rx, m));
             match spawned {
                 Ok(_) => hooks.push((hook.min_priority, tx)),
                 Err(e) => {
@@ -150,10 +180,17 @@ impl Webhooks {
     }
 }
 
-fn deliver_all(hook: WebhookConfig, rx: Receiver<Arc<str>>, metrics: Arc<Metrics>) {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(hook.timeout_s))
-        .build();
+fn deliver_all(
+    hook: WebhookConfig,
+    tls: Option<Arc<safecity_core::tls::ClientConfig>>,
+    rx: Receiver<Arc<str>>,
+    metrics: Arc<Metrics>,
+) {
+    let mut agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(hook.timeout_s));
+    if let Some(tls) = tls {
+        agent = agent.tls_config(tls);
+    }
+    let agent = agent.build();
     while let Ok(body) = rx.recv() {
         let mut wait = FIRST_RETRY;
         for attempt in 1..=hook.max_attempts {

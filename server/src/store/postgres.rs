@@ -103,6 +103,8 @@ use std::time::{Duration, Instant};
 
 use postgres::types::ToSql;
 use postgres::{Client, GenericClient, NoTls, Statement};
+
+use super::pg_tls::Connector;
 use safecity_core::{plate_distance, EventKind};
 use time::OffsetDateTime;
 
@@ -454,6 +456,8 @@ struct PoolState {
 /// A small blocking connection pool.
 struct Pool {
     config: postgres::Config,
+    /// TLS or not, as the URL's `sslmode` says (`pg_tls`).
+    connector: Connector,
     /// The URL without its password.
     url: String,
     state: Mutex<PoolState>,
@@ -499,7 +503,11 @@ impl Lease<'_> {
 
 impl Pool {
     fn connect(&self) -> Result<Conn> {
-        let mut client = self.config.connect(NoTls).map_err(|cause| Error::Connect {
+        let connected = match &self.connector {
+            Connector::Plain => self.config.connect(NoTls),
+            Connector::Tls(tls) => self.config.connect(tls.clone()),
+        };
+        let mut client = connected.map_err(|cause| Error::Connect {
             url: self.url.clone(),
             cause,
         })?;
@@ -612,11 +620,19 @@ impl PostgresStore {
     /// [`Error::Connect`] naming the URL without its password.
     pub fn connect(url: &str) -> Result<PostgresStore> {
         let redacted = redact_url(url);
+        let (url, connector) = super::pg_tls::split(url, &redacted)?;
         let mut config: postgres::Config = url
             .parse()
             .map_err(|e| Error::Config(format!("store.url {redacted}: {e}")))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
+        }
+        // As libpq does: a password left out of the URL comes from the
+        // environment, where the process list does not show it.
+        if config.get_password().is_none() {
+            if let Some(password) = std::env::var_os("PGPASSWORD").filter(|p| !p.is_empty()) {
+                config.password(password.as_encoded_bytes());
+            }
         }
         if config.get_application_name().is_none() {
             config.application_name("safecity-server");
@@ -624,6 +640,7 @@ impl PostgresStore {
         let store = PostgresStore {
             pool: Pool {
                 config,
+                connector,
                 url: redacted,
                 state: Mutex::new(PoolState {
                     idle: Vec::new(),
@@ -650,12 +667,30 @@ impl PostgresStore {
         let now = now_ms();
         let month = 31 * 24 * 3600 * 1000;
         store.ensure_partitions([now, now + month, now + 2 * month].into_iter())?;
+        match store.tls_version()? {
+            Some(version) => tracing::info!(url = %store.pool.url, "PostgreSQL over {version}"),
+            None => {
+                tracing::info!(url = %store.pool.url, "PostgreSQL over an unencrypted connection")
+            }
+        }
         Ok(store)
     }
 
     /// The URL connected to, without its password.
     pub fn url(&self) -> &str {
         &self.pool.url
+    }
+
+    /// The TLS version of a connection to the database (`TLSv1.3`), or
+    /// `None` when it is not encrypted; from the server's `pg_stat_ssl`.
+    pub fn tls_version(&self) -> Result<Option<String>> {
+        self.pool.with(|conn| {
+            let row = conn.client.query_opt(
+                "SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid() AND ssl",
+                &[],
+            )?;
+            Ok(row.map(|r| r.get(0)))
+        })
     }
 
     fn migrate(conn: &mut Conn) -> Result<()> {

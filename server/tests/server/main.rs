@@ -12,6 +12,7 @@ mod postgres;
 mod retention;
 mod socket;
 mod support;
+mod tls;
 mod track;
 mod webhooks;
 

@@ -3,7 +3,8 @@
 //! It runs from the installed Debian binaries (`/usr/lib/postgresql/*/bin`,
 //! or the folder in `SAFECITY_PG_BIN`): `initdb` into a temporary
 //! directory, then `postgres` on a free loopback port with trust
-//! authentication. PostgreSQL refuses to run as root, so as root it runs as
+//! authentication, and TLS with a certificate from `scripts/tls-certs.sh`
+//! (its CA at [`ca`]). PostgreSQL refuses to run as root, so as root it runs as
 //! the `postgres` user (which the Debian package makes) or `nobody`,
 //! through `runuser`. Each test gets a database of its own.
 //!
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 /// The wrapper: initdb, start, print the directory, wait for stdin to
 /// close, stop, clean up.
 const WRAPPER: &str = r#"
-bin=$1; port=$2
+bin=$1; port=$2; certs=$3
 dir=$(mktemp -d /tmp/safecity-pg.XXXXXX) || exit 1
 trap 'rm -rf "$dir"' EXIT
 if ! "$bin/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C --no-sync \
@@ -33,8 +34,14 @@ if ! "$bin/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C --no-s
   cat "$dir/initdb.log" >&2
   exit 1
 fi
+if ! bash "$certs" "$dir/tls" 127.0.0.1 localhost >"$dir/tls.log" 2>&1; then
+  cat "$dir/tls.log" >&2
+  exit 1
+fi
+chmod 0755 "$dir" "$dir/tls"
 "$bin/postgres" -D "$dir/data" -p "$port" -k "$dir" -c listen_addresses=127.0.0.1 \
-    -c max_connections=300 >"$dir/server.log" 2>&1 &
+    -c max_connections=300 -c ssl=on -c ssl_cert_file="$dir/tls/server.pem" \
+    -c ssl_key_file="$dir/tls/server.key" >"$dir/server.log" 2>&1 &
 pid=$!
 echo "$dir"
 cat >/dev/null
@@ -44,6 +51,8 @@ wait "$pid"
 
 struct Cluster {
     port: u16,
+    /// The CA that signed the server's certificate.
+    ca: PathBuf,
     /// The wrapper; its stdin is the pipe whose closing stops the server.
     _wrapper: Mutex<Child>,
 }
@@ -109,9 +118,11 @@ fn start(bin: &Path) -> Result<Cluster, String> {
             c.args(["-c", WRAPPER, "sh"]);
             c
         };
+        let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/tls-certs.sh");
         let mut child = cmd
             .arg(bin)
             .arg(port.to_string())
+            .arg(certs)
             .current_dir("/")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -142,6 +153,7 @@ fn start(bin: &Path) -> Result<Cluster, String> {
                     );
                     return Ok(Cluster {
                         port,
+                        ca: Path::new(&dir).join("tls/ca.pem"),
                         _wrapper: Mutex::new(child),
                     });
                 }
@@ -158,6 +170,15 @@ fn start(bin: &Path) -> Result<Cluster, String> {
         let _ = child.wait();
     }
     Err(format!("PostgreSQL did not start: {last_error}"))
+}
+
+/// The CA that signed the test server's certificate (after [`database`]
+/// gave a URL).
+pub fn ca() -> PathBuf {
+    match CLUSTER.get() {
+        Some(Ok(cluster)) => cluster.ca.clone(),
+        _ => panic!("no test PostgreSQL server is running"),
+    }
 }
 
 /// The URL of a new, empty database on the shared test server, or `None`

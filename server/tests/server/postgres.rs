@@ -367,3 +367,39 @@ fn batch_json(n: u128, ts: u64) -> Value {
     // Ids depend only on the number and the time.
     event(n, ts, "cam-a", None, "car", "white")
 }
+
+/// The URL's `sslmode` is honoured: encrypted by default (the test server
+/// offers TLS), `verify-full` checks the certificate against `sslrootcert`
+/// and refuses one from another CA, `disable` stays plain.
+#[test]
+fn the_urls_sslmode_is_honoured() {
+    let Some(Backend::Postgres(url)) = Backend::postgres() else {
+        return;
+    };
+    let ca = crate::pg::ca();
+    let by_default = PostgresStore::connect(&url).unwrap();
+    let version = by_default.tls_version().unwrap();
+    assert!(
+        version.as_deref().is_some_and(|v| v.starts_with("TLSv1.")),
+        "{version:?}"
+    );
+    let verified = PostgresStore::connect(&format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        ca.display()
+    ))
+    .unwrap();
+    assert!(verified.tls_version().unwrap().is_some());
+    let plain = PostgresStore::connect(&format!("{url}?sslmode=disable")).unwrap();
+    assert_eq!(plain.tls_version().unwrap(), None);
+
+    let other = tempfile::tempdir().unwrap();
+    crate::tls::certificates(other.path());
+    let err = match PostgresStore::connect(&format!(
+        "{url}?sslmode=verify-full&sslrootcert={}",
+        other.path().join("ca.pem").display()
+    )) {
+        Ok(_) => panic!("a certificate from another CA was taken"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("certificate"), "{err}");
+}

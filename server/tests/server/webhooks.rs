@@ -2,8 +2,11 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::sync::mpsc;
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
+
+use tokio_rustls::rustls::{ServerConnection, StreamOwned};
 
 use axum::http::StatusCode;
 use safecity_server::{Priority, ServerConfig, WebhookConfig};
@@ -11,46 +14,36 @@ use serde_json::{json, Value};
 
 use crate::support::*;
 
-/// A receiver on a loopback port: answers 503 to the first request and
-/// 200 to the rest, and passes on each request's headers and body.
-fn receiver() -> (String, mpsc::Receiver<(Vec<String>, Value)>) {
+/// A receiver on a loopback port, over TLS with `tls`: answers 503 to the
+/// first request and 200 to the rest, and passes on each request's
+/// headers and body.
+fn receiver(
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+) -> (String, mpsc::Receiver<(Vec<String>, Value)>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}/hook", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for (n, conn) in listener.incoming().enumerate() {
-            let mut conn = conn.unwrap();
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut headers = Vec::new();
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                let line = line.trim_end().to_owned();
-                if line.is_empty() {
-                    break;
-                }
-                headers.push(line.to_ascii_lowercase());
-            }
-            let length: usize = headers
-                .iter()
-                .find_map(|h| h.strip_prefix("content-length: "))
-                .map_or(0, |v| v.parse().unwrap());
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
+            let conn = conn.unwrap();
             let status = if n == 0 {
                 "503 Service Unavailable"
             } else {
                 "200 OK"
             };
-            write!(
-                conn,
-                "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            )
-            .unwrap();
-            if tx
-                .send((headers, serde_json::from_slice(&body).unwrap()))
-                .is_err()
-            {
+            let got = match &tls {
+                None => answer(conn, status),
+                Some(config) => {
+                    let session = ServerConnection::new(config.clone()).unwrap();
+                    let mut stream = StreamOwned::new(session, conn);
+                    let got = answer(&mut stream, status);
+                    stream.conn.send_close_notify();
+                    let _ = stream.flush();
+                    got
+                }
+            };
+            if tx.send(got).is_err() {
                 return;
             }
         }
@@ -58,18 +51,91 @@ fn receiver() -> (String, mpsc::Receiver<(Vec<String>, Value)>) {
     (url, rx)
 }
 
+/// Reads one request from `stream` and answers `status`; returns the
+/// request's headers (lower case) and JSON body.
+fn answer(mut stream: impl Read + Write, status: &str) -> (Vec<String>, Value) {
+    let mut reader = BufReader::new(&mut stream);
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end().to_owned();
+        if line.is_empty() {
+            break;
+        }
+        headers.push(line.to_ascii_lowercase());
+    }
+    let length: usize = headers
+        .iter()
+        .find_map(|h| h.strip_prefix("content-length: "))
+        .map_or(0, |v| v.parse().unwrap());
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    stream.flush().unwrap();
+    (headers, serde_json::from_slice(&body).unwrap())
+}
+
+fn hook(url: String, ca: Option<PathBuf>) -> WebhookConfig {
+    WebhookConfig {
+        url,
+        ca,
+        secret: Some("s3cret".into()),
+        secret_header: "X-Safecity-Secret".into(),
+        min_priority: Priority::High,
+        max_attempts: 5,
+        timeout_s: 10,
+    }
+}
+
 #[tokio::test]
 async fn alerts_at_or_above_the_minimum_priority_are_posted_with_retries() {
-    let (url, received) = receiver();
+    let (url, received) = receiver(None);
+    posted_with_retries(hook(url, None), received).await;
+}
+
+#[tokio::test]
+async fn alerts_go_to_an_https_webhook_trusted_through_its_ca() {
+    let pki = tempfile::tempdir().unwrap();
+    crate::tls::certificates(pki.path());
+    let tls = safecity_core::tls::server_config(
+        &pki.path().join("server.pem"),
+        &pki.path().join("server.key"),
+    )
+    .unwrap();
+    let (url, received) = receiver(Some(tls));
+    assert!(url.starts_with("https://127.0.0.1:"));
+    posted_with_retries(hook(url, Some(pki.path().join("ca.pem"))), received).await;
+}
+
+#[test]
+fn a_webhook_ca_that_is_not_a_certificate_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "not a certificate\n").unwrap();
+    let err = hook("https://127.0.0.1:9/hook".into(), Some(ca.clone()))
+        .validate(0)
+        .unwrap_err();
+    assert!(
+        err.contains("webhooks[0].ca") && err.contains("ca.pem"),
+        "{err}"
+    );
+    let err = hook("http://127.0.0.1:9/hook".into(), Some(ca))
+        .validate(0)
+        .unwrap_err();
+    assert!(err.contains("not https://"), "{err}");
+    assert!(hook("ftp://x/hook".into(), None).validate(0).is_err());
+    assert!(hook("https://x/hook".into(), None).validate(0).is_ok());
+}
+
+/// `hook` gets the alarm (after one 503) and not the low-priority hit.
+async fn posted_with_retries(hook: WebhookConfig, received: mpsc::Receiver<(Vec<String>, Value)>) {
     let f = Fixture::with_config(ServerConfig {
-        webhooks: vec![WebhookConfig {
-            url,
-            secret: Some("s3cret".into()),
-            secret_header: "X-Safecity-Secret".into(),
-            min_priority: Priority::High,
-            max_attempts: 5,
-            timeout_s: 10,
-        }],
+        webhooks: vec![hook],
         ..ServerConfig::default()
     });
     let a = f
