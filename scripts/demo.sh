@@ -42,7 +42,7 @@ trap stop INT TERM EXIT
 
 token() { "$BIN/safecity-server" token create --data-dir "$DEMO/server-data" --role "$1" --name "$2"; }
 ADMIN_TOKEN="demo-admin-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
-EDGE_TOKEN="$(token edge demo-edge)"
+EDGE_TOKEN="$(token edge edge-demo)"
 INVESTIGATOR_TOKEN="$(token investigator demo-investigator)"
 OPERATOR_TOKEN="$(token operator demo-operator)"
 

@@ -733,6 +733,23 @@ async fn ingest(
         }
     };
     let batch = parse_batch(&json)?;
+    if caller.role == Role::Edge {
+        // An edge token speaks for the edge it is named after, only.
+        if let Some((i, (e, _))) = batch
+            .iter()
+            .enumerate()
+            .find(|(_, (e, _))| e.edge_id != caller.name)
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "event {i} is from edge {:?}, but this token speaks for edge {:?} only; \
+                     give the edge a token made with --name {:?}, or set its edge_id to {:?}",
+                    e.edge_id, caller.name, e.edge_id, caller.name
+                ),
+            ));
+        }
+    }
     let live = state.clone();
     let outcome = blocking("storing events", move || {
         let inner = &live.inner;
@@ -792,13 +809,17 @@ async fn put_clip(
     check_content_type(&headers, "video/mp4")?;
     let store = state.inner.store.clone();
     let i = id.clone();
-    if blocking("looking up an event", move || store.event_blobs(&i))
-        .await?
-        .is_none()
-    {
+    let Some(event) = blocking("looking up an event", move || store.event_blobs(&i)).await? else {
         return Err(ApiError::not_found(format!(
             "no event {id}: send the event first, then its clip"
         )));
+    };
+    if caller.role == Role::Edge && event.edge_id != caller.name {
+        let refusal = format!(
+            "event {id} is from edge {:?}; only that edge may add its clip",
+            event.edge_id
+        );
+        return Err(refused_clip(&state, &caller, &id, refusal, StatusCode::FORBIDDEN).await);
     }
     let bytes = read_body(&headers, body, state.inner.max_clip, "the clip").await?;
     if bytes.is_empty() {
@@ -806,33 +827,89 @@ async fn put_clip(
             "the clip is empty; send the MP4 bytes",
         ));
     }
-    let (store, blobs, i) = (
-        state.inner.store.clone(),
-        state.inner.blobs.clone(),
-        id.clone(),
-    );
     let size = bytes.len();
-    let (hash, linked) = blocking("storing a clip", move || {
-        let hash = blobs.put(&bytes)?;
-        let linked = store.attach_clip(&i, &hash)?;
-        // As after an ingest: a purge may have removed it meanwhile.
-        blobs.put(&bytes)?;
-        Ok((hash, linked))
-    })
-    .await?;
-    if !linked {
-        return Err(ApiError::not_found(format!("no event {id}")));
+    let hash = BlobStore::hash(&bytes);
+    let linked = match &event.clip {
+        // The same clip again (an answer was lost): already stored.
+        Some(stored) if *stored == hash => false,
+        Some(stored) => {
+            let refusal = format!(
+                "event {id} already has its clip (sha256 {stored}); evidence is written once"
+            );
+            return Err(refused_clip(&state, &caller, &id, refusal, StatusCode::CONFLICT).await);
+        }
+        None => {
+            let (store, blobs, i, h) = (
+                state.inner.store.clone(),
+                state.inner.blobs.clone(),
+                id.clone(),
+                hash.clone(),
+            );
+            let (linked, now) = blocking("storing a clip", move || {
+                blobs.put(&bytes)?;
+                let linked = store.attach_clip(&i, &h)?;
+                // As after an ingest: a purge may have removed it meanwhile.
+                blobs.put(&bytes)?;
+                Ok((linked, store.event_blobs(&i)?))
+            })
+            .await?;
+            match now.and_then(|e| e.clip) {
+                Some(stored) if stored == hash => linked,
+                Some(stored) => {
+                    // Another upload won the race.
+                    let refusal = format!(
+                        "event {id} already has its clip (sha256 {stored}); evidence is written once"
+                    );
+                    let status = StatusCode::CONFLICT;
+                    return Err(refused_clip(&state, &caller, &id, refusal, status).await);
+                }
+                None => return Err(ApiError::not_found(format!("no event {id}"))),
+            }
+        }
+    };
+    if linked {
+        state
+            .inner
+            .metrics
+            .clips_stored
+            .fetch_add(1, Ordering::Relaxed);
+        let mut entry = audit_entry(&caller, &Method::PUT, &clip_path(&id), None, None, None);
+        entry.detail = Some(format!(
+            "clip of event {id} stored: sha256 {hash}, {size} bytes"
+        ));
+        append_audit(&state, entry).await?;
     }
-    state
-        .inner
-        .metrics
-        .clips_stored
-        .fetch_add(1, Ordering::Relaxed);
+    let status = if linked {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((
-        StatusCode::CREATED,
+        status,
         Json(json!({ "id": id, "sha256": hash, "bytes": size })),
     )
         .into_response())
+}
+
+fn clip_path(id: &str) -> String {
+    format!("/api/v1/events/{id}/clip")
+}
+
+/// A refused clip upload, written to the audit log (an attempt to change
+/// evidence is itself evidence) and answered with `status`.
+async fn refused_clip(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    refusal: String,
+    status: StatusCode,
+) -> ApiError {
+    let mut entry = audit_entry(caller, &Method::PUT, &clip_path(id), None, None, None);
+    entry.detail = Some(format!("refused: {refusal}"));
+    if let Err(e) = append_audit(state, entry).await {
+        return e;
+    }
+    ApiError::new(status, refusal)
 }
 
 #[derive(Clone, Copy)]

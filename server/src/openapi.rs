@@ -150,11 +150,27 @@ pub fn openapi_document() -> Value {
         )
     };
 
+    let mut clip_upload = op(
+        "Upload an event's clip",
+        "The MP4 bytes of a clip for an event already stored (a pillar alarm's clip), from the edge that sent the event (another edge's token gets 403). Evidence is written once: the same bytes again answer 200 and change nothing; other bytes for an event that has its clip get 409. Stores, and refusals with who tried, go to the audit log.",
+        EDGES,
+        json!([event_id]),
+        Some(json!({
+            "required": true,
+            "content": { "video/mp4": { "schema": { "type": "string", "format": "binary" } } },
+        })),
+        ("201", json_response("Stored and linked", r("schemas", "ClipStored"))),
+        &["400", "404", "409", "413", "415"],
+    );
+    clip_upload["responses"]["200"] = json_response(
+        "These bytes are already the event's clip",
+        r("schemas", "ClipStored"),
+    );
     let paths = json!({
         "/api/v1/events": {
             "post": op(
                 "Ingest a batch of events",
-                "A JSON array of events (see the Event schema), optionally gzip-compressed (`Content-Encoding: gzip`). Idempotent by event id: an id already stored is counted as a duplicate and left as it is. Answers only after the batch is durably committed; the whole batch is refused when one event is invalid.",
+                "A JSON array of events (see the Event schema), optionally gzip-compressed (`Content-Encoding: gzip`). Idempotent by event id: an id already stored is counted as a duplicate and left as it is. Answers only after the batch is durably committed; the whole batch is refused when one event is invalid. An edge token speaks for the edge it is named after: an event with another `edge_id` refuses the batch with 403.",
                 EDGES,
                 json!([{ "name": "Content-Encoding", "in": "header", "required": false,
                          "schema": { "type": "string", "enum": ["gzip", "identity"] } }]),
@@ -168,18 +184,7 @@ pub fn openapi_document() -> Value {
             ),
         },
         "/api/v1/events/{id}/clip": {
-            "put": op(
-                "Upload an event's clip",
-                "The MP4 bytes of a clip for an event already stored (a pillar alarm's clip). Stored content-addressed; a second upload replaces the link.",
-                EDGES,
-                json!([event_id]),
-                Some(json!({
-                    "required": true,
-                    "content": { "video/mp4": { "schema": { "type": "string", "format": "binary" } } },
-                })),
-                ("201", json_response("Stored and linked", r("schemas", "ClipStored"))),
-                &["400", "404", "413", "415"],
-            ),
+            "put": clip_upload,
             "get": media("clip", "video/mp4"),
         },
         "/api/v1/events/{id}/snapshot": {

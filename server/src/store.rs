@@ -156,6 +156,8 @@ impl SearchPage {
 pub struct EventBlobs {
     pub snapshot: Option<BlobHash>,
     pub clip: Option<BlobHash>,
+    /// The edge that sent the event: the one that may add its clip.
+    pub edge_id: String,
 }
 
 /// What a camera or pillar is.
@@ -295,7 +297,9 @@ pub trait Store: Send + Sync + 'static {
     /// The blobs of a stored event; `None` when the id is unknown.
     fn event_blobs(&self, id: &str) -> Result<Option<EventBlobs>>;
 
-    /// Links a stored clip blob to an event; `false` when the id is unknown.
+    /// Links a stored clip blob to an event that has none yet (evidence is
+    /// written once); `false` when the id is unknown or the event already
+    /// has a clip.
     fn attach_clip(&self, id: &str, clip: &str) -> Result<bool>;
 
     /// The distinct stored plates that `query` matches, in byte order,

@@ -1500,13 +1500,14 @@ impl Store for PostgresStore {
             let st = stmt(
                 stmts,
                 client,
-                "SELECT e.snapshot_sha256, e.clip_sha256 FROM event_ids i
+                "SELECT e.snapshot_sha256, e.clip_sha256, e.edge_id FROM event_ids i
                  JOIN events e ON e.shard_key = i.shard_key AND e.ts = i.ts AND e.id = i.id
                  WHERE i.id = $1",
             )?;
             Ok(client.query_opt(&st, &[&no_nul(id)])?.map(|r| EventBlobs {
                 snapshot: r.get(0),
                 clip: r.get(1),
+                edge_id: r.get(2),
             }))
         })
     }
@@ -1515,7 +1516,8 @@ impl Store for PostgresStore {
         self.pool.with(|conn| {
             let n = conn.client.execute(
                 "UPDATE events e SET clip_sha256 = $2 FROM event_ids i
-                 WHERE i.id = $1 AND e.shard_key = i.shard_key AND e.ts = i.ts AND e.id = i.id",
+                 WHERE i.id = $1 AND e.shard_key = i.shard_key AND e.ts = i.ts AND e.id = i.id
+                   AND e.clip_sha256 IS NULL",
                 &[&no_nul(id), &clip],
             )?;
             Ok(n == 1)

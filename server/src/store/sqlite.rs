@@ -868,11 +868,14 @@ impl Store for SqliteStore {
     fn event_blobs(&self, id: &str) -> Result<Option<EventBlobs>> {
         self.read(|conn| {
             Ok(conn
-                .prepare_cached("SELECT snapshot_sha256, clip_sha256 FROM events WHERE id = ?1")?
+                .prepare_cached(
+                    "SELECT snapshot_sha256, clip_sha256, edge_id FROM events WHERE id = ?1",
+                )?
                 .query_row([id], |r| {
                     Ok(EventBlobs {
                         snapshot: r.get(0)?,
                         clip: r.get(1)?,
+                        edge_id: r.get(2)?,
                     })
                 })
                 .optional()?)
@@ -882,7 +885,9 @@ impl Store for SqliteStore {
     fn attach_clip(&self, id: &str, clip: &str) -> Result<bool> {
         let conn = lock(&self.writer);
         let n = conn
-            .prepare_cached("UPDATE events SET clip_sha256 = ?2 WHERE id = ?1")?
+            .prepare_cached(
+                "UPDATE events SET clip_sha256 = ?2 WHERE id = ?1 AND clip_sha256 IS NULL",
+            )?
             .execute([id, clip])?;
         Ok(n == 1)
     }

@@ -17,6 +17,8 @@ on_both_backends!(
     tokens_and_roles_are_checked,
     bad_batches_are_refused_whole_and_lose_nothing,
     snapshots_and_clips_are_stored_by_hash_and_served,
+    an_edge_token_speaks_for_its_own_edge_only,
+    a_clip_is_written_once_by_its_own_edge_and_refusals_are_audited,
     the_audit_log_records_who_why_and_how_many,
     cameras_are_registered_and_near_searches_use_them,
     camera_health_follows_status_events_and_me_names_the_role,
@@ -570,14 +572,10 @@ async fn snapshots_and_clips_are_stored_by_hash_and_served(backend: Backend) {
     let a = put(unknown.clone()).await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     assert!(a.error().contains("send the event first"));
-    for _ in 0..2 {
+    // Stored, then the same bytes again (a lost answer): already there.
+    for status in [StatusCode::CREATED, StatusCode::OK] {
         let a = put(alarm_id.clone()).await;
-        assert_eq!(
-            a.status,
-            StatusCode::CREATED,
-            "{}",
-            String::from_utf8_lossy(&a.body)
-        );
+        assert_eq!(a.status, status, "{}", String::from_utf8_lossy(&a.body));
         assert_eq!(a.json()["sha256"], safecity_server::BlobStore::hash(&clip));
     }
     let a = f
@@ -798,4 +796,114 @@ async fn health(f: &Fixture) -> std::collections::HashMap<String, Value> {
         .iter()
         .map(|c| (c["id"].as_str().unwrap().to_owned(), c["health"].clone()))
         .collect()
+}
+
+async fn an_edge_token_speaks_for_its_own_edge_only(backend: Backend) {
+    let f = Fixture::on(backend);
+    let mut foreign = event(1, T0, "cam-a", Some("123ABC02"), "car", "white");
+    foreign["edge_id"] = json!("edge-alm-99");
+    let own = event(2, T0, "cam-a", Some("777AAA02"), "car", "white");
+    let a = f.post_events(&[own.clone(), foreign]).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let err = a.error();
+    assert!(
+        err.contains("event 1") && err.contains("edge-alm-99") && err.contains("edge-alm-01"),
+        "{err}"
+    );
+    // The whole batch was refused.
+    assert!(f.search_all("plate=777AAA02").await.is_empty());
+    let a = f.post_events(&[own]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(f.search_all("plate=777AAA02").await.len(), 1);
+}
+
+async fn a_clip_is_written_once_by_its_own_edge_and_refusals_are_audited(backend: Backend) {
+    let f = Fixture::on(backend);
+    let pressed = alarm(1, T0, "pillar-1");
+    let id = id_of(&pressed);
+    assert_eq!(f.post_events(&[pressed]).await.status, StatusCode::OK);
+    let path = format!("/api/v1/events/{id}/clip");
+    let put = |token: String, bytes: Vec<u8>| {
+        let (f, path) = (&f, &path);
+        async move {
+            f.call(
+                Method::PUT,
+                path,
+                Some(&token),
+                &[("content-type", "video/mp4")],
+                bytes,
+            )
+            .await
+        }
+    };
+    let clip = b"\x00\x00\x00\x18ftypmp42 the pillar's clip".to_vec();
+    let other = b"\x00\x00\x00\x18ftypmp42 another clip".to_vec();
+
+    // Another edge may not add it.
+    let a = put(f.other_edge.clone(), clip.clone()).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert!(a.error().contains("only that edge"), "{}", a.error());
+    // Its own edge may, once.
+    assert_eq!(
+        put(f.edge.clone(), clip.clone()).await.status,
+        StatusCode::CREATED
+    );
+    // No one replaces it, the admin included.
+    for token in [&f.edge, &f.admin] {
+        let a = put(token.clone(), other.clone()).await;
+        assert_eq!(a.status, StatusCode::CONFLICT);
+        assert!(a.error().contains("written once"), "{}", a.error());
+    }
+    let a = f
+        .get(
+            &format!("/api/v1/events/{id}/clip?reason=case%201"),
+            &f.operator,
+        )
+        .await;
+    assert_eq!(&a.body[..], &clip[..]);
+
+    // The audit log has the clip stored and every refusal, with who.
+    let a = f.get("/api/v1/audit?limit=1000", &f.admin).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let clip_records: Vec<(String, String)> = a.json()["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["route"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/clip") && p.starts_with("PUT"))
+        })
+        .map(|r| {
+            (
+                r["who"].as_str().unwrap().to_owned(),
+                r["detail"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let sha = safecity_server::BlobStore::hash(&clip);
+    let kind = |detail: &str| {
+        if detail.starts_with("refused: ") {
+            "refused"
+        } else if detail.starts_with(&format!("clip of event {id} stored: sha256 {sha}")) {
+            "stored"
+        } else {
+            "other"
+        }
+    };
+    let mut got: Vec<(&str, &str)> = clip_records
+        .iter()
+        .map(|(who, detail)| (who.as_str(), kind(detail)))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("admin-1", "refused"),
+            ("edge-alm-01", "refused"),
+            ("edge-alm-01", "stored"),
+            ("edge-alm-02", "refused"),
+        ],
+        "{clip_records:?}"
+    );
 }

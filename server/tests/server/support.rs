@@ -66,12 +66,16 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     gz.finish().unwrap()
 }
 
-/// A server state in a temporary directory with one token per role.
+/// A server state in a temporary directory with one token per role, and
+/// a second edge's.
 pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub state: AppState,
     pub admin: String,
+    /// Edge `edge-alm-01`'s, the edge of [`event`] and [`alarm`].
     pub edge: String,
+    /// Edge `edge-alm-02`'s.
+    pub other_edge: String,
     pub investigator: String,
     pub operator: String,
 }
@@ -161,13 +165,20 @@ impl Fixture {
                 Backend::Postgres(url) => Arc::new(PostgresStore::connect(&url).unwrap()),
             };
             let mut tokens = Vec::new();
-            for role in [Role::Admin, Role::Edge, Role::Investigator, Role::Operator] {
+            // An edge token is named after its edge.
+            for (role, name) in [
+                (Role::Admin, "admin-1"),
+                (Role::Edge, "edge-alm-01"),
+                (Role::Investigator, "investigator-1"),
+                (Role::Operator, "operator-1"),
+                (Role::Edge, "edge-alm-02"),
+            ] {
                 let token = new_token();
                 store
                     .add_token(
                         &token_hash(&token),
                         &TokenOwner {
-                            name: format!("{role}-1"),
+                            name: name.to_owned(),
                             role,
                         },
                     )
@@ -180,12 +191,13 @@ impl Fixture {
         .unwrap();
         let blobs = Arc::new(BlobStore::open(&dir.path().join("blobs")).unwrap());
         let state = AppState::new(store, blobs, &config);
-        let [admin, edge, investigator, operator] = tokens.try_into().unwrap();
+        let [admin, edge, investigator, operator, other_edge] = tokens.try_into().unwrap();
         Fixture {
             dir,
             state,
             admin,
             edge,
+            other_edge,
             investigator,
             operator,
         }
