@@ -12,6 +12,7 @@
 //! their live stream in [`alerts`](self::alerts).
 
 mod alerts;
+mod login_guard;
 mod track;
 
 use std::collections::{BTreeSet, HashMap};
@@ -150,6 +151,8 @@ struct Inner {
     /// Token hashes already looked up; tokens cannot be revoked or
     /// changed yet, so an entry stays valid while the server runs.
     tokens: RwLock<HashMap<String, TokenOwner>>,
+    /// Failed authentication per client address.
+    logins: login_guard::LoginGuard,
     /// Set when the server shuts down: live streams end, so that their
     /// connections close and the shutdown does not wait on them.
     closing: tokio::sync::watch::Sender<bool>,
@@ -171,6 +174,7 @@ impl AppState {
                 max_body: config.max_body_mb * 1024 * 1024,
                 max_clip: config.max_clip_mb * 1024 * 1024,
                 tokens: RwLock::new(HashMap::new()),
+                logins: login_guard::LoginGuard::default(),
                 closing: tokio::sync::watch::channel(false).0,
             }),
         }
@@ -393,7 +397,15 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Caller> {
-        let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m);
+        let address = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let logins = &state.inner.logins;
+        let unauthorized = |m: &str| {
+            logins.failed(address, m);
+            ApiError::new(StatusCode::UNAUTHORIZED, m)
+        };
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -420,6 +432,15 @@ impl FromRequestParts<AppState> for Caller {
         let owner = match cached {
             Some(o) => o,
             None => {
+                if let Some(seconds) = address.and_then(|a| logins.blocked(a)) {
+                    return Err(ApiError::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!(
+                            "too many failed authentications from this address; try again in \
+                             {seconds} s"
+                        ),
+                    ));
+                }
                 let store = state.inner.store.clone();
                 let h = hash.clone();
                 let owner = blocking("checking a token", move || store.token(&h))

@@ -46,6 +46,7 @@ fn errors(statuses: &[&str]) -> serde_json::Map<String, Value> {
             "409" => "Conflict",
             "413" => "PayloadTooLarge",
             "415" => "UnsupportedMediaType",
+            "429" => "TooManyRequests",
             "500" => "Internal",
             "503" => "Unavailable",
             other => panic!("no shared response for status {other}"),
@@ -71,10 +72,10 @@ fn op(
     let mut statuses: Vec<&str> = Vec::new();
     if !roles.is_empty() {
         description.push_str(&format!(
-            "\n\nRoles: {}. Needs `Authorization: Bearer TOKEN`: no or an unknown token gets 401, a token of another role 403.",
+            "\n\nRoles: {}. Needs `Authorization: Bearer TOKEN`: no or an unknown token gets 401, a token of another role 403; after 20 failed authentications from one address within 60 s, tokens this server has not seen yet get 429 for the rest of the minute.",
             roles.join(", ")
         ));
-        statuses.extend(["401", "403"]);
+        statuses.extend(["401", "403", "429"]);
     }
     statuses.extend(error_statuses);
     statuses.push("500");
@@ -450,6 +451,7 @@ pub fn openapi_document() -> Value {
                 "UnsupportedMediaType": error_response("Wrong Content-Type or Content-Encoding"),
                 "Internal": error_response("A storage failure; the server log has the details"),
                 "Unavailable": error_response("The database does not answer; the error says why"),
+                "TooManyRequests": error_response("20 failed authentications from this address within 60 s: a token this server has not seen yet is refused until the minute is over"),
             },
             "schemas": schemas(),
         },

@@ -1,4 +1,4 @@
-//! HTTPS and connection limits, on the real binary: certificates made by
+//! HTTPS, connection limits and failed logins, on the real binary: certificates made by
 //! `scripts/tls-certs.sh` as an operator makes them, checked with curl and
 //! with the same rustls client settings the edge uses.
 
@@ -248,4 +248,30 @@ fn idle_and_stalled_connections_are_closed() {
     let got = String::from_utf8_lossy(&closed_by_server(kept, limit)).into_owned();
     assert!(got.starts_with("HTTP/1.1 200 OK"), "{got}");
     assert!(got.ends_with("ok\n"), "{got}");
+}
+
+#[test]
+fn failed_logins_are_limited_per_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = Server::start_with(&data, &Backend::Sqlite, &[]);
+    let investigator = token_create(&data, "investigator", "detective");
+    let get = |token: &str| match ureq::get(&server.url("/api/v1/me"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+    {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("{e}"),
+    };
+    // The admin has been seen before the guessing starts.
+    assert_eq!(get(ADMIN), 200);
+    for i in 0..20 {
+        assert_eq!(get(&format!("guess-{i}")), 401, "guess {i}");
+    }
+    // Now unknown tokens from this address are refused unchecked, a real
+    // one this server has not seen yet too; the known admin still works.
+    assert_eq!(get("guess-20"), 429);
+    assert_eq!(get(&investigator), 429);
+    assert_eq!(get(ADMIN), 200);
 }
