@@ -148,9 +148,9 @@ struct Inner {
     webhooks: Webhooks,
     max_body: usize,
     max_clip: usize,
-    /// Token hashes already looked up; tokens cannot be revoked or
-    /// changed yet, so an entry stays valid while the server runs.
-    tokens: RwLock<HashMap<String, TokenOwner>>,
+    /// Token hashes already looked up, and when: an entry older than
+    /// [`TOKEN_RECHECK`] is looked up again (it may have been revoked).
+    tokens: RwLock<HashMap<String, (TokenOwner, Instant)>>,
     /// Failed authentication per client address.
     logins: login_guard::LoginGuard,
     /// Set when the server shuts down: live streams end, so that their
@@ -199,6 +199,7 @@ impl AppState {
                 &TokenOwner {
                     name: "admin (SAFECITY_ADMIN_TOKEN)".into(),
                     role: Role::Admin,
+                    expires_ms: None,
                 },
             )?;
         }
@@ -430,9 +431,12 @@ impl FromRequestParts<AppState> for Caller {
             .get(&hash)
             .cloned();
         let owner = match cached {
-            Some(o) => o,
-            None => {
-                if let Some(seconds) = address.and_then(|a| logins.blocked(a)) {
+            Some((o, at)) if at.elapsed() < TOKEN_RECHECK => o,
+            _ => {
+                // A token seen before is looked up again even from a
+                // blocked address.
+                let blocked = address.and_then(|a| logins.blocked(a));
+                if let (Some(seconds), None) = (blocked, &cached) {
                     return Err(ApiError::new(
                         StatusCode::TOO_MANY_REQUESTS,
                         format!(
@@ -443,20 +447,30 @@ impl FromRequestParts<AppState> for Caller {
                 }
                 let store = state.inner.store.clone();
                 let h = hash.clone();
-                let owner = blocking("checking a token", move || store.token(&h))
-                    .await?
-                    .ok_or_else(|| {
-                        unauthorized("unknown token: check it, or ask an admin for a new one")
-                    })?;
-                state
+                let found = blocking("checking a token", move || store.token(&h)).await?;
+                let mut tokens = state
                     .inner
                     .tokens
                     .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(hash, owner.clone());
+                    .unwrap_or_else(|e| e.into_inner());
+                let Some(owner) = found else {
+                    tokens.remove(&hash);
+                    drop(tokens);
+                    return Err(unauthorized(
+                        "unknown or revoked token: check it, or ask an admin for a new one",
+                    ));
+                };
+                tokens.insert(hash, (owner.clone(), Instant::now()));
                 owner
             }
         };
+        if let Some(expires) = owner.expires_ms.filter(|&e| e <= now_ms()) {
+            return Err(unauthorized(&format!(
+                "token {:?} expired at {}; ask an admin for a new one",
+                owner.name,
+                rfc3339(expires)
+            )));
+        }
         Ok(Caller {
             name: owner.name,
             role: owner.role,
@@ -537,9 +551,13 @@ impl Params {
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
+
+/// How long a token looked up stays trusted before it is looked up again:
+/// a revoked token stops working within this on every server.
+pub const TOKEN_RECHECK: Duration = Duration::from_secs(30);
 
 fn rfc3339(ms: i64) -> String {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)

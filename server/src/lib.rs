@@ -15,7 +15,11 @@
 //! - [`PlateIndex`]: the distinct plates in memory, for exact, wildcard
 //!   and fuzzy plate searches on both backends.
 //! - [`BlobStore`] keeps snapshots and clips content-addressed on disk.
-//! - [`Role`] and [`new_token`]: bearer tokens, stored only as hashes.
+//! - [`Role`] and [`new_token`]: bearer tokens, stored only as hashes,
+//!   with an optional expiry ([`create_token`]), listed and revoked from
+//!   the command line ([`list_tokens`], [`revoke_tokens`]); a server trusts
+//!   a token it looked up for [`TOKEN_RECHECK`] before it looks again. An
+//!   edge token is named after the one edge it speaks for.
 //! - [`ServerConfig`]: settings from TOML and the command line, with
 //!   [`WebhookConfig`]s.
 //! - Trajectories ([`hop`], `GET /api/v1/plates/{plate}/track`) flag hops
@@ -95,7 +99,7 @@ pub use alerts::{
     Alert, AlertChange, AlertKind, AlertQuery, AlertState, Matcher, NewWatch, Priority,
     StateChange, WatchEntry, WatchMode, WatchRef,
 };
-pub use api::{app, routes, ApiError, AppState, Caller};
+pub use api::{app, routes, ApiError, AppState, Caller, TOKEN_RECHECK};
 pub use auth::{new_token, token_hash, Role};
 pub use blobs::{BlobHash, BlobStore};
 pub use config::{ServerConfig, StoreBackend, StoreConfig, TlsConfig};
@@ -110,7 +114,7 @@ pub use retention::{
 pub use store::{
     cameras_near, haversine_m, AuditEntry, AuditRecord, Camera, CameraHealth, CameraKind, Cursor,
     EventBlobs, Hit, IngestOutcome, Near, NewEvent, PlateQuery, SearchPage, SearchQuery,
-    SqliteStore, Store, TokenOwner,
+    SqliteStore, Store, TokenOwner, TokenRecord,
 };
 pub use store::{open as open_store, redact_url, PostgresStore};
 pub use track::{hop, Hop, Sighting, CLOCK_SLACK_S, DISTANCE_SLACK_M, MAX_SPEED_KMH};
@@ -162,9 +166,15 @@ pub async fn run(
     listen::serve(listener, app(state), tls, header_timeout, shutdown).await
 }
 
-/// Makes a token with `role` and `name` in the store `config` names and
-/// returns it; only its hash is kept, so it cannot be shown again.
-pub fn create_token(config: &ServerConfig, role: Role, name: &str) -> Result<String> {
+/// Makes a token with `role` and `name` in the store `config` names, good
+/// until `expires_ms` (ms since 1970) when given, and returns it; only its
+/// hash is kept, so it cannot be shown again.
+pub fn create_token(
+    config: &ServerConfig,
+    role: Role,
+    name: &str,
+    expires_ms: Option<i64>,
+) -> Result<String> {
     if name.trim().is_empty() || name.len() > 100 {
         return Err(Error::Config(
             "--name must be 1 to 100 characters (who holds the token)".into(),
@@ -177,7 +187,43 @@ pub fn create_token(config: &ServerConfig, role: Role, name: &str) -> Result<Str
         &TokenOwner {
             name: name.to_owned(),
             role,
+            expires_ms,
         },
     )?;
+    let mut entry = command_line_audit("token create");
+    entry.detail = Some(format!("token {name:?} made with role {role}"));
+    store.append_audit(&entry)?;
     Ok(token)
+}
+
+/// Every token of the store `config` names, revoked ones included.
+pub fn list_tokens(config: &ServerConfig) -> Result<Vec<TokenRecord>> {
+    store::open(config)?.tokens()
+}
+
+/// Revokes every token named `name`, in the audit log too; returns how
+/// many. A running server stops taking them within
+/// [`TOKEN_RECHECK`].
+pub fn revoke_tokens(config: &ServerConfig, name: &str) -> Result<usize> {
+    let store = store::open(config)?;
+    let n = store.revoke_tokens(name, api::now_ms())?;
+    let mut entry = command_line_audit("token revoke");
+    entry.detail = Some(format!("{n} token(s) named {name:?} revoked"));
+    store.append_audit(&entry)?;
+    Ok(n)
+}
+
+/// An audit record of a `safecity-server` command run on the server's
+/// machine.
+fn command_line_audit(command: &str) -> AuditEntry {
+    AuditEntry {
+        at_ms: api::now_ms(),
+        who: "command line".into(),
+        role: Role::Admin.as_str().into(),
+        route: format!("safecity-server {command}"),
+        query: String::new(),
+        reason: None,
+        results: None,
+        detail: None,
+    }
 }

@@ -71,6 +71,19 @@ enum TokenAction {
         /// and clips for.
         #[arg(long)]
         name: String,
+        /// The token stops working this many days from now [default:
+        /// never].
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_days: Option<u32>,
+    },
+    /// List the tokens (name, role, made, expiry, revocation; never the
+    /// tokens themselves, which are not stored).
+    List,
+    /// Revoke every token with this name. A running server stops taking
+    /// them within 30 s; the revocation goes to the audit log.
+    Revoke {
+        #[arg(long)]
+        name: String,
     },
 }
 
@@ -130,18 +143,14 @@ async fn serve_or_run_command() -> anyhow::Result<()> {
     }
     config.plain_http |= args.plain_http;
     match args.command {
-        Some(Command::Token {
-            action: TokenAction::Create { role, name },
-        }) => {
+        Some(Command::Token { action }) => {
             config.validate()?;
             let location = config.store_location();
             // Store calls block (PostgreSQL's client on a runtime of its own).
-            let token = tokio::task::spawn_blocking(move || {
-                safecity_server::create_token(&config, role, &name)
-            })
-            .await?
-            .with_context(|| format!("cannot create a token in {location}"))?;
-            println!("{token}");
+            let out = tokio::task::spawn_blocking(move || token_command(&config, action))
+                .await?
+                .with_context(|| format!("cannot manage tokens in {location}"))?;
+            print!("{out}");
             Ok(())
         }
         Some(Command::Purge) => {
@@ -171,4 +180,61 @@ async fn serve_or_run_command() -> anyhow::Result<()> {
             .await
         }
     }
+}
+
+/// Runs a `token` subcommand; returns what to print.
+fn token_command(config: &ServerConfig, action: TokenAction) -> safecity_server::Result<String> {
+    match action {
+        TokenAction::Create {
+            role,
+            name,
+            expires_days,
+        } => {
+            let expires_ms = expires_days.map(|d| now_ms() + i64::from(d) * 24 * 3600 * 1000);
+            let token = safecity_server::create_token(config, role, &name, expires_ms)?;
+            Ok(format!("{token}\n"))
+        }
+        TokenAction::List => {
+            let mut out = format!(
+                "{:<12}  {:<12}  {:<24}  {:<20}  {:<20}  {}\n",
+                "id", "role", "name", "made", "expires", "revoked"
+            );
+            for t in safecity_server::list_tokens(config)? {
+                let when = |ms: Option<i64>| ms.map_or_else(|| "-".to_owned(), utc);
+                out.push_str(&format!(
+                    "{:<12}  {:<12}  {:<24}  {:<20}  {:<20}  {}\n",
+                    t.id,
+                    t.role.as_str(),
+                    t.name,
+                    utc(t.created_ms),
+                    when(t.expires_ms),
+                    when(t.revoked_ms)
+                ));
+            }
+            Ok(out)
+        }
+        TokenAction::Revoke { name } => {
+            let n = safecity_server::revoke_tokens(config, &name)?;
+            if n == 0 {
+                return Err(safecity_server::Error::Config(format!(
+                    "no token named {name:?} to revoke (see `safecity-server token list`)"
+                )));
+            }
+            Ok(format!("revoked {n} token(s) named {name:?}\n"))
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// `ms` since 1970 as `YYYY-MM-DDTHH:MM:SSZ`.
+fn utc(ms: i64) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| t.format(format).ok())
+        .unwrap_or_else(|| ms.to_string())
 }

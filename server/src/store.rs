@@ -220,6 +220,27 @@ fn status_state(json: &str) -> String {
 pub struct TokenOwner {
     pub name: String,
     pub role: Role,
+    /// When it stops working, ms since 1970; `None`: never.
+    pub expires_ms: Option<i64>,
+}
+
+/// A stored role, naming the token when it is not one.
+pub(crate) fn parse_role(role: &str, name: &str) -> Result<Role> {
+    role.parse()
+        .map_err(|e| crate::Error::Corrupt(format!("token {name:?}: {e}")))
+}
+
+/// A stored token as `safecity-server token list` shows it (never the
+/// token: only its hash is stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenRecord {
+    /// The first 12 hex digits of the token's SHA-256.
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub created_ms: i64,
+    pub expires_ms: Option<i64>,
+    pub revoked_ms: Option<i64>,
 }
 
 /// One audit record to append.
@@ -322,8 +343,15 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a token's hash; a hash already stored is left as it is.
     fn add_token(&self, hash: &str, owner: &TokenOwner) -> Result<()>;
 
-    /// The owner of a token hash.
+    /// The owner of a token hash; `None` for an unknown or revoked one.
     fn token(&self, hash: &str) -> Result<Option<TokenOwner>>;
+
+    /// Every stored token, revoked ones included, oldest first.
+    fn tokens(&self) -> Result<Vec<TokenRecord>>;
+
+    /// Revokes the tokens named `name` not revoked yet, as of `at_ms`;
+    /// returns how many.
+    fn revoke_tokens(&self, name: &str, at_ms: i64) -> Result<usize>;
 
     /// Appends to the audit log and returns the record's sequence number.
     fn append_audit(&self, entry: &AuditEntry) -> Result<i64>;

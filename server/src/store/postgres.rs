@@ -109,8 +109,9 @@ use safecity_core::{plate_distance, EventKind};
 use time::OffsetDateTime;
 
 use super::{
-    cameras_near, AuditEntry, AuditRecord, Camera, CameraHealth, CameraKind, EventBlobs, Hit,
-    IngestOutcome, NewEvent, PlateQuery, SearchPage, SearchQuery, Store, TokenOwner,
+    cameras_near, parse_role, AuditEntry, AuditRecord, Camera, CameraHealth, CameraKind,
+    EventBlobs, Hit, IngestOutcome, NewEvent, PlateQuery, SearchPage, SearchQuery, Store,
+    TokenOwner, TokenRecord,
 };
 use crate::alerts::{
     Alert, AlertChange, AlertKind, AlertQuery, AlertState, Matcher, NewWatch, Priority,
@@ -180,7 +181,9 @@ CREATE TABLE tokens (
     sha256 TEXT PRIMARY KEY,
     role TEXT NOT NULL,
     name TEXT NOT NULL,
-    created TIMESTAMPTZ NOT NULL
+    created TIMESTAMPTZ NOT NULL,
+    expires TIMESTAMPTZ,
+    revoked TIMESTAMPTZ
 );
 CREATE TABLE audit (
     seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -714,10 +717,12 @@ impl PostgresStore {
                 )));
             }
             Some(_) => {
-                // Added after version 1; older databases get it here.
+                // Added after version 1; older databases get them here.
                 tx.batch_execute(
                     "CREATE INDEX IF NOT EXISTS events_status ON events (camera_id, ts)
-                     WHERE kind = 'camera_status'",
+                     WHERE kind = 'camera_status';
+                     ALTER TABLE tokens ADD COLUMN IF NOT EXISTS expires TIMESTAMPTZ,
+                         ADD COLUMN IF NOT EXISTS revoked TIMESTAMPTZ;",
                 )?;
             }
         }
@@ -1585,13 +1590,15 @@ impl Store for PostgresStore {
     fn add_token(&self, hash: &str, owner: &TokenOwner) -> Result<()> {
         self.pool.with(|conn| {
             conn.client.execute(
-                "INSERT INTO tokens (sha256, role, name, created) VALUES ($1, $2, $3, $4)
+                "INSERT INTO tokens (sha256, role, name, created, expires)
+                 VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (sha256) DO NOTHING",
                 &[
                     &hash,
                     &owner.role.as_str(),
                     &no_nul(&owner.name),
                     &at(now_ms()),
+                    &owner.expires_ms.map(at),
                 ],
             )?;
             Ok(())
@@ -1599,23 +1606,60 @@ impl Store for PostgresStore {
     }
 
     fn token(&self, hash: &str) -> Result<Option<TokenOwner>> {
-        let row: Option<(String, String)> = self.pool.with(|Conn { client, stmts, .. }| {
+        type Row = (String, String, Option<OffsetDateTime>);
+        let row: Option<Row> = self.pool.with(|Conn { client, stmts, .. }| {
             let st = stmt(
                 stmts,
                 client,
-                "SELECT role, name FROM tokens WHERE sha256 = $1",
+                "SELECT role, name, expires FROM tokens WHERE sha256 = $1 AND revoked IS NULL",
             )?;
             Ok(client
                 .query_opt(&st, &[&no_nul(hash)])?
-                .map(|r| (r.get(0), r.get(1))))
+                .map(|r| (r.get(0), r.get(1), r.get(2))))
         })?;
-        row.map(|(role, name)| {
-            let role = role
-                .parse()
-                .map_err(|e| Error::Corrupt(format!("token {name:?}: {e}")))?;
-            Ok(TokenOwner { name, role })
+        row.map(|(role, name, expires)| {
+            Ok(TokenOwner {
+                role: parse_role(&role, &name)?,
+                name,
+                expires_ms: expires.map(ms),
+            })
         })
         .transpose()
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.pool.with(|conn| {
+            conn.client
+                .query(
+                    "SELECT sha256, role, name, created, expires, revoked FROM tokens
+                     ORDER BY created, sha256",
+                    &[],
+                )?
+                .iter()
+                .map(|r| {
+                    let (hash, role, name): (String, String, String) =
+                        (r.get(0), r.get(1), r.get(2));
+                    Ok(TokenRecord {
+                        id: hash.chars().take(12).collect(),
+                        role: parse_role(&role, &name)?,
+                        name,
+                        created_ms: ms(r.get(3)),
+                        expires_ms: r.get::<_, Option<OffsetDateTime>>(4).map(ms),
+                        revoked_ms: r.get::<_, Option<OffsetDateTime>>(5).map(ms),
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn revoke_tokens(&self, name: &str, at_ms: i64) -> Result<usize> {
+        self.pool.with(|conn| {
+            let n = conn.client.execute(
+                "UPDATE tokens SET revoked = $2 WHERE name = $1 AND revoked IS NULL",
+                &[&no_nul(name), &at(at_ms)],
+            )?;
+            Ok(n as usize)
+        })
     }
 
     fn append_audit(&self, entry: &AuditEntry) -> Result<i64> {

@@ -128,9 +128,9 @@ use time::OffsetDateTime;
 
 use super::checkpoint::Checkpointer;
 use super::{
-    cameras_near, AuditEntry as Audit, AuditEntry, AuditRecord, Camera, CameraHealth, CameraKind,
-    EventBlobs, Hit, IngestOutcome, NewEvent, PlateQuery, SearchPage, SearchQuery, Store,
-    TokenOwner,
+    cameras_near, parse_role, AuditEntry as Audit, AuditEntry, AuditRecord, Camera, CameraHealth,
+    CameraKind, EventBlobs, Hit, IngestOutcome, NewEvent, PlateQuery, SearchPage, SearchQuery,
+    Store, TokenOwner, TokenRecord,
 };
 use crate::alerts::{
     Alert, AlertChange, AlertKind, AlertQuery, AlertState, Matcher, NewWatch, Priority,
@@ -146,7 +146,7 @@ use crate::track::Sighting;
 /// Version 2 added `audit.detail` and the watchlist and alert tables;
 /// version 3 replaced the `(plate, ts, id)` index of `events` with the
 /// parts of `sightings`.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -212,7 +212,9 @@ CREATE TABLE IF NOT EXISTS tokens (
     sha256 TEXT PRIMARY KEY,
     role TEXT NOT NULL,
     name TEXT NOT NULL,
-    created INTEGER NOT NULL
+    created INTEGER NOT NULL,
+    expires INTEGER,
+    revoked INTEGER
 );
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -390,6 +392,19 @@ impl SqliteStore {
         if version == 1 {
             // The audit table predates `detail`.
             conn.execute_batch("ALTER TABLE audit ADD COLUMN detail TEXT")?;
+        }
+        if (1..4).contains(&version) {
+            // Tokens made before expiry and revocation (a table made just
+            // now by SCHEMA has the columns already).
+            let columns: Vec<String> = conn
+                .prepare("SELECT name FROM pragma_table_info('tokens')")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for column in ["expires", "revoked"] {
+                if !columns.iter().any(|c| c == column) {
+                    conn.execute_batch(&format!("ALTER TABLE tokens ADD COLUMN {column} INTEGER"))?;
+                }
+            }
         }
         if version < 3 {
             // The plate reads move from the `(plate, ts[, id])` index of
@@ -950,26 +965,78 @@ impl Store for SqliteStore {
     fn add_token(&self, hash: &str, owner: &TokenOwner) -> Result<()> {
         let conn = lock(&self.writer);
         conn.prepare_cached(
-            "INSERT OR IGNORE INTO tokens (sha256, role, name, created) VALUES (?1, ?2, ?3, ?4)",
+            "INSERT OR IGNORE INTO tokens (sha256, role, name, created, expires)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .execute(params![hash, owner.role.as_str(), owner.name, now_ms()])?;
+        .execute(params![
+            hash,
+            owner.role.as_str(),
+            owner.name,
+            now_ms(),
+            owner.expires_ms
+        ])?;
         Ok(())
     }
 
     fn token(&self, hash: &str) -> Result<Option<TokenOwner>> {
-        let row: Option<(String, String)> = self.read(|conn| {
+        let row: Option<(String, String, Option<i64>)> = self.read(|conn| {
             Ok(conn
-                .prepare_cached("SELECT role, name FROM tokens WHERE sha256 = ?1")?
-                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+                .prepare_cached(
+                    "SELECT role, name, expires FROM tokens WHERE sha256 = ?1 AND revoked IS NULL",
+                )?
+                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?)
         })?;
-        row.map(|(role, name)| {
-            let role = role
-                .parse()
-                .map_err(|e| Error::Corrupt(format!("token {name:?}: {e}")))?;
-            Ok(TokenOwner { name, role })
+        row.map(|(role, name, expires_ms)| {
+            Ok(TokenOwner {
+                role: parse_role(&role, &name)?,
+                name,
+                expires_ms,
+            })
         })
         .transpose()
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        // sha256, role, name, created, expires, revoked.
+        type Row = (String, String, String, i64, Option<i64>, Option<i64>);
+        let rows: Vec<Row> = self.read(|conn| {
+            let mut st = conn.prepare_cached(
+                "SELECT sha256, role, name, created, expires, revoked FROM tokens
+                     ORDER BY created, sha256",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })?;
+        rows.into_iter()
+            .map(|(hash, role, name, created_ms, expires_ms, revoked_ms)| {
+                Ok(TokenRecord {
+                    id: hash.chars().take(12).collect(),
+                    role: parse_role(&role, &name)?,
+                    name,
+                    created_ms,
+                    expires_ms,
+                    revoked_ms,
+                })
+            })
+            .collect()
+    }
+
+    fn revoke_tokens(&self, name: &str, at_ms: i64) -> Result<usize> {
+        let conn = lock(&self.writer);
+        let n = conn
+            .prepare_cached("UPDATE tokens SET revoked = ?2 WHERE name = ?1 AND revoked IS NULL")?
+            .execute(params![name, at_ms])?;
+        Ok(n)
     }
 
     fn append_audit(&self, e: &AuditEntry) -> Result<i64> {
@@ -2393,6 +2460,31 @@ mod tests {
             let last = stored.iter().filter(|s| s.3 == *camera).map(|s| s.1).max();
             assert_eq!(store.camera_health(camera).unwrap().last_seen_ms, last);
         }
+    }
+
+    #[test]
+    fn tokens_made_before_expiry_keep_working_and_can_be_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join("safecity.sqlite3")).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE tokens (sha256 TEXT PRIMARY KEY, role TEXT NOT NULL,
+                     name TEXT NOT NULL, created INTEGER NOT NULL);
+                 INSERT INTO tokens VALUES ('abc123', 'edge', 'edge-alm-01', 5);
+                 PRAGMA user_version = 3;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let owner = store.token("abc123").unwrap().unwrap();
+        assert_eq!(
+            (owner.name.as_str(), owner.expires_ms),
+            ("edge-alm-01", None)
+        );
+        assert_eq!(store.revoke_tokens("edge-alm-01", 9).unwrap(), 1);
+        assert_eq!(store.token("abc123").unwrap(), None);
+        let listed = store.tokens().unwrap();
+        assert_eq!((listed[0].created_ms, listed[0].revoked_ms), (5, Some(9)));
     }
 
     #[test]

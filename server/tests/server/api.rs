@@ -18,6 +18,7 @@ on_both_backends!(
     bad_batches_are_refused_whole_and_lose_nothing,
     snapshots_and_clips_are_stored_by_hash_and_served,
     an_edge_token_speaks_for_its_own_edge_only,
+    an_expired_token_is_refused_by_name,
     a_clip_is_written_once_by_its_own_edge_and_refusals_are_audited,
     the_audit_log_records_who_why_and_how_many,
     cameras_are_registered_and_near_searches_use_them,
@@ -332,7 +333,11 @@ async fn tokens_and_roles_are_checked(backend: Backend) {
     assert!(a.error().contains("Bearer"), "{}", a.error());
     let a = f.get("/api/v1/search?reason=x", "not-a-token").await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    assert!(a.error().contains("unknown token"));
+    assert!(
+        a.error().contains("unknown or revoked token"),
+        "{}",
+        a.error()
+    );
     let a = f
         .call(
             Method::GET,
@@ -906,4 +911,38 @@ async fn a_clip_is_written_once_by_its_own_edge_and_refusals_are_audited(backend
         ],
         "{clip_records:?}"
     );
+}
+
+async fn an_expired_token_is_refused_by_name(backend: Backend) {
+    let f = Fixture::on(backend);
+    let (expired, current) = (safecity_server::new_token(), safecity_server::new_token());
+    for (token, name, expires_ms) in [
+        (&expired, "old-laptop", T0 as i64),
+        (&current, "new-laptop", i64::MAX / 2),
+    ] {
+        let store = f.state.store().clone();
+        let (hash, name) = (safecity_server::token_hash(token), name.to_owned());
+        std::thread::spawn(move || {
+            store.add_token(
+                &hash,
+                &safecity_server::TokenOwner {
+                    name,
+                    role: safecity_server::Role::Investigator,
+                    expires_ms: Some(expires_ms),
+                },
+            )
+        })
+        .join()
+        .unwrap()
+        .unwrap();
+    }
+    let a = f.get("/api/v1/me", &expired).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        a.error()
+            .contains("\"old-laptop\" expired at 2026-11-22T10:00:00Z"),
+        "{}",
+        a.error()
+    );
+    assert_eq!(f.get("/api/v1/me", &current).await.status, StatusCode::OK);
 }

@@ -511,3 +511,102 @@ fn an_unreachable_postgres_is_named_without_its_password() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("store.url"), "{err}");
 }
+
+/// `token create --expires-days`, `token list` and `token revoke`, as an
+/// admin runs them on the server's machine.
+#[test]
+fn tokens_are_listed_revoked_and_the_revocation_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(["token"])
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, token, err) = cli(&[
+        "create",
+        "--role",
+        "investigator",
+        "--name",
+        "detective",
+        "--expires-days",
+        "7",
+    ]);
+    assert!(ok, "{err}");
+    let token = token.trim().to_owned();
+    let (ok, list, _) = cli(&["list"]);
+    assert!(ok);
+    let line = list
+        .lines()
+        .find(|l| l.contains("detective"))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(!list.contains(&token), "the list shows no token");
+    let in_a_week = time::OffsetDateTime::now_utc() + time::Duration::days(7);
+    let day = format!(
+        "{}-{:02}-{:02}",
+        in_a_week.year(),
+        u8::from(in_a_week.month()),
+        in_a_week.day()
+    );
+    assert!(
+        line.contains("investigator") && line.contains(&day),
+        "{line}"
+    );
+    assert!(line.trim_end().ends_with('-'), "not revoked yet: {line}");
+
+    let me = |server: &Server| match agent()
+        .get(&server.url("/api/v1/me"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+    {
+        Ok(r) => (r.status(), String::new()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+        Err(e) => panic!("{e}"),
+    };
+    let server = Server::start(dir.path());
+    assert_eq!(me(&server).0, 200);
+    drop(server);
+
+    let (ok, out, err) = cli(&["revoke", "--name", "detective"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("revoked 1 token"), "{out}");
+    let (ok, _, err) = cli(&["revoke", "--name", "detective"]);
+    assert!(!ok && err.contains("no token named \"detective\""), "{err}");
+    let (_, list, _) = cli(&["list"]);
+    let line = list.lines().find(|l| l.contains("detective")).unwrap();
+    assert!(!line.trim_end().ends_with('-'), "revoked: {line}");
+
+    let server = Server::start(dir.path());
+    let (status, body) = me(&server);
+    assert_eq!(status, 401);
+    assert!(body.contains("revoked"), "{body}");
+    let audit: Value = agent()
+        .get(&server.url("/api/v1/audit?limit=100"))
+        .set("Authorization", &format!("Bearer {ADMIN}"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let routes: Vec<&str> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["route"].as_str())
+        .collect();
+    assert!(
+        routes.contains(&"safecity-server token create"),
+        "{routes:?}"
+    );
+    assert!(
+        routes.contains(&"safecity-server token revoke"),
+        "{routes:?}"
+    );
+}

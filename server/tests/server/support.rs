@@ -180,6 +180,7 @@ impl Fixture {
                         &TokenOwner {
                             name: name.to_owned(),
                             role,
+                            expires_ms: None,
                         },
                     )
                     .unwrap();
