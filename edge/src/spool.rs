@@ -85,6 +85,13 @@
 //! nothing. Dropping works in whole segments, so keep `max_bytes` well above
 //! `segment_bytes`.
 //!
+//! A full disk below the cap is met the same way: when a write fails for
+//! want of space, the call's records are taken back, the oldest normal
+//! segment is dropped (counted and logged as at the cap) and the call is
+//! tried again, until it fits or no normal record is left to drop; then the
+//! error is returned. So an alarm is written as long as older plain reads
+//! can make room for it.
+//!
 //! [`Spool`] is not synchronised; share it behind a `Mutex`. One process at
 //! a time may use a spool directory.
 
@@ -244,6 +251,18 @@ pub enum SpoolError {
     /// The configuration cannot work.
     #[error("spool {}: invalid configuration: {why}", path.display())]
     Config { path: PathBuf, why: String },
+}
+
+impl SpoolError {
+    /// A write that failed for want of disk space.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            SpoolError::Io { source, .. } | SpoolError::Dir { source, .. } => {
+                source.kind() == io::ErrorKind::StorageFull
+            }
+            _ => false,
+        }
+    }
 }
 
 fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> SpoolError + 'a {
@@ -570,14 +589,19 @@ impl Spool {
     pub fn append_many(&mut self, items: &[(Priority, &[u8])]) -> Result<Vec<u64>, SpoolError> {
         self.purge_unreadable();
         self.check_fits(items)?;
-        let start_id = self.next_id;
-        let mut touched = Vec::new();
-        let mut ids = Vec::with_capacity(items.len());
-        match self.write_batch(items, &mut touched, &mut ids) {
-            Ok(()) => Ok(ids),
-            Err(e) => {
-                self.roll_back(start_id, &touched);
-                Err(e)
+        loop {
+            let start_id = self.next_id;
+            let mut touched = Vec::new();
+            let mut ids = Vec::with_capacity(items.len());
+            match self.write_batch(items, &mut touched, &mut ids) {
+                Ok(()) => return Ok(ids),
+                Err(e) => {
+                    self.roll_back(start_id, &touched);
+                    // The disk is full: older plain reads make room.
+                    if !(e.is_disk_full() && self.drop_oldest_normal("its disk is full")?) {
+                        return Err(e);
+                    }
+                }
             }
         }
     }
@@ -743,29 +767,55 @@ impl Spool {
     /// Drops the oldest normal segments until `size` more bytes fit under the
     /// cap or no normal segment is left.
     fn make_room(&mut self, size: u64) -> Result<(), SpoolError> {
+        let why = format!("at its cap of {} bytes", self.max_bytes);
         while self.disk_bytes() + size > self.max_bytes {
-            let normal = &self.segments[Priority::Normal.index()];
-            let Some((&first, segment)) = normal.iter().next() else {
+            if !self.drop_oldest_normal(&why)? {
                 break;
-            };
-            let count = segment.pending.len() as u64;
-            let ids = segment
-                .pending
-                .keys()
-                .next()
-                .zip(segment.pending.keys().next_back())
-                .map(|(lo, hi)| format!(" (ids {lo}..={hi})"))
-                .unwrap_or_default();
-            self.remove_segments(&[(Priority::Normal, first)])?;
-            self.dropped += count;
-            tracing::warn!(
-                "spool {}: at its cap of {} bytes; dropped the {count} oldest unsent \
-                 events{ids}",
-                self.dir.display(),
-                self.max_bytes
-            );
+            }
         }
         Ok(())
+    }
+
+    /// Drops the oldest segment of normal records, counting and logging its
+    /// unsent events with `why`; `false` when there is none.
+    fn drop_oldest_normal(&mut self, why: &str) -> Result<bool, SpoolError> {
+        let normal = &self.segments[Priority::Normal.index()];
+        let Some((&first, segment)) = normal.iter().next() else {
+            return Ok(false);
+        };
+        let count = segment.pending.len() as u64;
+        let ids = segment
+            .pending
+            .keys()
+            .next()
+            .zip(segment.pending.keys().next_back())
+            .map(|(lo, hi)| format!(" (ids {lo}..={hi})"))
+            .unwrap_or_default();
+        match self.remove_segments(&[(Priority::Normal, first)]) {
+            Ok(()) => {}
+            // No room even for the id file: delete first, then write it.
+            // (Should the edge stop in between, the next start may give out
+            // an id again that only this dropped segment had used: ids
+            // order the spool, events are known by their own ids.)
+            Err(e) if e.is_disk_full() => {
+                for path in [
+                    segment_path(&self.dir, Priority::Normal, first),
+                    ack_path(&self.dir, Priority::Normal, first),
+                ] {
+                    remove_if_present(&path)?;
+                }
+                self.segments[Priority::Normal.index()].remove(&first);
+                sync_dir(&self.dir)?;
+                self.persist_seq()?;
+            }
+            Err(e) => return Err(e),
+        }
+        self.dropped += count;
+        tracing::warn!(
+            "spool {}: {why}; dropped the {count} oldest unsent events{ids}",
+            self.dir.display()
+        );
+        Ok(true)
     }
 
     /// Returns up to `max_records` of the oldest pending records, alarms

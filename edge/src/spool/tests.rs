@@ -766,3 +766,72 @@ proptest! {
         run_model(segment_bytes, cap, ops)?;
     }
 }
+
+/// A tmpfs of `kib` KiB mounted on a new folder, unmounted when dropped;
+/// `None` (said on standard error) where mounting is not allowed.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(kib: u64) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            let msg = "cannot mount a tmpfs (needs root): skipping this full-disk test";
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{msg} (CI is set: this is a failure there)"
+            );
+            let _ = writeln!(io::stderr().lock(), "SKIPPED: {msg}");
+            return None;
+        }
+        Some(SmallDisk { dir })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn on_a_full_disk_older_plain_reads_make_room_for_an_alarm() {
+    let Some(disk) = SmallDisk::mount(256) else {
+        return;
+    };
+    // The cap is far above the disk: the disk fills first.
+    let dir = disk.dir.path().join("spool");
+    let mut spool = open(&dir, BIG, 16 * 1024);
+    let payload = vec![b'x'; 1000];
+    let mut newest = 0;
+    while spool.stats().dropped == 0 {
+        newest = spool
+            .append(Priority::Normal, &payload)
+            .expect("a plain read is stored, once the disk is full by dropping older ones");
+        assert!(newest < 10_000, "the disk never filled");
+    }
+    // The oldest plain reads went; the newest is there.
+    let before = all(&spool);
+    assert!((before.len() as u64) < newest);
+    assert_eq!(before.last().unwrap().id, newest);
+
+    let alarm = spool
+        .append(Priority::Alarm, &event(1))
+        .expect("the alarm is stored");
+    let records = all(&spool);
+    assert_eq!(records[0].id, alarm);
+    assert_eq!(records[0].priority, Priority::Alarm);
+    assert_eq!(records.last().unwrap().id, newest);
+    drop(spool);
+    // The spool reopens with the alarm first.
+    let spool = open(&dir, BIG, 16 * 1024);
+    assert_eq!(all(&spool)[0].id, alarm);
+}
