@@ -6,7 +6,10 @@
 //!   the forwarder is woken. Answers `202 {"id": ...}`.
 //! - `GET /api/v1/status`: every stream's state and counters, as JSON.
 //! - `GET /metrics`: the same in Prometheus text format.
-//! - `GET /healthz`: `ok`.
+//! - `GET /healthz`: `ok` when all is well; otherwise JSON
+//!   `{"status": "degraded" | "down", "reasons": [...]}`, with 503 when
+//!   down (events cannot be stored) and 200 when degraded (the server out
+//!   of reach, plain reads dropped for room, a stream offline).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +36,31 @@ pub trait EdgeHandle: Send + Sync + 'static {
     fn status(&self) -> serde_json::Value;
     /// Prometheus text.
     fn metrics(&self) -> String;
+    /// What is wrong, if anything.
+    fn health(&self) -> Health;
+}
+
+/// The edge's health: down when events cannot be stored, degraded when
+/// they are stored but something needs a look.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Health {
+    /// Why events cannot be stored; empty when they can.
+    pub down: Vec<String>,
+    /// What else is wrong.
+    pub degraded: Vec<String>,
+}
+
+impl Health {
+    /// 0 ok, 1 degraded, 2 down: the `safecity_edge_health` gauge.
+    pub fn level(&self) -> u8 {
+        if !self.down.is_empty() {
+            2
+        } else if !self.degraded.is_empty() {
+            1
+        } else {
+            0
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,11 +80,26 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 /// The router over `edge`.
 pub fn router(edge: Arc<dyn EdgeHandle>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/v1/status", get(status))
         .route("/api/v1/alarm", post(alarm))
         .with_state(edge)
+}
+
+async fn healthz(State(edge): State<Arc<dyn EdgeHandle>>) -> Response {
+    let health = edge.health();
+    let (status, word) = match health.level() {
+        0 => return "ok\n".into_response(),
+        1 => (StatusCode::OK, "degraded"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "down"),
+    };
+    let reasons: Vec<&String> = health.down.iter().chain(&health.degraded).collect();
+    (
+        status,
+        Json(serde_json::json!({ "status": word, "reasons": reasons })),
+    )
+        .into_response()
 }
 
 async fn metrics(State(edge): State<Arc<dyn EdgeHandle>>) -> Response {

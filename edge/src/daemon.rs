@@ -27,7 +27,7 @@ use safecity_pipeline::source::{
 };
 
 use crate::analyse::{Analyser, FrameAnalysis, ModelPaths};
-use crate::api::EdgeHandle;
+use crate::api::{EdgeHandle, Health};
 use crate::config::{EdgeConfig, Transport};
 use crate::events::{alarm_event, pass_event, status_event};
 use crate::forward::{ForwarderConfig, ForwarderStats};
@@ -83,6 +83,8 @@ struct Shared {
     sources: Mutex<Vec<Source>>,
     events: [AtomicU64; 4],
     spool_errors: AtomicU64,
+    /// Why the last event could not be stored, while the spool fails.
+    spool_failing: Mutex<Option<String>>,
     /// A weak handle on this, for the clip threads.
     me: Mutex<std::sync::Weak<Shared>>,
 }
@@ -97,8 +99,10 @@ impl Shared {
             .append(priority, &json)
             .map_err(|e| {
                 self.spool_errors.fetch_add(1, Ordering::Relaxed);
+                *self.spool_failing.lock().expect("spool_failing lock") = Some(e.to_string());
                 anyhow::anyhow!("{e}")
             })?;
+        *self.spool_failing.lock().expect("spool_failing lock") = None;
         let k = event.kind as usize;
         self.events[k.min(3)].fetch_add(1, Ordering::Relaxed);
         let _ = self.wake.try_send(());
@@ -212,6 +216,34 @@ impl EdgeHandle for Shared {
         Ok(event.id)
     }
 
+    fn health(&self) -> Health {
+        let mut health = Health::default();
+        if let Some(why) = &*self.spool_failing.lock().expect("spool_failing lock") {
+            health
+                .down
+                .push(format!("events cannot be stored in the spool: {why}"));
+        }
+        let spool = self.spool.lock().expect("spool lock").stats();
+        if self.forward.offline.load(Ordering::Relaxed) == 1 {
+            health.degraded.push(format!(
+                "the server cannot be reached; {} events wait in the spool",
+                spool.pending_records()
+            ));
+        }
+        if spool.dropped > 0 {
+            health.degraded.push(format!(
+                "{} unsent plain reads were dropped to make room (spool cap or full disk)",
+                spool.dropped
+            ));
+        }
+        for s in &self.streams {
+            if !s.stats.online.load(Ordering::Relaxed) {
+                health.degraded.push(format!("stream {} is offline", s.id));
+            }
+        }
+        health
+    }
+
     fn status(&self) -> serde_json::Value {
         let sources = self.sources.lock().expect("sources lock");
         let streams: Vec<serde_json::Value> = self
@@ -314,6 +346,7 @@ impl EdgeHandle for Shared {
         put("spool_pending_bytes", "", sp.pending_bytes() as f64);
         put("spool_dropped_total", "", sp.dropped as f64);
         put("spool_errors_total", "", load(&self.spool_errors));
+        put("health", "", f64::from(self.health().level()));
         m.push_str(&i.histogram("safecity_edge_inference_batch_seconds"));
         m
     }
@@ -404,6 +437,7 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
         sources: Mutex::new(Vec::new()),
         events: Default::default(),
         spool_errors: AtomicU64::new(0),
+        spool_failing: Mutex::new(None),
     });
     *shared.me.lock().expect("self lock") = Arc::downgrade(&shared);
 

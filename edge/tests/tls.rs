@@ -172,6 +172,19 @@ fn press(api: u16) -> String {
     }
 }
 
+/// The edge API's whole answer to `GET path`.
+fn get(api: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", api)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    reply
+}
+
 /// The alarm alerts the server holds, over HTTPS trusting `ca`.
 fn alarm_event_ids(base: &str, ca: &Path) -> Vec<String> {
     let agent = ureq::AgentBuilder::new()
@@ -237,6 +250,18 @@ fn an_edge_given_the_ca_delivers_over_https_and_one_given_another_ca_keeps_its_a
     };
     assert!(said.contains(other_ca.to_str().unwrap()), "{said}");
     assert!(!alarm_event_ids(&base, &ca).contains(&id));
+    // Its health says so.
+    let health = get(api, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let body: Value = serde_json::from_str(health.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["status"], "degraded", "{body}");
+    assert!(
+        body["reasons"].as_array().unwrap().iter().any(|r| r
+            .as_str()
+            .unwrap()
+            .starts_with("the server cannot be reached; 1 events")),
+        "{body}"
+    );
     drop(edge);
     let spool: String = std::fs::read_dir(wrong.join("spool"))
         .unwrap()
