@@ -364,6 +364,16 @@ async fn blocking<T: Send + 'static>(
 ) -> ApiResult<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) if e.is_disk_full() => {
+            tracing::error!(error = %e, "{what}: the disk is full");
+            Err(ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                format!(
+                    "the server's disk is full while {what}; nothing of this request was \
+                     stored; send it again once space is freed"
+                ),
+            ))
+        }
         Ok(Err(e)) => Err(ApiError::internal(what, e)),
         Err(e) => Err(ApiError::internal(what, e)),
     }

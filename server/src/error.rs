@@ -51,6 +51,17 @@ impl Error {
             cause,
         }
     }
+
+    /// A write refused for want of disk space: by the file system, SQLite
+    /// (`SQLITE_FULL`) or PostgreSQL (SQLSTATE 53100, `disk_full`).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::Io { cause, .. } => cause.kind() == std::io::ErrorKind::StorageFull,
+            Error::Sqlite(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            Error::Postgres(e) => e.code() == Some(&postgres::error::SqlState::DISK_FULL),
+            _ => false,
+        }
+    }
 }
 
 /// The library's result type.

@@ -49,6 +49,7 @@ fn errors(statuses: &[&str]) -> serde_json::Map<String, Value> {
             "429" => "TooManyRequests",
             "500" => "Internal",
             "503" => "Unavailable",
+            "507" => "InsufficientStorage",
             other => panic!("no shared response for status {other}"),
         };
         out.insert((*s).to_owned(), r("responses", name));
@@ -161,7 +162,7 @@ pub fn openapi_document() -> Value {
             "content": { "video/mp4": { "schema": { "type": "string", "format": "binary" } } },
         })),
         ("201", json_response("Stored and linked", r("schemas", "ClipStored"))),
-        &["400", "404", "409", "413", "415"],
+        &["400", "404", "409", "413", "415", "507"],
     );
     clip_upload["responses"]["200"] = json_response(
         "These bytes are already the event's clip",
@@ -181,7 +182,7 @@ pub fn openapi_document() -> Value {
                         "type": "array", "items": r("schemas", "Event") } } },
                 })),
                 ok_json(r("schemas", "IngestResult")),
-                &["400", "413", "415"],
+                &["400", "413", "415", "507"],
             ),
         },
         "/api/v1/events/{id}/clip": {
@@ -451,6 +452,7 @@ pub fn openapi_document() -> Value {
                 "UnsupportedMediaType": error_response("Wrong Content-Type or Content-Encoding"),
                 "Internal": error_response("A storage failure; the server log has the details"),
                 "Unavailable": error_response("The database does not answer; the error says why"),
+                "InsufficientStorage": error_response("The server's disk is full: nothing of the request was stored; send it again later"),
                 "TooManyRequests": error_response("20 failed authentications from this address within 60 s: a token this server has not seen yet is refused until the minute is over"),
             },
             "schemas": schemas(),

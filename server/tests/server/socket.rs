@@ -610,3 +610,80 @@ fn tokens_are_listed_revoked_and_the_revocation_audited() {
         "{routes:?}"
     );
 }
+
+/// A tmpfs of `kib` KiB on a new folder, unmounted when dropped; `None`
+/// (said on standard error) where mounting is not allowed.
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount(kib: u64) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !mounted {
+            let msg = "cannot mount a tmpfs (needs root): skipping this full-disk test";
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{msg} (CI is set: this is a failure there)"
+            );
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr().lock(),
+                format!("SKIPPED: {msg}\n").as_bytes(),
+            );
+            return None;
+        }
+        Some(SmallDisk(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// A full disk answers 507, names it, and loses nothing acknowledged.
+#[test]
+fn a_full_disk_answers_507_and_keeps_what_it_acknowledged() {
+    let Some(disk) = SmallDisk::mount(2048) else {
+        return;
+    };
+    let data = disk.0.path().join("data");
+    let edge = token_create(&data, "edge", "edge-alm-01");
+    let server = Server::start(&data);
+    let agent = agent();
+    // Snapshots of 64 KiB, each different, until the disk is full.
+    let mut acknowledged = Vec::new();
+    let refusal = loop {
+        let n = acknowledged.len() as u128 + 1;
+        let mut ev = event(n, T0 + n as u64, "cam-a", Some("123ABC02"), "car", "white");
+        let bytes: Vec<u8> = (0..65_536u32)
+            .map(|i| (i as u128 * 31 + n * 7) as u8)
+            .collect();
+        ev["snapshot"] = serde_json::json!(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            &bytes
+        ));
+        match post_gzip(&agent, &server.base, &edge, std::slice::from_ref(&ev)) {
+            Ok(_) => acknowledged.push(id_of(&ev)),
+            Err(e) => break e,
+        }
+        assert!(acknowledged.len() < 100, "the disk never filled");
+    };
+    match *refusal {
+        ureq::Error::Status(507, r) => {
+            let body: Value = r.into_json().unwrap();
+            let error = body["error"].as_str().unwrap();
+            assert!(error.contains("disk is full"), "{error}");
+        }
+        other => panic!("expected 507, got {other}"),
+    }
+    assert!(acknowledged.len() >= 3, "{acknowledged:?}");
+    let mut stored = all_ids(&agent, &server.base, ADMIN);
+    stored.sort();
+    acknowledged.sort();
+    assert_eq!(stored, acknowledged);
+}
