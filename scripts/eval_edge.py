@@ -7,7 +7,14 @@ passes; `safecity-edge run` analyses them and forwards its events to a
 receiver in this script that stands in for the server (it stores each event
 id once, as the server does). Mid-run the edge is killed with SIGKILL and
 restarted, and later the receiver goes away for a while. At the end every
-readable pass in the ground truth is looked up among the received events.
+readable pass in the ground truth is looked up among the received events:
+right when exactly one event spells its plate at its time; duplicated when
+more than one does, or when beside its right read another event (a misread
+or a plate-less vehicle event) came from its camera while no other vehicle
+was in view there (one pass split in two).
+
+The default seed, 4100, is one the pass logic was never tuned on (that was
+4000).
 
 Python standard library only. Usage:
 
@@ -206,13 +213,14 @@ def blackouts(events: dict, killed_at):
 
 def score(truth_path: Path, events: dict, start: float, end: float, tolerance: float, killed_at=None):
     dark = blackouts(events, killed_at)
-    passes, unseen = [], 0
+    passes, every_pass, unseen = [], [], 0
     for line in truth_path.read_text().splitlines():
         r = json.loads(line)
         if "camera_id" not in r or "readable" not in r:
             continue
         if not r["camera_id"].startswith("cam"):
             continue
+        every_pass.append(r)
         first, last = parse_ts(r["first_seen"]), parse_ts(r["last_seen"])
         # Whole passes only: seen from their start to their end while the
         # edge ran (a little margin for connecting and the last flush).
@@ -225,24 +233,40 @@ def score(truth_path: Path, events: dict, start: float, end: float, tolerance: f
         passes.append(r)
     reads = [e for e, _ in events.values()
              if e["kind"] in ("plate_read", "vehicle") and e["camera_id"].startswith("cam")]
-    used = set()
     readable = [p for p in passes if p["readable"]]
+
+    def in_view_of(p):
+        first, last = parse_ts(p["first_seen"]), parse_ts(p["last_seen"])
+        return [e for e in reads if e["camera_id"] == p["camera_id"]
+                and first - tolerance <= parse_ts(e["ts"]) <= last + tolerance]
+
+    # Every read that spells a readable pass's plate while it was in view.
+    same_of = {}
+    used = set()
+    for i, p in enumerate(readable):
+        same_of[i] = [e for e in in_view_of(p) if e.get("plate", {}).get("text") == p["plate"]]
+        used.update(e["id"] for e in same_of[i])
+
+    def explained(e):
+        """Another pass (readable or not) was in view of e's camera then."""
+        t = parse_ts(e["ts"])
+        return sum(1 for q in every_pass if q["camera_id"] == e["camera_id"]
+                   and parse_ts(q["first_seen"]) - tolerance <= t <= parse_ts(q["last_seen"]) + tolerance) > 1
+
     right, duplicated, wrong_time = 0, 0, 0
     missed = []
-    for p in readable:
+    for i, p in enumerate(readable):
         ts = parse_ts(p["ts"])
-        first, last = parse_ts(p["first_seen"]), parse_ts(p["last_seen"])
-        # What the edge said about this camera while the vehicle was in view.
-        in_view = [e for e in reads if e["camera_id"] == p["camera_id"]
-                   and first - tolerance <= parse_ts(e["ts"]) <= last + tolerance]
-        same = [e for e in in_view if e.get("plate", {}).get("text") == p["plate"]]
-        for e in same:
-            used.add(e["id"])
+        in_view = in_view_of(p)
+        same = same_of[i]
         timely = [e for e in same if abs(parse_ts(e["ts"]) - ts) <= tolerance]
-        if len(same) == 1 and timely:
+        # A pass split in two: its right read, and another read of no
+        # readable pass while no other vehicle was in view.
+        split = [e for e in in_view if e["id"] not in used and not explained(e)]
+        if len(same) == 1 and timely and not split:
             right += 1
             continue
-        if len(same) > 1:
+        if len(same) > 1 or (same and split):
             duplicated += 1
         elif same:
             wrong_time += 1
@@ -275,7 +299,8 @@ def main():
     ap.add_argument("--fps", type=int, default=25)
     ap.add_argument("--detect-fps", type=float, default=10)
     ap.add_argument("--loop", type=float, default=60)
-    ap.add_argument("--seed", type=int, default=4000)
+    # The pass logic was tuned on seed 4000; the default is a seed it never saw.
+    ap.add_argument("--seed", type=int, default=4100)
     ap.add_argument("--seconds", type=float, default=180, help="how long the edge runs in all")
     ap.add_argument("--kill-at", type=float, default=60, help="SIGKILL the edge this many seconds in (0: never)")
     ap.add_argument("--outage-at", type=float, default=100, help="take the receiver down this many seconds in")

@@ -1445,28 +1445,48 @@ async fn audit(
 
 /// `ok` while the database answers; 503 with the error when it does not,
 /// so a balancer or an operator sees a server that cannot store.
+/// The database and the data disk, checked off the async threads.
+async fn health_of(state: &AppState) -> crate::health::Health {
+    let (store, blobs) = (state.inner.store.clone(), state.inner.blobs.clone());
+    tokio::task::spawn_blocking(move || crate::health::check(store.as_ref(), blobs.dir()))
+        .await
+        .unwrap_or_else(|e| crate::health::Health {
+            down: vec![format!("the health check failed: {e}")],
+            ..Default::default()
+        })
+}
+
 async fn healthz(State(state): State<AppState>) -> Response {
-    let store = state.inner.store.clone();
-    let why = match tokio::task::spawn_blocking(move || store.ping()).await {
-        Ok(Ok(())) => return (StatusCode::OK, "ok\n").into_response(),
-        Ok(Err(e)) => e.to_string(),
-        Err(e) => e.to_string(),
+    let health = health_of(&state).await;
+    let (status, word, reasons) = match health.level() {
+        0 => return (StatusCode::OK, "ok\n").into_response(),
+        1 => (StatusCode::OK, "degraded", &health.degraded),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "down", &health.down),
     };
-    tracing::warn!("health check: the database does not answer: {why}");
-    let message = format!("down: the database does not answer: {why}");
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({ "error": message })),
-    )
-        .into_response()
+    tracing::warn!("health check: {word}: {}", reasons.join("; "));
+    let message = format!("{word}: {}", reasons.join("; "));
+    let mut body = json!({ "status": word, "reasons": reasons });
+    if status != StatusCode::OK {
+        body["error"] = json!(message);
+    }
+    (status, Json(body)).into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.inner.metrics.render(),
-    )
-        .into_response()
+    let health = health_of(&state).await;
+    let mut text = state.inner.metrics.render();
+    text.push_str(&format!(
+        "# HELP safecity_health 0 ok, 1 degraded, 2 down, as /healthz says.\n\
+         # TYPE safecity_health gauge\nsafecity_health {}\n",
+        health.level()
+    ));
+    if let Some(free) = health.disk_free_bytes {
+        text.push_str(&format!(
+            "# HELP safecity_disk_free_bytes Free bytes on the disk of the data directory.\n\
+             # TYPE safecity_disk_free_bytes gauge\nsafecity_disk_free_bytes {free}\n"
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn no_route(method: Method, uri: axum::http::Uri) -> ApiError {

@@ -53,6 +53,11 @@ pub fn private_dir(dir: &Path) -> std::io::Result<()> {
 
 impl BlobStore {
     /// Opens (creating if needed) `dir`, normally `DATA/blobs`.
+    /// The folder the blobs live in.
+    pub fn dir(&self) -> &Path {
+        self.root.parent().unwrap_or(&self.root)
+    }
+
     pub fn open(dir: &Path) -> Result<BlobStore> {
         let root = dir.join("sha256");
         let tmp = dir.join("tmp");

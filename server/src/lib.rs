@@ -33,6 +33,8 @@
 //!   expired events are purged per kind, with their alerts, unused plates
 //!   and unused blobs, every `purge_interval_s` while serving or once with
 //!   `safecity-server purge`; the audit log is never purged.
+//! - Health (`health`): `/healthz` and the `safecity_health` gauge say
+//!   ok, degraded or down from the database and the data disk's free space.
 //! - [`openapi_document`]: the OpenAPI 3.1 description served at
 //!   `/api/v1/openapi.json`, checked by a test against [`routes`].
 //! - The web UI (`ui`): static pages, scripts and styles embedded in the
@@ -83,6 +85,7 @@ mod auth;
 mod blobs;
 mod config;
 mod error;
+mod health;
 mod listen;
 mod metrics;
 mod openapi;

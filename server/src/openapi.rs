@@ -398,19 +398,23 @@ pub fn openapi_document() -> Value {
         "/healthz": {
             "get": op(
                 "Health",
-                "`ok` while the server runs and its database answers; 503 with the error when the database does not. Open.",
+                "`ok` (text) while the database answers and the data disk has room; `{\"status\": \"degraded\", \"reasons\": [...]}` with 200 when the disk is nearly full (under 1 GiB or 5 % free); 503 with `status` `down`, the `reasons` and the `error` when the database does not answer or under 16 MiB are free. Open.",
                 &[],
                 json!([]),
                 None,
-                ("200", json!({ "description": "Alive, database answering",
-                    "content": { "text/plain": { "schema": { "type": "string" } } } })),
+                ("200", json!({ "description": "Alive: `ok`, or degraded with its reasons",
+                    "content": {
+                        "text/plain": { "schema": { "type": "string" } },
+                        "application/json": { "schema": { "type": "object",
+                            "properties": { "status": { "type": "string", "enum": ["degraded"] },
+                                            "reasons": { "type": "array", "items": { "type": "string" } } } } } } })),
                 &["503"],
             ),
         },
         "/metrics": {
             "get": op(
                 "Prometheus metrics",
-                "Counters in the Prometheus text format (ingest, alerts, webhooks, retention purges, requests by route). Open.",
+                "Counters in the Prometheus text format (ingest, alerts, webhooks, retention purges, requests by route), `safecity_health` (0 ok, 1 degraded, 2 down, as /healthz) and `safecity_disk_free_bytes`. Open.",
                 &[],
                 json!([]),
                 None,

@@ -645,7 +645,8 @@ impl Drop for SmallDisk {
     }
 }
 
-/// A full disk answers 507, names it, and loses nothing acknowledged.
+/// A full disk answers 507, names it, shows in /healthz and /metrics, and
+/// loses nothing acknowledged.
 #[test]
 fn a_full_disk_answers_507_and_keeps_what_it_acknowledged() {
     let Some(disk) = SmallDisk::mount(2048) else {
@@ -682,6 +683,23 @@ fn a_full_disk_answers_507_and_keeps_what_it_acknowledged() {
         other => panic!("expected 507, got {other}"),
     }
     assert!(acknowledged.len() >= 3, "{acknowledged:?}");
+    // Monitoring sees it.
+    match agent.get(&server.url("/healthz")).call() {
+        Err(ureq::Error::Status(503, r)) => {
+            let body: Value = r.into_json().unwrap();
+            assert_eq!(body["status"], "down", "{body}");
+            let error = body["error"].as_str().unwrap();
+            assert!(error.contains("disk") && error.contains("full"), "{error}");
+        }
+        other => panic!("expected 503, got {other:?}"),
+    }
+    let metrics = agent
+        .get(&server.url("/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(metrics.contains("\nsafecity_health 2\n"), "{metrics}");
     let mut stored = all_ids(&agent, &server.base, ADMIN);
     stored.sort();
     acknowledged.sort();
