@@ -388,8 +388,18 @@ clip_after_s = 3
             (e["kind"] == "plate_read" || e["kind"] == "vehicle") && e["camera_id"] == "cam-a"
         })
     });
-    // What an operator's monitoring sees.
-    assert_eq!(http_get(api_port, "/healthz").trim(), "ok");
+    // What an operator's monitoring sees: degraded, by the two cameras
+    // that never deliver, and nothing else.
+    let health: Value = serde_json::from_str(&http_get(api_port, "/healthz")).unwrap();
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(
+        health["reasons"],
+        serde_json::json!([
+            "stream cam-dead is offline",
+            "stream cam-corrupt is offline"
+        ]),
+        "{health}"
+    );
     let m = http_get(api_port, "/metrics");
     assert!(metric(&m, "safecity_edge_frames_decoded_total{stream=\"cam-a\"}") > 0.0);
     assert!(metric(&m, "safecity_edge_frames_analysed_total{stream=\"pil-a\"}") > 0.0);
@@ -398,6 +408,7 @@ clip_after_s = 3
     // Exported per stream, whether or not a pass was folded yet.
     assert!(metric(&m, "safecity_edge_passes_folded_total{stream=\"cam-a\"}") >= 0.0);
     assert_eq!(metric(&m, "safecity_edge_server_offline"), 0.0);
+    assert_eq!(metric(&m, "safecity_edge_health"), 1.0);
     let status: Value = serde_json::from_str(&http_get(api_port, "/api/v1/status")).unwrap();
     assert_eq!(status["edge_id"], "edge-test");
     assert_eq!(status["streams"][0]["id"], "cam-a");
