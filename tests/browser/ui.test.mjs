@@ -360,7 +360,7 @@ test('web UI: search, trajectory, live alerts, watchlist, audit, languages', { t
     await page.locator('#login-token').fill('not-a-token');
     await page.locator('#login-submit').click();
     await page.locator('#login-error').waitFor({ state: 'visible' });
-    assert.match(await text('#login-error'), /unknown token/);
+    assert.match(await text('#login-error'), /unknown or revoked token/);
     await shot('login');
   });
 
