@@ -882,9 +882,7 @@ async fn put_clip(
         // The same clip again (an answer was lost): already stored.
         Some(stored) if *stored == hash => false,
         Some(stored) => {
-            let refusal = format!(
-                "event {id} already has its clip (sha256 {stored}); evidence is written once"
-            );
+            let refusal = already_has_clip(&id, stored);
             return Err(refused_clip(&state, &caller, &id, refusal, StatusCode::CONFLICT).await);
         }
         None => {
@@ -906,9 +904,7 @@ async fn put_clip(
                 Some(stored) if stored == hash => linked,
                 Some(stored) => {
                     // Another upload won the race.
-                    let refusal = format!(
-                        "event {id} already has its clip (sha256 {stored}); evidence is written once"
-                    );
+                    let refusal = already_has_clip(&id, &stored);
                     let status = StatusCode::CONFLICT;
                     return Err(refused_clip(&state, &caller, &id, refusal, status).await);
                 }
@@ -938,6 +934,11 @@ async fn put_clip(
         Json(json!({ "id": id, "sha256": hash, "bytes": size })),
     )
         .into_response())
+}
+
+/// Why other bytes for an event's clip are refused.
+fn already_has_clip(id: &str, stored: &str) -> String {
+    format!("event {id} already has its clip (sha256 {stored}); evidence is written once")
 }
 
 fn clip_path(id: &str) -> String {
@@ -1443,8 +1444,6 @@ async fn audit(
     ))
 }
 
-/// `ok` while the database answers; 503 with the error when it does not,
-/// so a balancer or an operator sees a server that cannot store.
 /// The database and the data disk, checked off the async threads.
 async fn health_of(state: &AppState) -> crate::health::Health {
     let (store, blobs) = (state.inner.store.clone(), state.inner.blobs.clone());
@@ -1456,6 +1455,8 @@ async fn health_of(state: &AppState) -> crate::health::Health {
         })
 }
 
+/// `ok`, or the JSON of a degraded (200) or down (503) server with its
+/// reasons, so a balancer or an operator sees a server that cannot store.
 async fn healthz(State(state): State<AppState>) -> Response {
     let health = health_of(&state).await;
     let (status, word, reasons) = match health.level() {

@@ -170,14 +170,15 @@ pub async fn run(
 }
 
 /// Makes a token with `role` and `name` in the store `config` names, good
-/// until `expires_ms` (ms since 1970) when given, and returns it; only its
+/// for `expires_days` days from now when given, and returns it; only its
 /// hash is kept, so it cannot be shown again.
 pub fn create_token(
     config: &ServerConfig,
     role: Role,
     name: &str,
-    expires_ms: Option<i64>,
+    expires_days: Option<u32>,
 ) -> Result<String> {
+    let expires_ms = expires_days.map(|d| api::now_ms() + i64::from(d) * 24 * 3600 * 1000);
     if name.trim().is_empty() || name.len() > 100 {
         return Err(Error::Config(
             "--name must be 1 to 100 characters (who holds the token)".into(),

@@ -190,8 +190,7 @@ fn token_command(config: &ServerConfig, action: TokenAction) -> safecity_server:
             name,
             expires_days,
         } => {
-            let expires_ms = expires_days.map(|d| now_ms() + i64::from(d) * 24 * 3600 * 1000);
-            let token = safecity_server::create_token(config, role, &name, expires_ms)?;
+            let token = safecity_server::create_token(config, role, &name, expires_days)?;
             Ok(format!("{token}\n"))
         }
         TokenAction::List => {
@@ -223,10 +222,6 @@ fn token_command(config: &ServerConfig, action: TokenAction) -> safecity_server:
             Ok(format!("revoked {n} token(s) named {name:?}\n"))
         }
     }
-}
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// `ms` since 1970 as `YYYY-MM-DDTHH:MM:SSZ`.
