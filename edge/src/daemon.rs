@@ -453,7 +453,9 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
             max_bytes: 4 * 1024 * 1024,
             rejected: config.spool.dir.join("rejected.jsonl"),
             clips: clips_dir(&config),
-            timeout: Duration::from_secs(15),
+            // A handshake and an answer over a link with a round trip of
+            // seconds and lost packets; the body's own time comes on top.
+            timeout: Duration::from_secs(30),
             tls,
             ca_file: config.server.ca.clone(),
         };

@@ -17,14 +17,22 @@
 //!   4xx without the server's error body (a wrong URL path, a proxy's
 //!   page): nothing is removed; the batch is retried after an exponential
 //!   backoff (0.5 s doubling to 10 s, with jitter). A refusal is never
-//!   guessed from a status alone.
+//!   guessed from a status alone. A request cut off or timed out on the way
+//!   (not a refused connection) also halves the next batch, so that a slow
+//!   or lossy link carries smaller requests; each success doubles it back.
+//!
+//! Each request may take the configured timeout plus the time its body
+//! needs at [`SLOWEST_LINK`] bytes a second, so a large batch or clip on a
+//! rural link is not cut off for being large.
 //!
 //! Pillar clips wait as `<event id>.mp4` files in the spool's `clips/`
 //! folder (written whole, synced, renamed) and go as
 //! `PUT {server}/api/v1/events/{id}/clip` (`video/mp4`) once their alarm
-//! event is delivered; a file is deleted only on a 2xx. A 404 (the server
-//! does not know the event yet) or any failure retries with the same
-//! backoff; another 4xx moves the file to `clips/rejected/`.
+//! event is delivered, from a thread of their own, so that a clip crawling
+//! over a slow link never holds up the events (alarms first) behind it; a
+//! file is deleted only on a 2xx. A 404 (the server does not know the event
+//! yet) or any failure retries with the same backoff; another 4xx moves the
+//! file to `clips/rejected/`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -81,14 +89,24 @@ pub struct ForwarderStats {
 /// What one delivery attempt came to.
 enum Outcome {
     Delivered,
-    /// Retry later.
-    Retry(String),
+    /// Retry later; `true` when the request was cut off on the way (a
+    /// timeout, a reset), so a smaller one may get through.
+    Retry(String, bool),
     /// The server refused the content (status, body).
     Refused(u16, String),
 }
 
 const BACKOFF_START: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// The slowest link, in bytes a second, whose transfer time a request is
+/// given on top of the configured timeout (16 kbit/s).
+pub const SLOWEST_LINK: u64 = 2_000;
+
+/// The time a request with a body of `bytes` may take.
+fn timeout_for(config: &ForwarderConfig, bytes: usize) -> Duration {
+    config.timeout + Duration::from_millis(bytes as u64 * 1000 / SLOWEST_LINK)
+}
 
 /// Runs until `shutdown`; `wake` is signalled whenever the spool grows.
 pub fn run(
@@ -103,13 +121,31 @@ pub fn run(
         agent = agent.tls_config(tls.clone());
     }
     let agent = agent.build();
+    let clips = {
+        let (agent, config, stats, shutdown) = (
+            agent.clone(),
+            config.clone(),
+            stats.clone(),
+            shutdown.clone(),
+        );
+        std::thread::Builder::new()
+            .name("clips".into())
+            .spawn(move || {
+                let mut clips = ClipQueue::new(&config);
+                while !shutdown.load(Ordering::SeqCst) {
+                    clips.deliver(&agent, &config, &stats);
+                    sleep_unless(&shutdown, Duration::from_millis(500));
+                }
+            })
+    };
+    if let Err(e) = &clips {
+        tracing::error!("cannot start the clip delivery thread: {e}; clips wait in the spool");
+    }
     let url = format!("{}/api/v1/events", config.server.trim_end_matches('/'));
     let mut backoff = BACKOFF_START;
-    // Lowered while halving a refused batch.
+    // Lowered while halving a refused batch or one cut off on the way.
     let mut limit = config.batch.max(1);
-    let mut clips = ClipQueue::new(&config);
     while !shutdown.load(Ordering::SeqCst) {
-        clips.deliver(&agent, &config, &stats);
         let records = {
             let spool = spool.lock().expect("spool lock");
             spool.peek(limit, config.max_bytes)
@@ -173,8 +209,11 @@ pub fn run(
                 }
                 stats.rejected.fetch_add(1, Ordering::Relaxed);
             }
-            Outcome::Retry(why) => {
+            Outcome::Retry(why, cut_off) => {
                 stats.failures.fetch_add(1, Ordering::Relaxed);
+                if cut_off {
+                    limit = (records.len() / 2).max(1);
+                }
                 if stats.offline.swap(1, Ordering::Relaxed) == 0 {
                     tracing::warn!(
                         "cannot deliver to {}: {why}; events stay in the spool and are retried",
@@ -185,6 +224,9 @@ pub fn run(
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
+    }
+    if let Ok(clips) = clips {
+        let _ = clips.join();
     }
 }
 
@@ -202,10 +244,11 @@ fn send(agent: &ureq::Agent, url: &str, config: &ForwarderConfig, records: &[Rec
     let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
     let body = match gz.write_all(&json).and_then(|()| gz.finish()) {
         Ok(b) => b,
-        Err(e) => return Outcome::Retry(format!("compressing: {e}")),
+        Err(e) => return Outcome::Retry(format!("compressing: {e}"), false),
     };
     let mut request = agent
         .post(url)
+        .timeout(timeout_for(config, body.len()))
         .set("Content-Type", "application/json")
         .set("Content-Encoding", "gzip");
     if let Some(t) = &config.token {
@@ -217,7 +260,20 @@ fn send(agent: &ureq::Agent, url: &str, config: &ForwarderConfig, records: &[Rec
             let body = response.into_string().unwrap_or_default();
             outcome_of(code, &body)
         }
-        Err(e) => Outcome::Retry(transport_error(&e, config)),
+        Err(e) => Outcome::Retry(transport_error(&e, config), cut_off(&e)),
+    }
+}
+
+/// A request that reached the server's address and then failed on the way
+/// (timed out, reset, closed early), as opposed to one that never got a
+/// connection (refused, no route, no name) or got an answer.
+fn cut_off(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::Transport(t) => !matches!(
+            t.kind(),
+            ureq::ErrorKind::ConnectionFailed | ureq::ErrorKind::Dns | ureq::ErrorKind::InvalidUrl
+        ),
+        ureq::Error::Status(..) => false,
     }
 }
 
@@ -250,12 +306,13 @@ fn outcome_of(code: u16, body: &str) -> Outcome {
         .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned));
     match (code, servers_own) {
         (400 | 413 | 422, Some(_)) => Outcome::Refused(code, shown),
-        _ => Outcome::Retry(format!("{code}: {shown}")),
+        _ => Outcome::Retry(format!("{code}: {shown}"), false),
     }
 }
 
-/// Delivery of the clips in the spool's `clips/` folder, with its own
-/// backoff so that a server without clip support does not hold up events.
+/// Delivery of the clips in the spool's `clips/` folder, on its own thread
+/// with its own backoff, so that neither a server without clip support nor
+/// a clip crawling over a slow link holds up events.
 struct ClipQueue {
     backoff: Duration,
     next_try: std::time::Instant,
@@ -300,7 +357,10 @@ impl ClipQueue {
                     continue;
                 }
             };
-            let mut request = agent.put(&url).set("Content-Type", "video/mp4");
+            let mut request = agent
+                .put(&url)
+                .timeout(timeout_for(config, body.len()))
+                .set("Content-Type", "video/mp4");
             if let Some(t) = &config.token {
                 request = request.set("Authorization", &format!("Bearer {t}"));
             }
@@ -415,14 +475,15 @@ mod tests {
             (429, own),
         ] {
             assert!(
-                matches!(outcome_of(code, body), Outcome::Retry(_)),
+                matches!(outcome_of(code, body), Outcome::Retry(..)),
                 "{code} {body:?} removed events"
             );
         }
     }
 
     /// A server on loopback that answers each request with `reply(n)` for
-    /// the n-th request, and records the bodies it was sent.
+    /// the n-th request, and records the bodies it was sent. A status of 0
+    /// closes the connection without an answer, as a link that dropped.
     fn server(
         reply: fn(usize, &[u8]) -> (u16, &'static str),
     ) -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
@@ -452,6 +513,9 @@ mod tests {
                     .unwrap();
                 let (code, text) = reply(n, &json);
                 log.lock().unwrap().push(json);
+                if code == 0 {
+                    continue;
+                }
                 let _ = write!(
                     s,
                     "HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
@@ -558,5 +622,39 @@ mod tests {
             pending == 0 && stats.rejected.load(Ordering::Relaxed) > 0
         });
         assert_eq!((pending, rejected), (0, 1));
+    }
+
+    #[test]
+    fn a_batch_cut_off_on_the_way_goes_again_smaller() {
+        // A link that drops every request carrying more than two events.
+        let (url, seen) = server(|_, body| {
+            let n: Vec<serde_json::Value> = serde_json::from_slice(body).unwrap();
+            if n.len() > 2 {
+                (0, "")
+            } else {
+                (200, r#"{"accepted":2}"#)
+            }
+        });
+        let (pending, rejected) = forward(&url, &EVENTS, |pending, _| pending == 0);
+        assert_eq!(
+            (pending, rejected),
+            (0, 0),
+            "events left behind or set aside"
+        );
+        let sizes: Vec<usize> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                serde_json::from_slice::<Vec<serde_json::Value>>(b)
+                    .unwrap()
+                    .len()
+            })
+            .collect();
+        assert_eq!(
+            sizes[0], 5,
+            "the first try carried the whole batch: {sizes:?}"
+        );
+        assert!(sizes[1] <= 2, "the next try was halved: {sizes:?}");
     }
 }

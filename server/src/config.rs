@@ -24,9 +24,10 @@ pub struct ServerConfig {
     /// that terminates TLS). Without it and without `[tls]`, the server
     /// serves plain HTTP on loopback addresses only.
     pub plain_http: bool,
-    /// Seconds a client has to send a request's headers, from when its
-    /// connection opened or its previous response ended; then the
-    /// connection is closed (idle and stalled clients hold no socket).
+    /// Seconds a client has to finish the TLS handshake, and then to send
+    /// each request's headers (from the handshake or its previous
+    /// response's end); then the connection is closed (idle and stalled
+    /// clients hold no socket).
     pub header_timeout_s: u64,
     /// Largest event batch accepted, in MiB, before and after gzip.
     pub max_body_mb: usize,
