@@ -737,25 +737,15 @@ fn parse_batch(body: &[u8]) -> ApiResult<Vec<(Event, Option<Vec<u8>>)>> {
     Ok(out)
 }
 
-async fn ingest(
-    State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Json<Value>> {
-    caller.require(&[Role::Edge, Role::Admin], "send events")?;
-    check_content_type(&headers, "application/json")?;
-    let limit = state.inner.max_body;
-    let raw = read_body(&headers, body, limit, "the request body").await?;
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
-    let json = match encoding.as_deref() {
-        None | Some("identity") => raw.to_vec(),
+/// The request body as JSON bytes: `encoding` is the lower-cased
+/// Content-Encoding; at most `limit` bytes once decompressed.
+fn decode_body(encoding: Option<&str>, raw: &[u8], limit: usize) -> ApiResult<Vec<u8>> {
+    match encoding {
+        None | Some("identity") => Ok(raw.to_vec()),
         Some("gzip") => {
             let mut out = Vec::new();
             // Every member: a gzip stream may be several concatenated.
-            flate2::read::MultiGzDecoder::new(&raw[..])
+            flate2::read::MultiGzDecoder::new(raw)
                 .take(limit as u64 + 1)
                 .read_to_end(&mut out)
                 .map_err(|e| {
@@ -772,15 +762,51 @@ async fn ingest(
                     ),
                 ));
             }
-            out
+            Ok(out)
         }
-        Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("Content-Encoding {other:?} is not supported; send gzip or none"),
-            ))
-        }
-    };
+        Some(other) => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Encoding {other:?} is not supported; send gzip or none"),
+        )),
+    }
+}
+
+/// The ingest body and the search parameters decoded exactly as the API
+/// does, without a store or a network: entry points for the fuzz harnesses
+/// in `fuzz/`.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// Decodes an ingest body (`encoding` as in Content-Encoding); the
+    /// number of events accepted, or the error the sender would get.
+    pub fn ingest_body(encoding: Option<&str>, body: &[u8]) -> Result<usize, String> {
+        let json = decode_body(encoding, body, 16 * 1024 * 1024).map_err(|e| e.message)?;
+        parse_batch(&json).map(|b| b.len()).map_err(|e| e.message)
+    }
+
+    /// Parses a search's query string; the error a caller would get.
+    pub fn search_params(raw: &str) -> Result<(), String> {
+        let params = Params::parse(Some(raw), SEARCH_PARAMS).map_err(|e| e.message)?;
+        params.reason().map_err(|e| e.message)?;
+        search_query(&params).map(|_| ()).map_err(|e| e.message)
+    }
+}
+
+async fn ingest(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    caller.require(&[Role::Edge, Role::Admin], "send events")?;
+    check_content_type(&headers, "application/json")?;
+    let limit = state.inner.max_body;
+    let raw = read_body(&headers, body, limit, "the request body").await?;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    let json = decode_body(encoding.as_deref(), &raw, limit)?;
     let batch = parse_batch(&json)?;
     if caller.role == Role::Edge {
         // An edge token speaks for the edge it is named after, only.

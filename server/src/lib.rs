@@ -102,7 +102,7 @@ pub use alerts::{
     Alert, AlertChange, AlertKind, AlertQuery, AlertState, Matcher, NewWatch, Priority,
     StateChange, WatchEntry, WatchMode, WatchRef,
 };
-pub use api::{app, routes, ApiError, AppState, Caller, TOKEN_RECHECK};
+pub use api::{app, fuzzing, routes, ApiError, AppState, Caller, TOKEN_RECHECK};
 pub use auth::{new_token, token_hash, Role};
 pub use blobs::{BlobHash, BlobStore};
 pub use config::{ServerConfig, StoreBackend, StoreConfig, TlsConfig};
