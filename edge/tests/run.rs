@@ -483,6 +483,40 @@ clip_after_s = 3
             pair[0].0
         );
     }
+    // That check's premise, from the simulator's ground truth (where cam-a
+    // is the simulator's cam1): no plate passed twice within 10 s, and some
+    // vehicle was in view while the server was away.
+    let parse = |s: &str| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .unwrap()
+            .unix_timestamp_nanos() as u64
+            / 1_000_000
+    };
+    let mut truth_passes: Vec<(String, u64, u64)> = std::fs::read_to_string(&truth)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["camera_id"] == "cam1" && r["plate"].is_string())
+        .map(|r| {
+            let first = parse(r["first_seen"].as_str().unwrap());
+            let last = parse(r["last_seen"].as_str().unwrap());
+            (r["plate"].as_str().unwrap().to_owned(), first, last)
+        })
+        .collect();
+    truth_passes.sort_unstable();
+    assert!(
+        truth_passes
+            .iter()
+            .any(|(_, first, last)| *first < killed_ms && *last > down_ms),
+        "the simulator drove no vehicle past cam-a during the outage"
+    );
+    for pair in truth_passes.windows(2) {
+        assert!(
+            pair[0].0 != pair[1].0 || pair[1].1 - pair[0].1 >= 10_000,
+            "the scene itself shows {} twice within 10 s",
+            pair[0].0
+        );
+    }
 }
 
 fn unix_ms() -> u64 {
