@@ -88,9 +88,12 @@
 //! A full disk below the cap is met the same way: when a write fails for
 //! want of space, the call's records are taken back, the oldest normal
 //! segment is dropped (counted and logged as at the cap) and the call is
-//! tried again, until it fits or no normal record is left to drop; then the
-//! error is returned. So an alarm is written as long as older plain reads
-//! can make room for it.
+//! tried again, until it fits or no normal record is left to drop. For an
+//! alarm the spool then gives up its reserve: the file `reserve`
+//! ([`RESERVE_BYTES`] of zeros, made at open and again after a delivery
+//! frees space, where the disk has room) is deleted and the write tried
+//! once more, so alarms are still stored on a disk that other files filled.
+//! Only then is the error returned.
 //!
 //! [`Spool`] is not synchronised; share it behind a `Mutex`. One process at
 //! a time may use a spool directory.
@@ -116,6 +119,12 @@ const MIN_SEGMENT_BYTES: u64 = 64;
 const SEQ_FILE: &str = "spool.seq";
 const SEQ_TMP: &str = "spool.seq.tmp";
 const PROBE_FILE: &str = ".spool-probe";
+
+/// Space the spool holds back for alarms on a full disk (see the module
+/// docs): about a hundred alarms with their snapshots.
+pub const RESERVE_BYTES: u64 = 4 * 1024 * 1024;
+const RESERVE_FILE: &str = "reserve";
+const RESERVE_TMP: &str = "reserve.tmp";
 
 /// Where the spool lives and how big it may grow.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,6 +340,8 @@ pub struct Spool {
     lost: u64,
     /// Records `peek` could not read; removed by the next `&mut` call.
     unreadable: RefCell<BTreeSet<u64>>,
+    /// The reserve file is not (known to be) there.
+    reserve_missing: bool,
 }
 
 fn segment_path(dir: &Path, class: Priority, first: u64) -> PathBuf {
@@ -434,6 +445,7 @@ impl Spool {
             corrupt_skipped: 0,
             lost: 0,
             unreadable: RefCell::default(),
+            reserve_missing: true,
         };
         let dir = spool.dir.clone();
         let mut segment_files = BTreeSet::new();
@@ -490,6 +502,7 @@ impl Spool {
             s.normal_records,
             s.disk_bytes
         );
+        spool.keep_reserve();
         Ok(spool)
     }
 
@@ -597,8 +610,15 @@ impl Spool {
                 Ok(()) => return Ok(ids),
                 Err(e) => {
                     self.roll_back(start_id, &touched);
-                    // The disk is full: older plain reads make room.
-                    if !(e.is_disk_full() && self.drop_oldest_normal("its disk is full")?) {
+                    if !e.is_disk_full() {
+                        return Err(e);
+                    }
+                    // The disk is full: older plain reads make room, and
+                    // for an alarm, when none is left, the reserve.
+                    let alarm = items.iter().any(|(p, _)| *p == Priority::Alarm);
+                    if !(self.drop_oldest_normal("its disk is full")?
+                        || (alarm && self.release_reserve()))
+                    {
                         return Err(e);
                     }
                 }
@@ -949,7 +969,12 @@ impl Spool {
         if new_files {
             sync_dir(&self.dir)?;
         }
-        self.remove_segments(&finished)
+        let freed = !finished.is_empty();
+        self.remove_segments(&finished)?;
+        if freed {
+            self.keep_reserve();
+        }
+        Ok(())
     }
 
     /// Counters and sizes.
@@ -1000,6 +1025,61 @@ impl Spool {
 
     /// Deletes segments and their ack files, after making sure `spool.seq`
     /// covers every id given out.
+    /// Makes the reserve file when it is missing and the disk has room.
+    fn keep_reserve(&mut self) {
+        if !self.reserve_missing {
+            return;
+        }
+        let (path, tmp) = (self.dir.join(RESERVE_FILE), self.dir.join(RESERVE_TMP));
+        if fs::metadata(&path).is_ok_and(|m| m.len() == RESERVE_BYTES) {
+            self.reserve_missing = false;
+            return;
+        }
+        let made = (|| -> io::Result<()> {
+            let mut file = File::create(&tmp)?;
+            let zeros = vec![0u8; 64 * 1024];
+            let mut left = RESERVE_BYTES;
+            while left > 0 {
+                let n = left.min(zeros.len() as u64) as usize;
+                file.write_all(&zeros[..n])?;
+                left -= n as u64;
+            }
+            file.sync_all()?;
+            fs::rename(&tmp, &path)
+        })();
+        match made {
+            Ok(()) => {
+                self.reserve_missing = false;
+                let _ = sync_dir(&self.dir);
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                tracing::debug!(
+                    "spool {}: no reserve for alarms yet: {e}",
+                    self.dir.display()
+                );
+            }
+        }
+    }
+
+    /// Gives up the reserve file; `false` when there was none.
+    fn release_reserve(&mut self) -> bool {
+        let path = self.dir.join(RESERVE_FILE);
+        match fs::remove_file(&path) {
+            Ok(()) => {
+                self.reserve_missing = true;
+                tracing::warn!(
+                    "spool {}: the disk is full and no plain read is left to drop; the \
+                     {} MiB reserve was given up to store an alarm; free disk space",
+                    self.dir.display(),
+                    RESERVE_BYTES >> 20
+                );
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     fn remove_segments(&mut self, list: &[(Priority, u64)]) -> Result<(), SpoolError> {
         if list.is_empty() {
             return Ok(());

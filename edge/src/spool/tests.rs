@@ -835,3 +835,42 @@ fn on_a_full_disk_older_plain_reads_make_room_for_an_alarm() {
     let spool = open(&dir, BIG, 16 * 1024);
     assert_eq!(all(&spool)[0].id, alarm);
 }
+
+#[test]
+fn on_a_disk_other_files_filled_the_reserve_stores_alarms() {
+    let Some(disk) = SmallDisk::mount(8 * 1024) else {
+        return;
+    };
+    let dir = disk.dir.path().join("spool");
+    let mut spool = open(&dir, BIG, 16 * 1024);
+    let reserve = dir.join(RESERVE_FILE);
+    assert_eq!(std::fs::metadata(&reserve).unwrap().len(), RESERVE_BYTES);
+    // Something else fills the disk to the last byte; the spool holds no
+    // plain read it could drop.
+    let ballast = disk.dir.path().join("ballast");
+    let mut f = File::create(&ballast).unwrap();
+    let block = vec![1u8; 64 * 1024];
+    while f.write_all(&block).is_ok() {}
+    while f.write_all(&block[..512]).is_ok() {}
+    drop(f);
+    let plain = spool.append(Priority::Normal, &event(1));
+    assert!(
+        plain.as_ref().is_err_and(SpoolError::is_disk_full),
+        "{plain:?}"
+    );
+    assert!(reserve.exists(), "a plain read does not take the reserve");
+
+    let alarm = spool
+        .append(Priority::Alarm, &event(2))
+        .expect("the alarm is stored in the reserve's room");
+    assert!(!reserve.exists());
+    assert_eq!(all(&spool)[0].id, alarm);
+    drop(spool);
+    let mut spool = open(&dir, BIG, 16 * 1024);
+    assert_eq!(all(&spool)[0].id, alarm, "the alarm survives a restart");
+
+    // Room again, and the alarm delivered: the reserve comes back.
+    std::fs::remove_file(&ballast).unwrap();
+    spool.ack(&[alarm]).unwrap();
+    assert_eq!(std::fs::metadata(&reserve).unwrap().len(), RESERVE_BYTES);
+}
