@@ -5,7 +5,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 # Where `make setup` puts ONNX Runtime; the binaries and tests find it there.
 export SAFECITY_ORT_LIB := $(CURDIR)/.deps/onnxruntime/libonnxruntime.so
 
-.PHONY: setup build lint test browser-test demo bench bench-gpu simulator-sheet clean-sim-cache models models-eval eval eval-edge
+.PHONY: setup build lint test browser-test demo bench bench-gpu simulator-sheet clean-sim-cache models models-eval eval eval-edge faults faults-quick soak
 
 ## Install Debian GStreamer packages and ONNX Runtime if missing (idempotent).
 setup:
@@ -20,12 +20,29 @@ lint: setup
 	$(CARGO) clippy --release --workspace --all-targets --locked -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --workspace --no-deps --locked
 
-## Everything CI runs: the Rust tests, a build of the benchmarks, and the
-## web UI in headless Chromium.
+## Everything CI runs: the Rust tests, a build of the benchmarks, the web UI
+## in headless Chromium, and the short faults.
 test: setup lint
 	$(CARGO) test --release --workspace --locked
 	$(CARGO) bench --workspace --no-run --locked
 	$(MAKE) browser-test
+	$(MAKE) faults-quick
+
+## Short faults (about 3 minutes): PostgreSQL restart, server and edge
+## SIGKILL, a camera that vanishes; fails on anything acknowledged and lost.
+faults-quick: build
+	python3 scripts/faults.py --quick
+
+## Every fault at full length, the rural link included (about 30 minutes,
+## root for tmpfs and network namespaces): writes docs/reliability.md.
+faults: build
+	SAFECITY_EXTRA_APT="iproute2 nftables" bash scripts/setup.sh
+	python3 scripts/faults.py --json target/faults/faults.json --markdown docs/reliability.md
+
+## Four cameras and a pillar through edge and server for an hour: memory,
+## open files and storage over time, into docs/reliability.md.
+soak: build
+	python3 scripts/faults.py --soak 60 --json target/faults/soak.json --markdown docs/reliability.md
 
 ## The web UI driven in Debian Chromium by playwright-core (installed if missing).
 browser-test: setup

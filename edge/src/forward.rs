@@ -23,7 +23,11 @@
 //!
 //! Each request may take the configured timeout plus the time its body
 //! needs at [`SLOWEST_LINK`] bytes a second, so a large batch or clip on a
-//! rural link is not cut off for being large.
+//! rural link is not cut off for being large. And each batch is sized to
+//! what the link carried last time: at most [`REQUEST_SECONDS`] of the last
+//! delivered batch's bytes a second (never under [`MIN_BATCH_BYTES`]), so
+//! an alarm raised during an upload waits for a short request, not a long
+//! one.
 //!
 //! Pillar clips wait as `<event id>.mp4` files in the spool's `clips/`
 //! folder (written whole, synced, renamed) and go as
@@ -103,6 +107,18 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 /// given on top of the configured timeout (16 kbit/s).
 pub const SLOWEST_LINK: u64 = 2_000;
 
+/// The time one batch should take on the link as last measured.
+pub const REQUEST_SECONDS: u64 = 5;
+/// The smallest batch, in uncompressed bytes, however slow the link.
+pub const MIN_BATCH_BYTES: usize = 16 * 1024;
+
+/// The bytes of the next batch after `bytes` went in `elapsed`.
+fn batch_bytes_for(config: &ForwarderConfig, bytes: usize, elapsed: Duration) -> usize {
+    let rate = bytes as f64 / elapsed.as_secs_f64().max(1e-3);
+    ((rate * REQUEST_SECONDS as f64) as usize)
+        .clamp(MIN_BATCH_BYTES, config.max_bytes.max(MIN_BATCH_BYTES))
+}
+
 /// The time a request with a body of `bytes` may take.
 fn timeout_for(config: &ForwarderConfig, bytes: usize) -> Duration {
     config.timeout + Duration::from_millis(bytes as u64 * 1000 / SLOWEST_LINK)
@@ -145,10 +161,12 @@ pub fn run(
     let mut backoff = BACKOFF_START;
     // Lowered while halving a refused batch or one cut off on the way.
     let mut limit = config.batch.max(1);
+    // Sized to the link's last measured rate.
+    let mut byte_limit = config.max_bytes;
     while !shutdown.load(Ordering::SeqCst) {
         let records = {
             let spool = spool.lock().expect("spool lock");
-            spool.peek(limit, config.max_bytes)
+            spool.peek(limit, byte_limit)
         };
         if records.is_empty() {
             limit = config.batch.max(1);
@@ -161,8 +179,11 @@ pub fn run(
             }
         }
         stats.requests.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         match send(&agent, &url, &config, &records) {
             Outcome::Delivered => {
+                let bytes = records.iter().map(|r| r.payload.len()).sum();
+                byte_limit = batch_bytes_for(&config, bytes, started.elapsed());
                 let ids: Vec<u64> = records.iter().map(|r| r.id).collect();
                 if let Err(e) = spool.lock().expect("spool lock").ack(&ids) {
                     tracing::error!("spool: cannot record delivery: {e}");
@@ -213,6 +234,7 @@ pub fn run(
                 stats.failures.fetch_add(1, Ordering::Relaxed);
                 if cut_off {
                     limit = (records.len() / 2).max(1);
+                    byte_limit = (byte_limit / 2).max(MIN_BATCH_BYTES);
                 }
                 if stats.offline.swap(1, Ordering::Relaxed) == 0 {
                     tracing::warn!(
@@ -656,5 +678,36 @@ mod tests {
             "the first try carried the whole batch: {sizes:?}"
         );
         assert!(sizes[1] <= 2, "the next try was halved: {sizes:?}");
+    }
+
+    #[test]
+    fn after_a_slow_batch_the_next_one_is_smaller() {
+        // The first request takes 6 s, over the 5 s a batch should take.
+        let (url, seen) = server(|n, _| {
+            if n == 0 {
+                std::thread::sleep(Duration::from_secs(6));
+            }
+            (200, r#"{"accepted":1}"#)
+        });
+        let big: Vec<String> = (0..12)
+            .map(|i| format!(r#"{{"id":"e{i}","pad":"{}"}}"#, "x".repeat(4000)))
+            .collect();
+        let events: Vec<&str> = big.iter().map(String::as_str).collect();
+        let (pending, _) = forward(&url, &events, |pending, _| pending == 0);
+        assert_eq!(pending, 0);
+        let sizes: Vec<usize> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| {
+                serde_json::from_slice::<Vec<serde_json::Value>>(b)
+                    .unwrap()
+                    .len()
+            })
+            .collect();
+        // 8 events of 4 kB in 6 s: about 27 kB fit the next 5 s.
+        assert_eq!(sizes[0], 8, "{sizes:?}");
+        assert!((1..8).contains(&sizes[1]), "{sizes:?}");
+        assert!(sizes[1] * 4_000 <= 28_000, "{sizes:?}");
     }
 }
