@@ -33,8 +33,9 @@
 //! folder (written whole, synced, renamed) and go as
 //! `PUT {server}/api/v1/events/{id}/clip` (`video/mp4`) once their alarm
 //! event is delivered, from a thread of their own, so that a clip crawling
-//! over a slow link never holds up the events (alarms first) behind it; a
-//! file is deleted only on a 2xx. A 404 (the server does not know the event
+//! over a slow link never holds up the events (alarms first) behind it, and
+//! no clip starts while an alarm waits to go; a file is deleted only on a
+//! 2xx. A 404 (the server does not know the event
 //! yet) or any failure retries with the same backoff; another 4xx moves the
 //! file to `clips/rejected/`.
 
@@ -138,18 +139,21 @@ pub fn run(
     }
     let agent = agent.build();
     let clips = {
-        let (agent, config, stats, shutdown) = (
+        let (agent, config, stats, shutdown, spool) = (
             agent.clone(),
             config.clone(),
             stats.clone(),
             shutdown.clone(),
+            spool.clone(),
         );
         std::thread::Builder::new()
             .name("clips".into())
             .spawn(move || {
                 let mut clips = ClipQueue::new(&config);
+                // Alarms waiting to go have the link to themselves.
+                let alarms_waiting = || spool.lock().is_ok_and(|s| s.stats().alarm_records > 0);
                 while !shutdown.load(Ordering::SeqCst) {
-                    clips.deliver(&agent, &config, &stats);
+                    clips.deliver(&agent, &config, &stats, &alarms_waiting);
                     sleep_unless(&shutdown, Duration::from_millis(500));
                 }
             })
@@ -351,9 +355,16 @@ impl ClipQueue {
         }
     }
 
-    /// Sends every waiting clip whose alarm is delivered, if it is time.
-    fn deliver(&mut self, agent: &ureq::Agent, config: &ForwarderConfig, stats: &ForwarderStats) {
-        if std::time::Instant::now() < self.next_try {
+    /// Sends every waiting clip whose alarm is delivered, if it is time;
+    /// no clip starts while `hold()` says alarms wait to go.
+    fn deliver(
+        &mut self,
+        agent: &ureq::Agent,
+        config: &ForwarderConfig,
+        stats: &ForwarderStats,
+        hold: &dyn Fn() -> bool,
+    ) {
+        if std::time::Instant::now() < self.next_try || hold() {
             return;
         }
         let Ok(dir) = std::fs::read_dir(&config.clips) else {
@@ -365,6 +376,9 @@ impl ClipQueue {
             .collect();
         waiting.sort();
         for path in waiting {
+            if hold() {
+                return;
+            }
             let Some(id) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
                 continue;
             };
