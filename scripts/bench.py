@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """`make bench`: safecity's throughput, capacity, memory and latency on this
-machine, side by side with their ceilings and a peer baseline, written to
+machine, side by side with serial rates and a peer baseline, written to
 BENCHMARKS.md (and every figure to target/bench/bench.json).
 
 Edge (one 1080p25 H.264 clip from the simulator, the shipped models):
@@ -344,19 +344,24 @@ def peer_run(py, clip, every):
     return run_json(peer_cmd(py, clip, every))
 
 
-def peer_realtime(py, clip_list, k, every, seconds=REALTIME_S):
+def peer_realtime(py, clip_list, k, every, seconds=REALTIME_S, warmup=4):
+    """The peer's k real-time streams, judged as edge_realtime judges ours:
+    after the same warm-up, over the same window, every process decodes
+    >= 95% of 25 fps and analyses >= 95% of its detection rate (the peer
+    drops no frame: it falls behind instead)."""
     procs = []
     for i in range(k):
         procs.append(subprocess.Popen(
             peer_cmd(py, clip_list[i % len(clip_list)], every,
-                     "--realtime", "25", "--frames", str(25 * seconds)),
+                     "--realtime", "25", "--warmup", str(warmup), "--frames", str(25 * (seconds + warmup))),
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
     results = []
     for p in procs:
         out, _ = p.communicate()
         lines = [l for l in out.splitlines() if l.startswith("{")]
-        results.append(json.loads(lines[-1]) if lines else {"lag_s": 1e9})
-    ok = all(r.get("lag_s", 1e9) < 1.0 for r in results)
+        results.append(json.loads(lines[-1]) if lines else {})
+    ok = all(r.get("window_decode_fps", 0) >= 25 * 0.95 and r.get("window_detect_fps", 0) >= 25 / every * 0.95
+             for r in results)
     return {"processes": k, "ok": ok, "per_process": results}
 
 
@@ -427,7 +432,28 @@ def latency(server, cameras, pillars, width, height, fps, seconds):
         edge = Edge(server, [(i, u) for i, k, u in urls if k == "camera"], fps,
                     pillars=[(i, u) for i, k, u in urls if k == "pillar"], api_port=edge_api)
         edge.wait_up()
+        # Besides the simulator's own presses (one per loop), a press every
+        # 2 s on each pillar, so that the alarm figures rest on dozens.
+        stop_pressing = threading.Event()
+
+        def press():
+            while not stop_pressing.wait(2.0):
+                for pillar, kind, _ in urls:
+                    if kind == "pillar":
+                        req = urllib.request.Request(
+                            f"http://127.0.0.1:{edge_api}/api/v1/alarm",
+                            data=json.dumps({"pillar_id": pillar, "source": "benchmark"}).encode(),
+                            headers={"Content-Type": "application/json"}, method="POST")
+                        try:
+                            urllib.request.urlopen(req, timeout=5).read()
+                        except OSError:
+                            pass
+
+        presser = threading.Thread(target=press, daemon=True)
+        presser.start()
         time.sleep(seconds)
+        stop_pressing.set()
+        presser.join()
         m = edge.metrics()
         hwm = edge.stop()
     finally:
@@ -445,7 +471,9 @@ def latency(server, cameras, pillars, width, height, fps, seconds):
         to_stored = [(parse_ts(a["created"]) - parse_ts(a["ts"])) * 1e3 for _, a in got]
         out[label] = {"count": len(got),
                       "stored_p50_ms": pct(to_stored, 50), "stored_p99_ms": pct(to_stored, 99),
-                      "alert_p50_ms": pct(to_alert, 50), "alert_p99_ms": pct(to_alert, 99)}
+                      "stored_max_ms": max(to_stored, default=None),
+                      "alert_p50_ms": pct(to_alert, 50), "alert_p99_ms": pct(to_alert, 99),
+                      "alert_max_ms": max(to_alert, default=None)}
     return out
 
 
@@ -514,17 +542,19 @@ def report(r):
             ]
         lines += [
             "",
-            "On a CPU decode and inference share the cores, so the ceiling for detection on every n-th",
-            "frame is `1 / (1/a + 1/(n*b))` video frames a second.",
+            "On a CPU decode and inference share the cores. Done one after the other, a and b give",
+            "`1 / (1/a + 1/(n*b))` video frames a second for detection on every n-th frame: the **serial",
+            "rate**. It is not a ceiling: the edge decodes the next frames while a batch is analysed, so it",
+            "may beat it; a pipeline that fell well under it would be wasting the cores.",
             "",
-            "| detection on | ceiling | c | c / ceiling (target >= 0.9) | d | c / d (target >= 1.0) |",
+            "| detection on | serial rate | c | c / serial (target >= 0.9) | d | c / d (target >= 1.0) |",
             "|---|---|---|---|---|---|",
         ]
         for every in (1, 5):
             c, d = e["e2e"][str(every)], e["peer"][str(every)]
-            ceiling = 1 / (1 / a["fps"] + 1 / (every * b["fps"]))
-            lines.append(f"| every {'' if every == 1 else str(every) + 'th '}frame | {fmt(ceiling)} | {fmt(c['fps'])} | "
-                         f"{fmt(c['fps'] / ceiling, 2)} | {fmt(d['fps'])} | {fmt(c['fps'] / d['fps'], 2)} |")
+            serial = 1 / (1 / a["fps"] + 1 / (every * b["fps"]))
+            lines.append(f"| every {'' if every == 1 else str(every) + 'th '}frame | {fmt(serial)} | {fmt(c['fps'])} | "
+                         f"{fmt(c['fps'] / serial, 2)} | {fmt(d['fps'])} | {fmt(c['fps'] / d['fps'], 2)} |")
         lines += [
             "",
             "Commands (a: best of 3, b: best of 2): `target/release/edge-bench decode CLIP`,",
@@ -534,14 +564,18 @@ def report(r):
             "",
             "### Real-time streams that fit (e)",
             "",
-            f"Copies of the clip played at 25 fps, looping, as cameras; a count fits when, over {REALTIME_S} s, every",
-            "stream decodes >= 95% of 25 fps, analyses >= 95% of the detection rate and drops <= 1% of frames.",
+            f"Copies of the clip played at 25 fps, looping, as cameras; a count fits when, over {REALTIME_S} s after a",
+            "4 s warm-up, every stream decodes >= 95% of 25 fps, analyses >= 95% of the detection rate and drops",
+            "<= 1% of frames. The peer runs one process per stream, judged by the same window and rates (it drops",
+            "nothing; it falls behind instead). Both counts come from the same search: one step from a guess,",
+            "doubling away from it, then bisection, each count tried once.",
             "",
-            "| detection rate per camera | safecity streams |",
-            "|---|---|",
+            "| detection rate per camera | safecity streams | peer streams |",
+            "|---|---|---|",
         ]
         for fps, k in e["capacity"].items():
-            lines.append(f"| {fps} fps | {k} |")
+            peer = e.get("peer_capacity") if str(fps) == "5" else None
+            lines.append(f"| {fps} fps | {k} | {'-' if peer is None else peer} |")
         lines += [
             "",
             "### Peak memory (f)",
@@ -562,19 +596,21 @@ def report(r):
             "From the frame's capture time (the simulator's clock, carried in RTCP sender reports) to the",
             "alert row stored at the server (`created`) and to the alert arriving on",
             "`/api/v1/alerts/stream`. Every plate in the clips is hotlisted (fuzzy, distance 2), so reads are",
-            "alerts; pillar presses are alerts of their own. A plate read is sent once per vehicle pass, when its track ends, so its",
+            "alerts; pillar presses (the simulator's, and one every 2 s through the edge's API) are alerts of",
+            "their own. With fewer than 100 of an event the tail is shown as the maximum, not a percentile.",
+            "A plate read is sent once per vehicle pass, when its track ends, so its",
             "figures also hold the rest of the vehicle's time in view after the best frame and the track's",
             "close timeout; the alarm figures are the pipeline alone.",
             "",
-            "| load | event | n | to stored p50 / p99 ms | to SSE alert p50 / p99 ms |",
+            "| load | event | n | to stored p50 / max ms | to SSE alert p50 / max ms |",
             "|---|---|---|---|---|",
         ]
         for name, l in r["latency"].items():
             for ev in ("alarm", "read"):
                 x = l[ev]
                 lines.append(f"| {name}: {l['cameras']} cameras + {l['pillars']} pillar, {l['resolution']}, detection {l['fps']} fps | "
-                             f"{ev} | {x['count']} | {fmt(x['stored_p50_ms'], 0)} / {fmt(x['stored_p99_ms'], 0)} | "
-                             f"{fmt(x['alert_p50_ms'], 0)} / {fmt(x['alert_p99_ms'], 0)} |")
+                             f"{ev} | {x['count']} | {fmt(x['stored_p50_ms'], 0)} / {fmt(x.get('stored_max_ms', x['stored_p99_ms']), 0)} | "
+                             f"{fmt(x['alert_p50_ms'], 0)} / {fmt(x.get('alert_max_ms', x['alert_p99_ms']), 0)} |")
         lines.append("")
     if r.get("server"):
         lines += ["## 3. Server", "", server_markdown(r["server"], r.get("measured", {}).get("server", m["date"])), ""]
@@ -797,7 +833,8 @@ def main():
         frames = decode["frames"]
         result["edge"] = {"clip": str(clip.relative_to(ROOT)), "clip_frames": frames, "decode": decode,
                           "infer": infer, "e2e": e2e, "peer": peer, "capacity": cap,
-                          "capacity_runs": runs, "peer_runs": peer_runs, "memory": memory}
+                          "capacity_runs": runs, "peer_capacity": peer_cap, "peer_runs": peer_runs,
+                          "memory": memory}
         result["headline"] = {"safecity": cap[5], "peer": peer_cap}
         result["measured"]["edge"] = stamp
 
