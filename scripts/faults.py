@@ -670,7 +670,7 @@ class Presses(threading.Thread):
                 self.acked[got] = when
             else:
                 self.refused += 1
-                self.why.add(str(when)[:200])
+                self.why.add(str(when)[:100])
             self.stop.wait(self.every)
 
 
