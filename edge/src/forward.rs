@@ -34,10 +34,10 @@
 //! `PUT {server}/api/v1/events/{id}/clip` (`video/mp4`) once their alarm
 //! event is delivered, from a thread of their own, so that a clip crawling
 //! over a slow link never holds up the events (alarms first) behind it, and
-//! no clip starts while an alarm waits to go; a file is deleted only on a
-//! 2xx. A 404 (the server does not know the event
-//! yet) or any failure retries with the same backoff; another 4xx moves the
-//! file to `clips/rejected/`.
+//! no clip starts while an alarm waits to go. A file is deleted only on a
+//! 2xx. A 404 (the server does not know the event yet) or any failure
+//! retries with the same backoff; another 4xx moves the file to
+//! `clips/rejected/`.
 
 use std::io::Write;
 use std::path::PathBuf;

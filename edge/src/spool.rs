@@ -121,7 +121,7 @@ const SEQ_TMP: &str = "spool.seq.tmp";
 const PROBE_FILE: &str = ".spool-probe";
 
 /// Space the spool holds back for alarms on a full disk (see the module
-/// docs): about a hundred alarms with their snapshots.
+/// docs): room for hundreds of alarm events, whose snapshots take a few kB.
 pub const RESERVE_BYTES: u64 = 4 * 1024 * 1024;
 const RESERVE_FILE: &str = "reserve";
 const RESERVE_TMP: &str = "reserve.tmp";
