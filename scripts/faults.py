@@ -168,7 +168,28 @@ class Postgres:
             pass
 
 
-class Server:
+class Process:
+    """A child process of the suite: killed with SIGKILL, or closed with
+    SIGTERM and, after `stop_wait` s, SIGKILL."""
+
+    proc = None
+    stop_wait = 10
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def close(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(self.stop_wait)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Server(Process):
     """`safecity-server` on a loopback port, its embedded store in
     `data_dir` or its events in `pg`."""
 
@@ -194,19 +215,6 @@ class Server:
                                      stdout=self.log, stderr=self.log, env=self.env)
         wait_for("the server's /healthz", lambda: http("GET", self.url + "/healthz", timeout=2)[0] == 200, timeout)
 
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def close(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
     def search(self, **params):
         params.setdefault("reason", "fault suite")
         q = urllib.parse.urlencode(params, doseq=True)
@@ -228,7 +236,7 @@ class Server:
                 return out
 
 
-class Simulator:
+class Simulator(Process):
     """`safecity-edge simulate`: cameras and a pillar over RTSP on a fixed
     port, so that it can vanish and come back at the same URLs."""
 
@@ -256,16 +264,14 @@ class Simulator:
         threading.Thread(target=lambda p=self.proc: [None for _ in p.stdout], daemon=True).start()
         self.urls = urls
 
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    close = kill
+    def close(self):
+        self.kill()
 
 
-class Edge:
+class Edge(Process):
     """`safecity-edge run` on the simulator's streams, forwarding to a server."""
+
+    stop_wait = 15
 
     def __init__(self, tmp: Path, sim: Simulator, server_url: str, token: str, spool: Path,
                  ca: Path | None = None, netns: str | None = None):
@@ -289,19 +295,6 @@ class Edge:
     def start(self):
         self.proc = subprocess.Popen(self.prefix + [str(EDGE), "run", "--config", str(self.config)],
                                      stdout=self.log, stderr=self.log)
-
-    def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def close(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
     def status(self):
         return self.get("/api/v1/status")
@@ -976,6 +969,20 @@ SCENARIOS = {
 QUICK = ["pg-restart", "server-kill", "edge-kill", "camera-vanish"]
 
 
+def close_all(closers):
+    """Runs each clean-up, whatever the others did."""
+    for close in closers:
+        try:
+            close()
+        except Exception:  # noqa: BLE001 - best effort clean-up
+            pass
+
+
+def write_json(path: Path, value):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=1))
+
+
 def proc_sample(pid) -> dict:
     """RSS (MB), open files and threads of a running process."""
     try:
@@ -1043,14 +1050,9 @@ def soak(minutes: float, every_s: float, out_json: Path | None, markdown_file: P
                   "streams_online_at_end": sum(1 for st in streams if st["online"]), "streams": len(streams),
                   "edge_restarts": 0 if edge.proc.poll() is None else 1}
     finally:
-        for close in closers:
-            try:
-                close()
-            except Exception:  # noqa: BLE001 - best effort clean-up
-                pass
+        close_all(closers)
     if out_json:
-        out_json.parent.mkdir(parents=True, exist_ok=True)
-        out_json.write_text(json.dumps(result, indent=1))
+        write_json(out_json, result)
     lines = ["| minute | edge RSS MB | edge open files | edge threads | server RSS MB | server open files | spool kB | server data kB | events stored |",
              "|---|---|---|---|---|---|---|---|---|"]
     step = max(1, len(samples) // 12)
@@ -1161,11 +1163,7 @@ def main():
             print(f"faults: {name} FAILED: {e} (logs in {tmp})", flush=True)
             row = {"fault": name, "skipped": f"failed: {e}"}
         finally:
-            for close in closers:
-                try:
-                    close()
-                except Exception:  # noqa: BLE001 - best effort clean-up
-                    pass
+            close_all(closers)
         row.pop("_alarm_ids", None)
         row["scenario"], row["seconds"] = name, round(time.time() - t0)
         rows.append(row)
@@ -1188,8 +1186,7 @@ def main():
         rows = [fresh.pop(r["scenario"], r) for r in earlier] + list(fresh.values())
         command = f"make faults, then {command}"
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=1))
+        write_json(args.json, rows)
     table = markdown(rows, command)
     print(table)
     if args.markdown:

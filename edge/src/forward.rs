@@ -660,6 +660,17 @@ mod tests {
         assert_eq!((pending, rejected), (0, 1));
     }
 
+    /// How many events each request the server saw carried.
+    fn batch_sizes(seen: &Mutex<Vec<Vec<u8>>>) -> Vec<usize> {
+        let bodies = seen.lock().unwrap();
+        let count = |b: &Vec<u8>| {
+            serde_json::from_slice::<Vec<serde_json::Value>>(b)
+                .unwrap()
+                .len()
+        };
+        bodies.iter().map(count).collect()
+    }
+
     #[test]
     fn a_batch_cut_off_on_the_way_goes_again_smaller() {
         // A link that drops every request carrying more than two events.
@@ -677,16 +688,7 @@ mod tests {
             (0, 0),
             "events left behind or set aside"
         );
-        let sizes: Vec<usize> = seen
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|b| {
-                serde_json::from_slice::<Vec<serde_json::Value>>(b)
-                    .unwrap()
-                    .len()
-            })
-            .collect();
+        let sizes = batch_sizes(&seen);
         assert_eq!(
             sizes[0], 5,
             "the first try carried the whole batch: {sizes:?}"
@@ -709,16 +711,7 @@ mod tests {
         let events: Vec<&str> = big.iter().map(String::as_str).collect();
         let (pending, _) = forward(&url, &events, |pending, _| pending == 0);
         assert_eq!(pending, 0);
-        let sizes: Vec<usize> = seen
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|b| {
-                serde_json::from_slice::<Vec<serde_json::Value>>(b)
-                    .unwrap()
-                    .len()
-            })
-            .collect();
+        let sizes = batch_sizes(&seen);
         // 8 events of 4 kB in 6 s: about 27 kB fit the next 5 s.
         assert_eq!(sizes[0], 8, "{sizes:?}");
         assert!((1..8).contains(&sizes[1]), "{sizes:?}");
