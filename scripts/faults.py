@@ -22,16 +22,20 @@ stored. A row of the table says:
   with no process restarted by hand.
 
 `--quick` (run by `make test`) keeps each fault short; without it the
-faults run at full length, with the rural link (a network namespace and
-`tc netem`) and a 30 s database stop, and the table goes to
-`docs/reliability.md`. Scenarios that need root (tmpfs, namespaces) or
+faults run at full length, with full disks, the rural link (a network
+namespace: tbf for the rate, nftables for the loss, a relay for the
+latency) and a 30 s database stop, every decoder is fuzzed for 60 s, and
+the table goes to `docs/reliability.md`. `--merge` re-runs some scenarios
+and replaces their rows in an earlier run's table; `--soak MINUTES` runs
+the soak instead. Scenarios that need root (tmpfs, namespaces) or
 PostgreSQL say so and are skipped when those are missing, except under CI
-(`CI` set), where a skip is a failure. Exits 1 when anything
-acknowledged was lost or duplicated.
+(`CI` set), where a skip is a failure. Exits 1 when anything acknowledged
+was lost or duplicated, or a scenario did not recover by itself.
 
 Python standard library only. Usage:
 
-    scripts/faults.py [--quick] [--only NAME[,NAME]] [--markdown FILE] [--json FILE]
+    scripts/faults.py [--quick] [--only NAME[,NAME]] [--markdown FILE] [--json FILE] [--merge]
+    scripts/faults.py --soak MINUTES [--json FILE] [--markdown FILE]
 """
 
 import argparse
