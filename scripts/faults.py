@@ -708,7 +708,6 @@ def edge_row(fault, running, server, edge, presses, recovered, extra="", drain=1
         "longest_gap_s": None, "searches": "-",
         "recovered": recovered and wait_ok,
         "notes": f"{len(reads)} vehicle and plate events stored" + (f"; {presses.refused} presses refused ({'; '.join(sorted(presses.why))})" if presses.refused else "") + (f"; {extra}" if extra else ""),
-        "_alarm_ids": list(presses.acked),
     }
 
 
@@ -1168,7 +1167,6 @@ def main():
             row = {"fault": name, "skipped": f"failed: {e}"}
         finally:
             close_all(closers)
-        row.pop("_alarm_ids", None)
         row["scenario"], row["seconds"] = name, round(time.time() - t0)
         rows.append(row)
         if "skipped" not in row:

@@ -778,10 +778,12 @@ fn decode_body(encoding: Option<&str>, raw: &[u8], limit: usize) -> ApiResult<Ve
 pub mod fuzzing {
     use super::*;
 
-    /// Decodes an ingest body (`encoding` as in Content-Encoding); the
-    /// number of events accepted, or the error the sender would get.
+    /// Decodes an ingest body (`encoding` as in Content-Encoding) under the
+    /// default body limit; the number of events accepted, or the error the
+    /// sender would get.
     pub fn ingest_body(encoding: Option<&str>, body: &[u8]) -> Result<usize, String> {
-        let json = decode_body(encoding, body, 16 * 1024 * 1024).map_err(|e| e.message)?;
+        let limit = ServerConfig::default().max_body_mb * 1024 * 1024;
+        let json = decode_body(encoding, body, limit).map_err(|e| e.message)?;
         parse_batch(&json).map(|b| b.len()).map_err(|e| e.message)
     }
 
