@@ -11,7 +11,9 @@ use crate::passes::Pass;
 
 /// A fresh event id for something that happened at `unix_ms`.
 pub fn new_id(unix_ms: u64) -> String {
-    EventId::new(unix_ms, rand::random::<u128>()).to_string()
+    let mut random = [0u8; 16];
+    getrandom::getrandom(&mut random).expect("the operating system gives random bytes");
+    EventId::new(unix_ms, u128::from_le_bytes(random)).to_string()
 }
 
 /// Milliseconds since 1970 as a UTC time.

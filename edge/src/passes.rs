@@ -28,13 +28,17 @@
 use std::collections::HashMap;
 use std::io::Cursor;
 
+use crate::analyse::FrameAnalysis;
 use image::codecs::jpeg::JpegEncoder;
 use image::RgbImage;
 use safecity_core::{parse_plate, plate_distance, OwnedPicture, LOOKALIKE_COST};
 use safecity_models::{Picture, PlateCandidate};
-use safecity_pipeline::{IouTracker, PlateVote, Track, TrackInput, TrackerConfig};
 
-use crate::analyse::FrameAnalysis;
+mod track;
+mod vote;
+
+pub use track::{IouTracker, Track, TrackInput, TrackUpdate, TrackerConfig};
+pub use vote::{PlateVote, VoteResult};
 
 /// Candidates kept per plate.
 const TOP_K: usize = 5;

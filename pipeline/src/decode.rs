@@ -182,7 +182,7 @@ impl Drop for VideoFrames {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::{encode_clip, ClipSpec};
+    use safecity_sim::{encode_clip, ClipSpec};
 
     fn clip(dir: &Path, frames: u64) -> PathBuf {
         let path = dir.join("clip.mp4");

@@ -10,11 +10,9 @@ use std::time::{Duration, Instant};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use safecity_pipeline::sim::{
-    prepare_streams, SimServer, SimServerConfig, StreamSource, StreamSpec,
-};
 use safecity_pipeline::source::{ClipBufferStats, VideoCodec, CLIP_BUFFER_MAX_BYTES};
 use safecity_pipeline::{Source, SourceConfig, SourceEvent, SourceStatus};
+use safecity_sim::{prepare_streams, SimServer, SimServerConfig, StreamSource, StreamSpec};
 
 const SIM_FPS: u32 = 10;
 /// The simulator encodes a keyframe every second.

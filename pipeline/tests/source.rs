@@ -6,13 +6,13 @@ use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
-use safecity_pipeline::sim::{
-    encode_clip, prepare_streams, ClipSpec, PreparedStream, SimServer, SimServerConfig,
-    StreamSource, StreamSpec,
-};
 use safecity_pipeline::{
     CaptureClock, Frame, RtspTransport, Source, SourceConfig, SourceEvent, SourceStatus,
     VideoFrames,
+};
+use safecity_sim::{
+    encode_clip, prepare_streams, ClipSpec, PreparedStream, SimServer, SimServerConfig,
+    StreamSource, StreamSpec,
 };
 
 const WAIT: Duration = Duration::from_secs(30);

@@ -24,9 +24,9 @@ use serde_json::{json, Value};
 
 use super::metrics::rate;
 use super::{confidence4, count, number, round4, Models, MAX_EXAMPLES};
-use crate::analyse::{Analyser, FrameAnalysis, ModelPaths};
-use crate::passes::{Pass, PassBuilder, PassConfig};
-use crate::recognize::DEFAULT_MIN_CONFIDENCE;
+use safecity_edge::analyse::{Analyser, FrameAnalysis, ModelPaths};
+use safecity_edge::passes::{Pass, PassBuilder, PassConfig};
+use safecity_edge::recognize::DEFAULT_MIN_CONFIDENCE;
 
 /// Which frames of the clip are analysed, and with how many threads.
 pub(super) struct VideoOptions {
@@ -253,8 +253,8 @@ pub(super) fn video_report(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyse::{PlateDetection, VehicleDetection};
-    use crate::passes::PassPlate;
+    use safecity_edge::analyse::{PlateDetection, VehicleDetection};
+    use safecity_edge::passes::PassPlate;
     use safecity_models::{rank_candidates, ObjectDetection, PlateCandidate};
 
     fn candidate(text: &str, confidence: f32) -> PlateCandidate {

@@ -389,7 +389,7 @@ fn scores_plate_crops_boxes_and_a_clip_with_counts_from_their_labels() {
     )
     .unwrap();
 
-    use safecity_pipeline::sim::{encode_clip, ClipSpec};
+    use safecity_sim::{encode_clip, ClipSpec};
     let clip = dir.path().join("clip.mp4");
     encode_clip(&ClipSpec::new(320, 180, 25, 20), &clip, |i| {
         image::RgbImage::from_pixel(320, 180, image::Rgb([(i * 5) as u8, 60, 200]))

@@ -1,7 +1,7 @@
 //! Scenario files: which vehicle passes which camera when.
 //!
 //! A scenario is TOML with `[[camera]]`, `[[pillar]]`, `[[pass]]` and
-//! `[[alarm]]` tables; see `pipeline/scenarios/hit-and-run.toml`, which is
+//! `[[alarm]]` tables; see `sim/scenarios/hit-and-run.toml`, which is
 //! also built in as [`Scenario::hit_and_run`].
 
 use std::collections::HashSet;
@@ -14,7 +14,7 @@ use super::scene::ScriptedPass;
 use super::serve::{StreamSource, StreamSpec};
 use super::truth::{Direction, Lighting, VehicleClass, VehicleColour};
 
-const HIT_AND_RUN: &str = include_str!("../../scenarios/hit-and-run.toml");
+const HIT_AND_RUN: &str = include_str!("../scenarios/hit-and-run.toml");
 
 /// Random traffic when a camera does not say.
 pub const DEFAULT_VEHICLES_PER_MINUTE: f64 = 10.0;

@@ -191,8 +191,8 @@ const STREET: (u32, u32, u32) = (1280, 720, 10);
 
 /// A daylight street of `seconds`, empty but for a white car driving
 /// towards the camera at each `(at_s, plate)`.
-fn street(seconds: f64, cars: &[(f64, &str)]) -> safecity_pipeline::sim::Scene {
-    use safecity_pipeline::sim::{
+fn street(seconds: f64, cars: &[(f64, &str)]) -> safecity_sim::Scene {
+    use safecity_sim::{
         Direction, Lighting, Scene, SceneConfig, ScriptedPass, VehicleClass, VehicleColour,
     };
     let (width, height, fps) = STREET;
@@ -226,7 +226,7 @@ fn street(seconds: f64, cars: &[(f64, &str)]) -> safecity_pipeline::sim::Scene {
 /// tracked vehicle with its best frame inside the clip.
 #[test]
 fn a_video_gives_one_line_per_tracked_vehicle() {
-    use safecity_pipeline::sim::{encode_clip, ClipSpec};
+    use safecity_sim::{encode_clip, ClipSpec};
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("street.mp4");
     let (w, h, fps, seconds) = (STREET.0, STREET.1, STREET.2, 12.0);

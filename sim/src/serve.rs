@@ -816,7 +816,7 @@ pub fn default_cache_dir() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::Scenario;
+    use crate::Scenario;
 
     /// The demo's story holds: every camera of the built-in scenario shows
     /// the fleeing car's plate readable around its scripted moment, in the

@@ -16,8 +16,10 @@
 //! - [`Scenario`] scripts which vehicle passes which camera when.
 //! - [`SimServer`] encodes each camera once to a file cached by seed and
 //!   serves it in a loop over RTSP.
+//! - [`cli`]: the `safecity-edge simulate` command line.
 
 mod camera;
+pub mod cli;
 mod effects;
 mod error;
 mod font;

@@ -62,11 +62,11 @@ use safecity_models::{
 };
 use serde_json::{json, Map, Value};
 
-use crate::analyse::STILL_ZOOM_OUT;
-use crate::recognize::DEFAULT_MIN_CONFIDENCE;
 use metrics::{
     char_accuracy, expected_calibration_error, plate_key, reliability, ScoredBox, CALIBRATION_BINS,
 };
+use safecity_edge::analyse::STILL_ZOOM_OUT;
+use safecity_edge::recognize::DEFAULT_MIN_CONFIDENCE;
 
 #[derive(Debug, Args)]
 #[command(

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use safecity_models::{Picture, COLOURS};
-use safecity_pipeline::sim::{FrameTruth, VehicleClass};
+use safecity_sim::{FrameTruth, VehicleClass};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 

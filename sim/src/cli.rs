@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use clap::{Args, ValueEnum};
-use safecity_pipeline::sim::{
-    self, Lighting, Scenario, SimEvent, SimServer, SimServerConfig, StillsConfig, StreamSource,
+use crate::{
+    Lighting, Scenario, SimEvent, SimServer, SimServerConfig, StillsConfig, StreamSource,
     StreamSpec,
 };
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
 
 /// Light for every simulated camera.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -91,7 +91,7 @@ pub struct SimulateArgs {
     #[arg(long, value_enum)]
     pub lighting: Option<LightingArg>,
     /// Random traffic per camera.
-    #[arg(long, default_value_t = sim::DEFAULT_VEHICLES_PER_MINUTE)]
+    #[arg(long, default_value_t = crate::DEFAULT_VEHICLES_PER_MINUTE)]
     pub vehicles_per_minute: f64,
     /// POST each pillar press here as JSON; without it presses are printed.
     #[arg(long, value_name = "URL")]
@@ -149,7 +149,7 @@ fn stills(args: &SimulateArgs, count: u32, out: &Path) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let bar = progress_bar(count as u64, "rendering");
-    sim::write_stills(&config, out, &|done| bar.set_position(done as u64))
+    crate::write_stills(&config, out, &|done| bar.set_position(done as u64))
         .with_context(|| format!("rendering {count} images into {}", out.display()))?;
     bar.finish_and_clear();
     eprintln!(
@@ -164,7 +164,7 @@ fn stills(args: &SimulateArgs, count: u32, out: &Path) -> anyhow::Result<()> {
             let img = image::open(&path).with_context(|| format!("reading {}", path.display()))?;
             images.push(img.to_rgb8());
         }
-        sim::contact_sheet(&images, 4, 480)
+        crate::contact_sheet(&images, 4, 480)
             .save(sheet)
             .with_context(|| format!("writing contact sheet {}", sheet.display()))?;
         eprintln!("contact sheet: {}", sheet.display());
@@ -287,7 +287,7 @@ fn serve(args: &SimulateArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
         cache_dir: args
             .cache_dir
             .clone()
-            .unwrap_or_else(sim::default_cache_dir),
+            .unwrap_or_else(crate::default_cache_dir),
         streams,
     };
     config.validate()?;
@@ -311,7 +311,7 @@ fn serve(args: &SimulateArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
         config.cache_dir.display()
     );
     let started = Instant::now();
-    let prepared = sim::prepare_streams(&config, &|id, cached| {
+    let prepared = crate::prepare_streams(&config, &|id, cached| {
         eprintln!("  {id}: {}", if cached { "cached" } else { "rendered" });
     })?;
     eprintln!("streams ready in {:.1} s", started.elapsed().as_secs_f64());
@@ -327,7 +327,7 @@ fn serve(args: &SimulateArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
                 match &alarm_url {
                     Some(url) => {
                         let (url, alarm) = (url.clone(), alarm.clone());
-                        std::thread::spawn(move || match sim::post_alarm(&url, &alarm) {
+                        std::thread::spawn(move || match crate::post_alarm(&url, &alarm) {
                             Ok(()) => {
                                 tracing::info!(pillar = %alarm.pillar_id, ts = %alarm.ts, "alarm sent")
                             }
