@@ -22,7 +22,7 @@ if ! gst-inspect-1.0 nvh264dec >/dev/null 2>&1; then
   echo "bench-gpu: GStreamer has no nvh264dec; install gstreamer1.0-plugins-bad (docs/gpu.md)" >&2
   exit 2
 fi
-cargo build --release --locked -p safecity-edge --features cuda,nvdec
+cargo build --release --locked -p safecity-edge-cli --features cuda,nvdec
 cargo build --release --locked -p safecity-benches --bin edge-bench --features cuda,nvdec
 cargo build --release --locked -p safecity-server
 python3 scripts/bench.py --gpu --fps "${SAFECITY_GPU_FPS:-5}" \
