@@ -1,6 +1,6 @@
 //! The event: what an edge sends and the server stores and returns.
 //!
-//! One JSON object per event, as in `DESIGN.md`. `id` is made on the edge
+//! One JSON object per event, as in `docs/contract.md`. `id` is made on the edge
 //! ([`EventId`], a ULID: 48 bits of milliseconds then 80 random bits, in
 //! Crockford base 32) and is the idempotency key. `ts` is the frame's
 //! capture time in UTC. Unknown fields are refused, so a typo in a sender

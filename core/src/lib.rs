@@ -15,21 +15,28 @@
 //! - [`PlatePattern`] is a query with `?` and `*` wildcards.
 //! - [`Event`] is the event schema the edge sends and the server stores;
 //!   [`EventId`] its ULID idempotency key.
+//! - [`Backoff`]: the retry schedule every reconnect and redelivery uses.
+//! - [`sync`]: the one policy for poisoned locks ([`sync::Locked`]).
+//! - [`clock`]: now, and milliseconds since 1970 as UTC times.
 //! - [`iou`] compares `x1, y1, x2, y2` boxes, for detectors and trackers.
 //! - [`Picture`] is a decoded frame, packed RGB or the decoder's planar
 //!   YUV 4:2:0, converted only where it is read.
 //! - `tls` (feature `tls`): the TLS settings the edge and the server share,
 //!   read from PEM files.
 
+mod backoff;
+pub mod clock;
 mod distance;
 mod event;
 mod geometry;
 mod pattern;
 mod picture;
 mod plate;
+pub mod sync;
 #[cfg(feature = "tls")]
 pub mod tls;
 
+pub use backoff::Backoff;
 pub use distance::{plate_distance, LOOKALIKE_COST, LOOKALIKE_GROUPS};
 pub use event::{
     AlarmInfo, Candidate, Event, EventError, EventId, EventKind, PlateInfo, StatusInfo,

@@ -520,10 +520,7 @@ clip_after_s = 3
 }
 
 fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
+    safecity_core::clock::now_ms() as u64
 }
 
 #[test]

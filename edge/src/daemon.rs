@@ -34,6 +34,7 @@ use crate::forward::{ForwarderConfig, ForwarderStats};
 use crate::infer::{start_workers, BatchConfig, InferStats, StreamFrame};
 use crate::passes::{PassBuilder, PassConfig};
 use crate::spool::{Priority, Spool, SpoolConfig};
+use safecity_core::sync::Locked;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -93,16 +94,12 @@ impl Shared {
     /// Puts an event in the spool; it is produced once this returns Ok.
     fn produce(&self, event: &Event, priority: Priority) -> anyhow::Result<()> {
         let json = serde_json::to_vec(event)?;
-        self.spool
-            .lock()
-            .expect("spool lock")
-            .append(priority, &json)
-            .map_err(|e| {
-                self.spool_errors.fetch_add(1, Ordering::Relaxed);
-                *self.spool_failing.lock().expect("spool_failing lock") = Some(e.to_string());
-                anyhow::anyhow!("{e}")
-            })?;
-        *self.spool_failing.lock().expect("spool_failing lock") = None;
+        self.spool.locked().append(priority, &json).map_err(|e| {
+            self.spool_errors.fetch_add(1, Ordering::Relaxed);
+            *self.spool_failing.locked() = Some(e.to_string());
+            anyhow::anyhow!("{e}")
+        })?;
+        *self.spool_failing.locked() = None;
         let k = event.kind as usize;
         self.events[k.min(3)].fetch_add(1, Ordering::Relaxed);
         let _ = self.wake.try_send(());
@@ -117,7 +114,7 @@ impl Shared {
         let Some(&(before, after)) = self.clip_spans.get(&stream) else {
             return;
         };
-        let Some(me) = self.me.lock().expect("self lock").upgrade() else {
+        let Some(me) = self.me.locked().upgrade() else {
             return;
         };
         let spawned = std::thread::Builder::new()
@@ -136,8 +133,7 @@ impl Shared {
                 }
                 let clip = me
                     .sources
-                    .lock()
-                    .expect("sources lock")
+                    .locked()
                     .get(stream)
                     .and_then(|s| s.clip(from, to));
                 let Some(clip) = clip else {
@@ -193,8 +189,7 @@ impl EdgeHandle for Shared {
         };
         let snapshot = self
             .latest
-            .lock()
-            .expect("latest lock")
+            .locked()
             .get(&index)
             .cloned()
             .and_then(|f| frame_jpeg(&f));
@@ -218,12 +213,12 @@ impl EdgeHandle for Shared {
 
     fn health(&self) -> Health {
         let mut health = Health::default();
-        if let Some(why) = &*self.spool_failing.lock().expect("spool_failing lock") {
+        if let Some(why) = &*self.spool_failing.locked() {
             health
                 .down
                 .push(format!("events cannot be stored in the spool: {why}"));
         }
-        let spool = self.spool.lock().expect("spool lock").stats();
+        let spool = self.spool.locked().stats();
         if self.forward.offline.load(Ordering::Relaxed) == 1 {
             health.degraded.push(format!(
                 "the server cannot be reached; {} events wait in the spool",
@@ -245,7 +240,7 @@ impl EdgeHandle for Shared {
     }
 
     fn status(&self) -> serde_json::Value {
-        let sources = self.sources.lock().expect("sources lock");
+        let sources = self.sources.locked();
         let streams: Vec<serde_json::Value> = self
             .streams
             .iter()
@@ -258,7 +253,7 @@ impl EdgeHandle for Shared {
                     "id": s.id,
                     "kind": if s.pillar { "pillar" } else { "camera" },
                     "online": s.stats.online.load(Ordering::Relaxed),
-                    "status": *s.stats.status.lock().expect("status lock"),
+                    "status": *s.stats.status.locked(),
                     "frames_analysed": s.stats.frames.load(Ordering::Relaxed),
                     "events": s.stats.events.load(Ordering::Relaxed),
                     "passes_folded": s.stats.folded.load(Ordering::Relaxed),
@@ -266,7 +261,7 @@ impl EdgeHandle for Shared {
                 })
             })
             .collect();
-        let spool = self.spool.lock().expect("spool lock").stats();
+        let spool = self.spool.locked().stats();
         serde_json::json!({
             "edge_id": self.edge_id,
             "streams": streams,
@@ -297,7 +292,7 @@ impl EdgeHandle for Shared {
             };
         };
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64;
-        let sources = self.sources.lock().expect("sources lock");
+        let sources = self.sources.locked();
         for (i, s) in self.streams.iter().enumerate() {
             let l = format!("stream=\"{}\"", s.id);
             let online = s.stats.online.load(Ordering::Relaxed);
@@ -340,7 +335,7 @@ impl EdgeHandle for Shared {
             let since = crate::events::now_ms().saturating_sub(last);
             put("seconds_since_delivery", "", since as f64 / 1e3);
         }
-        let sp = self.spool.lock().expect("spool lock").stats();
+        let sp = self.spool.locked().stats();
         put("spool_pending_events", "", sp.pending_records() as f64);
         put("spool_pending_alarms", "", sp.alarm_records as f64);
         put("spool_pending_bytes", "", sp.pending_bytes() as f64);
@@ -439,7 +434,7 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
         spool_errors: AtomicU64::new(0),
         spool_failing: Mutex::new(None),
     });
-    *shared.me.lock().expect("self lock") = Arc::downgrade(&shared);
+    *shared.me.locked() = Arc::downgrade(&shared);
 
     let forwarder = {
         let tls = match &config.server.ca {
@@ -514,7 +509,7 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
         }
         let source =
             Source::start(source_config, tx).with_context(|| format!("stream {}", stream.id))?;
-        shared.sources.lock().expect("sources lock").push(source);
+        shared.sources.locked().push(source);
         let (frame_tx, status_tx, shared) = (frame_tx.clone(), status_tx.clone(), shared.clone());
         relays.push(
             std::thread::Builder::new()
@@ -536,7 +531,7 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     tracing::info!("shutting down");
-    for s in shared.sources.lock().expect("sources lock").drain(..) {
+    for s in shared.sources.locked().drain(..) {
         s.stop();
     }
     stop.store(true, Ordering::SeqCst);
@@ -549,7 +544,7 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
     let _ = events.join();
     let _ = forwarder.join();
     let _ = api.join();
-    let pending = spool.lock().expect("spool lock").stats().pending_records();
+    let pending = spool.locked().stats().pending_records();
     tracing::info!("stopped; {pending} events wait in the spool for the next start");
     Ok(())
 }
@@ -571,11 +566,7 @@ fn relay(
                 let f = stream_frame(index, f);
                 if pillar {
                     let view = Arc::new(f.clone());
-                    shared
-                        .latest
-                        .lock()
-                        .expect("latest lock")
-                        .insert(index, view);
+                    shared.latest.locked().insert(index, view);
                 }
                 if frames.send(f).is_err() {
                     return;
@@ -636,7 +627,7 @@ fn event_loop(
                 SourceStatus::Offline { reason, .. } => (false, reason.clone()),
             };
             info.stats.online.store(online, Ordering::Relaxed);
-            *info.stats.status.lock().expect("status lock") = message.clone();
+            *info.stats.status.locked() = message.clone();
             if !online {
                 // The stream is gone: its vehicles' passes end now.
                 emit(stream, builders[stream].finish());

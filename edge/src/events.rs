@@ -18,15 +18,12 @@ pub fn new_id(unix_ms: u64) -> String {
 
 /// Milliseconds since 1970 as a UTC time.
 pub fn utc(unix_ms: u64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(unix_ms as i128 * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    safecity_core::clock::utc(i64::try_from(unix_ms).unwrap_or(i64::MAX))
 }
 
 /// Now, in milliseconds since 1970.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    u64::try_from(safecity_core::clock::now_ms()).unwrap_or(0)
 }
 
 fn xywh(b: [f32; 4]) -> [i32; 4] {

@@ -48,8 +48,10 @@ use std::time::Duration;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use safecity_core::Backoff;
 
 use crate::spool::{Record, Spool};
+use safecity_core::sync::Locked;
 
 /// Where and how to deliver.
 #[derive(Debug, Clone)]
@@ -162,14 +164,14 @@ pub fn run(
         tracing::error!("cannot start the clip delivery thread: {e}; clips wait in the spool");
     }
     let url = format!("{}/api/v1/events", config.server.trim_end_matches('/'));
-    let mut backoff = BACKOFF_START;
+    let mut backoff = delivery_backoff();
     // Lowered while halving a refused batch or one cut off on the way.
     let mut limit = config.batch.max(1);
     // Sized to the link's last measured rate.
     let mut byte_limit = config.max_bytes;
     while !shutdown.load(Ordering::SeqCst) {
         let records = {
-            let spool = spool.lock().expect("spool lock");
+            let spool = spool.locked();
             spool.peek(limit, byte_limit)
         };
         if records.is_empty() {
@@ -189,7 +191,7 @@ pub fn run(
                 let bytes = records.iter().map(|r| r.payload.len()).sum();
                 byte_limit = batch_bytes_for(&config, bytes, started.elapsed());
                 let ids: Vec<u64> = records.iter().map(|r| r.id).collect();
-                if let Err(e) = spool.lock().expect("spool lock").ack(&ids) {
+                if let Err(e) = spool.locked().ack(&ids) {
                     tracing::error!("spool: cannot record delivery: {e}");
                 }
                 stats
@@ -205,7 +207,7 @@ pub fn run(
                 if stats.offline.swap(0, Ordering::Relaxed) == 1 {
                     tracing::info!("server {} reachable again", config.server);
                 }
-                backoff = BACKOFF_START;
+                backoff.reset();
                 if limit < config.batch {
                     limit = (limit * 2).min(config.batch);
                 }
@@ -226,10 +228,10 @@ pub fn run(
                 );
                 if let Err(e) = keep_rejected(&config.rejected, r, status, &body) {
                     tracing::error!("cannot write {}: {e}", config.rejected.display());
-                    sleep_unless(&shutdown, backoff);
+                    sleep_unless(&shutdown, backoff.current());
                     continue;
                 }
-                if let Err(e) = spool.lock().expect("spool lock").ack(&[r.id]) {
+                if let Err(e) = spool.locked().ack(&[r.id]) {
                     tracing::error!("spool: cannot drop a refused event: {e}");
                 }
                 stats.rejected.fetch_add(1, Ordering::Relaxed);
@@ -246,8 +248,7 @@ pub fn run(
                         config.server
                     );
                 }
-                sleep_unless(&shutdown, jitter(backoff));
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                sleep_unless(&shutdown, backoff.next_delay());
             }
         }
     }
@@ -340,7 +341,7 @@ fn outcome_of(code: u16, body: &str) -> Outcome {
 /// with its own backoff, so that neither a server without clip support nor
 /// a clip crawling over a slow link holds up events.
 struct ClipQueue {
-    backoff: Duration,
+    backoff: Backoff,
     next_try: std::time::Instant,
 }
 
@@ -350,7 +351,7 @@ impl ClipQueue {
             tracing::error!("cannot create {}: {e}", config.clips.display());
         }
         ClipQueue {
-            backoff: BACKOFF_START,
+            backoff: delivery_backoff(),
             next_try: std::time::Instant::now(),
         }
     }
@@ -428,12 +429,11 @@ impl ClipQueue {
             };
             if let Some(why) = failure {
                 tracing::warn!("clip of alarm {id} not delivered yet: {why}");
-                self.next_try = std::time::Instant::now() + jitter(self.backoff);
-                self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                self.next_try = std::time::Instant::now() + self.backoff.next_delay();
                 return;
             }
         }
-        self.backoff = BACKOFF_START;
+        self.backoff.reset();
     }
 }
 
@@ -464,12 +464,9 @@ fn keep_rejected(path: &PathBuf, r: &Record, status: u16, reason: &str) -> std::
     f.sync_all()
 }
 
-fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.subsec_nanos());
-    // 75% to 125% of the step.
-    d.mul_f64(0.75 + 0.5 * (nanos % 1000) as f64 / 1000.0)
+/// Retries of events and clips: 0.5 s doubling to 10 s, with jitter.
+fn delivery_backoff() -> Backoff {
+    Backoff::new(BACKOFF_START, BACKOFF_MAX).jittered()
 }
 
 fn sleep_unless(shutdown: &AtomicBool, d: Duration) {
@@ -548,7 +545,7 @@ mod tests {
                     .read_to_end(&mut json)
                     .unwrap();
                 let (code, text) = reply(n, &json);
-                log.lock().unwrap().push(json);
+                log.locked().push(json);
                 if code == 0 {
                     continue;
                 }
@@ -598,7 +595,7 @@ mod tests {
         };
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while std::time::Instant::now() < deadline {
-            let pending = spool.lock().unwrap().stats().pending_records();
+            let pending = spool.locked().stats().pending_records();
             if done(pending, &stats) {
                 break;
             }
@@ -606,7 +603,7 @@ mod tests {
         }
         stop.store(true, Ordering::SeqCst);
         thread.join().unwrap();
-        let pending = spool.lock().unwrap().stats().pending_records();
+        let pending = spool.locked().stats().pending_records();
         let lines = std::fs::read_to_string(&rejected).map_or(0, |t| t.lines().count());
         (pending, lines)
     }
@@ -631,7 +628,7 @@ mod tests {
         });
         let (pending, rejected) = forward(&url, &EVENTS, |pending, _| pending == 0);
         assert_eq!((pending, rejected), (0, 0), "events lost or set aside");
-        let seen = seen.lock().unwrap();
+        let seen = seen.locked();
         assert!(
             seen.len() >= 5,
             "retried after each answer: {} requests",
@@ -662,7 +659,7 @@ mod tests {
 
     /// How many events each request the server saw carried.
     fn batch_sizes(seen: &Mutex<Vec<Vec<u8>>>) -> Vec<usize> {
-        let bodies = seen.lock().unwrap();
+        let bodies = seen.locked();
         let count = |b: &Vec<u8>| {
             serde_json::from_slice::<Vec<serde_json::Value>>(b)
                 .unwrap()

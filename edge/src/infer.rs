@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use safecity_models::{Layout, Picture};
 
 use crate::analyse::{Analyser, FrameAnalysis};
+use safecity_core::sync::Locked;
 
 /// A decoded frame from one of the streams.
 #[derive(Debug, Clone)]
@@ -159,7 +160,7 @@ pub fn start_workers(
 /// shutdown is noticed), then waits at most `max_wait` for more. `None`
 /// when every sender is gone.
 fn take_batch(frames: &Mutex<Receiver<StreamFrame>>, cfg: BatchConfig) -> Option<Vec<StreamFrame>> {
-    let rx = frames.lock().expect("frame queue lock");
+    let rx = frames.locked();
     let first = match rx.recv_timeout(Duration::from_millis(200)) {
         Ok(f) => f,
         Err(RecvTimeoutError::Timeout) => return Some(Vec::new()),

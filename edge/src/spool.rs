@@ -21,7 +21,10 @@
 //! The spool directory holds, per class, segment files
 //! `alarm-<first id>.seg` and `normal-<first id>.seg` (first id in 20
 //! digits), each with an optional ack file (`.ack`), plus `spool.seq`.
-//! Other files in the directory are left alone.
+//! Other files in the directory are left alone. An open spool holds an
+//! exclusive lock on `spool.lock` (`flock`, released when the process ends,
+//! however it ends), so a second edge pointed at the same directory is
+//! refused ([`SpoolError::Locked`]) instead of interleaving segments.
 //!
 //! - A segment is a run of record frames: a 24-byte header (magic `SCR1`,
 //!   CRC-32 of the rest of the header and the payload, payload length `u32`,
@@ -119,6 +122,7 @@ const MIN_SEGMENT_BYTES: u64 = 64;
 const SEQ_FILE: &str = "spool.seq";
 const SEQ_TMP: &str = "spool.seq.tmp";
 const PROBE_FILE: &str = ".spool-probe";
+const LOCK_FILE: &str = "spool.lock";
 
 /// Space the spool holds back for alarms on a full disk (see the module
 /// docs): room for hundreds of alarm events, whose snapshots take a few kB.
@@ -260,6 +264,14 @@ pub enum SpoolError {
     /// The configuration cannot work.
     #[error("spool {}: invalid configuration: {why}", path.display())]
     Config { path: PathBuf, why: String },
+    /// Another spool (another edge process, or this one) has the directory.
+    #[error(
+        "spool directory {} is in use: {} is locked by another safecity-edge; \
+         give each edge its own [spool] dir, or stop the other one",
+        path.display(),
+        path.join(LOCK_FILE).display()
+    )]
+    Locked { path: PathBuf },
 }
 
 impl SpoolError {
@@ -342,6 +354,8 @@ pub struct Spool {
     unreadable: RefCell<BTreeSet<u64>>,
     /// The reserve file is not (known to be) there.
     reserve_missing: bool,
+    /// `spool.lock`, locked for as long as the spool is open.
+    _lock: File,
 }
 
 fn segment_path(dir: &Path, class: Priority, first: u64) -> PathBuf {
@@ -432,6 +446,20 @@ impl Spool {
         fs::write(&probe, b"")
             .and_then(|()| fs::remove_file(&probe))
             .map_err(dir_err(&dir, "write to it"))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path, "open"))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(SpoolError::Locked { path: dir });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_err(&lock_path, "lock")(e)),
+        }
 
         let mut spool = Spool {
             dir,
@@ -446,6 +474,7 @@ impl Spool {
             lost: 0,
             unreadable: RefCell::default(),
             reserve_missing: true,
+            _lock: lock,
         };
         let dir = spool.dir.clone();
         let mut segment_files = BTreeSet::new();

@@ -13,6 +13,7 @@ use crate::{
 };
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
+use safecity_core::sync::Locked;
 
 /// Light for every simulated camera.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -340,7 +341,7 @@ fn serve(args: &SimulateArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
                 }
             }
             let line = serde_json::to_string(event).expect("events serialise");
-            let mut out = truth.lock().expect("truth log lock");
+            let mut out = truth.locked();
             if let Err(e) = writeln!(out, "{line}") {
                 tracing::error!(error = %e, "cannot write the ground-truth log");
             }

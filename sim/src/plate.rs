@@ -1121,7 +1121,7 @@ impl Painter {
                 let x = x as u32;
                 // The light varies over tens of millimetres; every 4th
                 // pixel is enough.
-                if x % 4 == 0 {
+                if x.is_multiple_of(4) {
                     light = 1.0 + (shade.at(x) - 0.5) * 0.08;
                 }
                 if px[3] == 0 {

@@ -367,8 +367,9 @@ impl Road {
         let d = ax - self.half_w;
         if d < KERB_W {
             let k = 0.9 + 0.2 * value_noise(y * 2.0, 0.0, seed + 7);
-            let stripe =
-                ((y / 1.0).floor() as i32).rem_euclid(2) == 0 && side == 1 && self.seed % 5 == 0;
+            let stripe = ((y / 1.0).floor() as i32).rem_euclid(2) == 0
+                && side == 1
+                && self.seed.is_multiple_of(5);
             let base = if stripe {
                 [0.05, 0.05, 0.05]
             } else {

@@ -28,6 +28,7 @@ use super::pillar::PillarScene;
 use super::scene::{Scene, SceneConfig, ScriptedPass};
 use super::truth::{Direction, FrameTruth, Lighting, VehicleClass, VehicleColour};
 use super::video::{encode_clip, gst_init, read_access_units, AccessUnit, ClipSpec, SharedBytes};
+use safecity_core::sync::Locked;
 
 /// Bump when rendering changes, so cached clips are made again.
 const RENDER_VERSION: u32 = 3;
@@ -93,7 +94,7 @@ impl SimServerConfig {
                 self.width, self.height
             ));
         }
-        if self.width % 2 != 0 || self.height % 2 != 0 {
+        if !self.width.is_multiple_of(2) || !self.height.is_multiple_of(2) {
             return bad(format!(
                 "frame size {}x{} must be even for H.264",
                 self.width, self.height
@@ -239,7 +240,7 @@ pub fn prepare_streams(
                 scope.spawn(|| {
                     let mut out = Vec::new();
                     loop {
-                        let next = queue.lock().unwrap().next();
+                        let next = queue.locked().next();
                         let Some((index, stream)) = next else { break };
                         out.push((index, prepare_one(config, &spec, index, stream, progress)));
                     }
@@ -412,9 +413,8 @@ pub struct AlarmRecord {
 pub fn rfc3339_ms(t: SystemTime) -> String {
     let ms = t
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i128);
-    let dt = time::OffsetDateTime::from_unix_timestamp_nanos(ms * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        .map_or(0, |d| d.as_millis() as i64);
+    let dt = safecity_core::clock::utc(ms);
     let f = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );

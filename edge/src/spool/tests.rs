@@ -127,6 +127,28 @@ fn spool_alarms_come_before_normals() {
 }
 
 #[test]
+fn a_second_spool_on_the_same_directory_is_refused_until_the_first_closes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut first = open(tmp.path(), BIG, 300);
+    first.append(Priority::Normal, &event(1)).unwrap();
+    let config = SpoolConfig {
+        dir: tmp.path().to_path_buf(),
+        max_bytes: BIG,
+        segment_bytes: 300,
+    };
+    let err = Spool::open(config.clone()).unwrap_err();
+    assert!(matches!(err, SpoolError::Locked { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&tmp.path().display().to_string()) && message.contains("[spool] dir"),
+        "{message}"
+    );
+    drop(first);
+    let second = Spool::open(config).unwrap();
+    assert_eq!(ids(&all(&second)), [1]);
+}
+
+#[test]
 fn spool_reopen_keeps_unacked_and_forgets_acked() {
     let tmp = tempfile::tempdir().unwrap();
     let mut spool = open(tmp.path(), BIG, 300);

@@ -47,6 +47,7 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
+use safecity_core::sync::Locked;
 use serde::Serialize;
 
 /// The most encoded video one source buffers for clips, in bytes
@@ -198,7 +199,7 @@ impl ClipRing {
     /// A new connection (or file run) begins: what comes next is a new
     /// segment.
     pub(crate) fn restart(&self) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.locked();
         state.restart = true;
         state.last_ts = None;
     }
@@ -212,7 +213,7 @@ impl ClipRing {
         buffer: gst::Buffer,
         capture_ms: u64,
     ) {
-        let mut guard = self.state.lock().unwrap();
+        let mut guard = self.state.locked();
         let state = &mut *guard;
         let same_caps = state
             .caps
@@ -298,7 +299,7 @@ impl ClipRing {
 
     /// What the ring holds now.
     pub(crate) fn stats(&self) -> ClipBufferStats {
-        let state = self.state.lock().unwrap();
+        let state = self.state.locked();
         let units = || state.gops.iter().flat_map(|g| &g.units);
         ClipBufferStats {
             length_ms: self.length_ms,
@@ -324,7 +325,7 @@ impl ClipRing {
         if to_ms < from_ms {
             return Err(format!("the span {from_ms}..{to_ms} ends before it starts"));
         }
-        let state = self.state.lock().unwrap();
+        let state = self.state.locked();
         if state.gops.is_empty() {
             return Err(match &state.codec {
                 Some(Err(reason)) => reason.clone(),

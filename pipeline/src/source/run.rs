@@ -22,13 +22,14 @@ use gstreamer as gst;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
 
-use super::backoff::{Backoff, STABLE_AFTER};
+use super::backoff::{reconnect, STABLE_AFTER};
 use super::clip::{ClipRing, VideoCodec};
 use super::location::{launch_line, Location};
 use super::sampler::Sampler;
 use super::{
     CaptureClock, Frame, SourceConfig, SourceEvent, SourceStats, SourceStatus, HARDWARE_DECODERS,
 };
+use safecity_core::sync::Locked;
 
 /// NTP counts from 1900, unix time from 1970.
 const NTP_UNIX_OFFSET_NS: i128 = 2_208_988_800 * 1_000_000_000;
@@ -83,7 +84,7 @@ impl Shared {
     }
 
     pub(crate) fn stats(&self) -> SourceStats {
-        let info = self.info.lock().unwrap();
+        let info = self.info.locked();
         SourceStats {
             id: self.id.to_string(),
             online: info.online,
@@ -149,7 +150,7 @@ impl Ring {
     /// Queues a frame; when the ring is full the oldest waiting frame makes
     /// room. Returns whether one was dropped.
     fn push_dropping_oldest(&self, frame: Pending) -> bool {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.locked();
         let mut dropped = false;
         if state.frames >= self.capacity {
             if let Some(at) = state.items.iter().position(|i| matches!(i, Item::Frame(_))) {
@@ -168,7 +169,7 @@ impl Ring {
     /// Queues a frame, waiting while the ring is full. Gives up (false) when
     /// `cancelled` says so or the ring is closed.
     fn push_waiting(&self, frame: Pending, cancelled: impl Fn() -> bool) -> bool {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.locked();
         while state.frames >= self.capacity {
             if state.closed || cancelled() {
                 return false;
@@ -183,7 +184,7 @@ impl Ring {
     }
 
     fn push_offline(&self, reason: String, retrying: bool) {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.locked();
         state.items.push_back(Item::Offline { reason, retrying });
         drop(state);
         self.changed.notify_all();
@@ -196,14 +197,14 @@ impl Ring {
 
     /// No more items will come; the forwarder ends once the ring is empty.
     pub(crate) fn close(&self) {
-        self.state.lock().unwrap().closed = true;
+        self.state.locked().closed = true;
         self.changed.notify_all();
     }
 
     /// The next item, waiting for one; `None` once closed and empty, or
     /// stopped.
     fn pop(&self, stop: &AtomicBool) -> Option<Item> {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.locked();
         loop {
             if stop.load(Ordering::Relaxed) {
                 return None;
@@ -241,7 +242,7 @@ pub(crate) fn forward(shared: &Shared, tx: &SyncSender<SourceEvent>) {
                 if online != Some(true) {
                     online = Some(true);
                     let decoder = {
-                        let mut info = shared.info.lock().unwrap();
+                        let mut info = shared.info.locked();
                         info.online = true;
                         info.decoder.clone().unwrap_or_else(|| "none".into())
                     };
@@ -250,14 +251,14 @@ pub(crate) fn forward(shared: &Shared, tx: &SyncSender<SourceEvent>) {
                         break;
                     }
                 }
-                shared.info.lock().unwrap().clock = Some(frame.clock);
+                shared.info.locked().clock = Some(frame.clock);
                 if !send(shared, tx, SourceEvent::Frame(frame)) {
                     break;
                 }
                 shared.frames_out.fetch_add(1, Ordering::Relaxed);
             }
             Item::Offline { reason, retrying } => {
-                shared.info.lock().unwrap().online = false;
+                shared.info.locked().online = false;
                 if online == Some(false) && retrying {
                     continue;
                 }
@@ -332,7 +333,7 @@ enum End {
 
 /// The runner thread: connect, watch, reconnect with backoff.
 pub(crate) fn run(shared: &Arc<Shared>, config: &SourceConfig, location: &Location) {
-    let mut backoff = Backoff::default();
+    let mut backoff = reconnect();
     loop {
         if shared.stopped() {
             break;
@@ -340,15 +341,15 @@ pub(crate) fn run(shared: &Arc<Shared>, config: &SourceConfig, location: &Locati
         match run_once(shared, config, location) {
             End::Stopped => break,
             End::Finished(reason) => {
-                shared.info.lock().unwrap().finished = true;
+                shared.info.locked().finished = true;
                 shared.ring.push_offline(reason, false);
                 break;
             }
             End::Failed { reason, stable } => {
                 tracing::debug!(source = %shared.id, %reason, "source failed");
-                shared.info.lock().unwrap().last_error = Some(reason.clone());
+                shared.info.locked().last_error = Some(reason.clone());
                 if !location.is_live() {
-                    shared.info.lock().unwrap().finished = true;
+                    shared.info.locked().finished = true;
                     shared.ring.push_offline(reason, false);
                     break;
                 }
@@ -618,7 +619,7 @@ fn build(
                     _ => None,
                 };
                 if let Some(offset) = newest {
-                    *run.ntp_offset_ns.lock().unwrap() = Some(offset);
+                    *run.ntp_offset_ns.locked() = Some(offset);
                 }
                 gst::PadProbeReturn::Ok
             },
@@ -671,7 +672,7 @@ fn build(
                 let name = factory.name().to_string();
                 let hardware =
                     klass.contains("Hardware") || HARDWARE_DECODERS.contains(&name.as_str());
-                let mut info = run.shared.info.lock().unwrap();
+                let mut info = run.shared.info.locked();
                 info.decoder = Some(name);
                 info.hardware_decoder = hardware;
             }
@@ -699,7 +700,7 @@ fn build(
                     .and_then(|e| e.current_running_time())
                     .map(|t| t.nseconds()),
             };
-            let keep = t.is_none_or(|t| run.sampler.lock().unwrap().keep(t));
+            let keep = t.is_none_or(|t| run.sampler.locked().keep(t));
             if keep {
                 gst::PadProbeReturn::Ok
             } else {
@@ -797,7 +798,7 @@ fn stamp(
         Kind::Rtsp => {
             let pts_ns = running.map_or(0, |r| r.nseconds());
             let from_meta = ntp_unix_ns(buffer).or_else(|| {
-                let offset = (*run.ntp_offset_ns.lock().unwrap())?;
+                let offset = (*run.ntp_offset_ns.locked())?;
                 Some(pts?.nseconds() as i128 + offset)
             });
             let arrival = arrival_ns(element, running);
@@ -966,7 +967,7 @@ mod tests {
     #[test]
     fn forwarding_announces_online_once_and_offline_once() {
         let shared = Shared::new(&SourceConfig::new("cam", "rtsp://h/x"));
-        shared.info.lock().unwrap().decoder = Some("avdec_h264".into());
+        shared.info.locked().decoder = Some("avdec_h264".into());
         shared.ring.push_offline("refused".into(), true);
         shared.ring.push_offline("refused".into(), true);
         shared.ring.push_dropping_oldest(pending(0));
