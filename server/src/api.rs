@@ -37,15 +37,18 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::alerts::Alert;
 use crate::auth::{token_hash, Role};
 use crate::blobs::BlobStore;
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
-use crate::store::{
-    AuditEntry, Camera, Cursor, Near, NewEvent, PlateQuery, SearchQuery, Store, TokenOwner,
+use crate::model::Alert;
+use crate::model::{
+    AuditEntry, Camera, Cursor, Near, NewEvent, PlateQuery, SearchQuery, TokenOwner,
 };
+use crate::store::Store;
 use crate::webhooks::Webhooks;
+pub(crate) use safecity_core::clock::now_ms;
+use safecity_core::sync::{Locked, ReadWriteLocked};
 
 /// Largest camera registry entry accepted.
 const MAX_CAMERA_BODY: usize = 64 * 1024;
@@ -62,7 +65,7 @@ const MAX_DISTANCE: f32 = 2.0;
 const PUBLISH_WAIT: Duration = Duration::from_secs(5);
 
 /// Publishes the alerts of ingest calls in the store's commit order
-/// ([`IngestOutcome::seq`](crate::store::IngestOutcome::seq)), so that live
+/// ([`IngestOutcome::seq`](crate::model::IngestOutcome::seq)), so that live
 /// streams and webhooks see alert ids in order while batches are stored
 /// concurrently. A call without alerts only marks its turn as taken; one
 /// with alerts waits for every earlier call first.
@@ -96,7 +99,7 @@ impl PublishOrder {
     /// `seq` is through, or after [`PUBLISH_WAIT`], then marks `seq`
     /// through.
     fn in_turn(&self, seq: u64, alerts: bool, publish: impl FnOnce()) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = self.state.locked();
         if alerts {
             let deadline = Instant::now() + self.wait;
             while st.through + 1 < seq {
@@ -189,7 +192,7 @@ impl AppState {
     /// Opens the configured store (embedded in `config.data_dir`, or
     /// PostgreSQL) and the blobs in `config.data_dir`, and stores
     /// the hash of `config.admin_token` if there is one.
-    pub fn open(config: &ServerConfig) -> crate::Result<AppState> {
+    pub fn open(config: &ServerConfig) -> crate::error::Result<AppState> {
         config.validate()?;
         let store = crate::store::open(config)?;
         let blobs = BlobStore::open(&config.data_dir.join("blobs"))?;
@@ -360,7 +363,7 @@ type ApiResult<T> = Result<T, ApiError>;
 /// Runs blocking store work off the async threads.
 async fn blocking<T: Send + 'static>(
     what: &'static str,
-    f: impl FnOnce() -> crate::Result<T> + Send + 'static,
+    f: impl FnOnce() -> crate::error::Result<T> + Send + 'static,
 ) -> ApiResult<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
@@ -433,13 +436,7 @@ impl FromRequestParts<AppState> for Caller {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| unauthorized("the Authorization header must be `Bearer TOKEN`"))?;
         let hash = token_hash(token);
-        let cached = state
-            .inner
-            .tokens
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&hash)
-            .cloned();
+        let cached = state.inner.tokens.read_locked().get(&hash).cloned();
         let owner = match cached {
             Some((o, at)) if at.elapsed() < TOKEN_RECHECK => o,
             _ => {
@@ -458,11 +455,7 @@ impl FromRequestParts<AppState> for Caller {
                 let store = state.inner.store.clone();
                 let h = hash.clone();
                 let found = blocking("checking a token", move || store.token(&h)).await?;
-                let mut tokens = state
-                    .inner
-                    .tokens
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner());
+                let mut tokens = state.inner.tokens.write_locked();
                 let Some(owner) = found else {
                     tokens.remove(&hash);
                     drop(tokens);
@@ -561,18 +554,13 @@ impl Params {
     }
 }
 
-pub(crate) fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 /// How long a token looked up stays trusted before it is looked up again:
 /// a revoked token stops working within this on every server.
 pub const TOKEN_RECHECK: Duration = Duration::from_secs(30);
 
 fn rfc3339(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
+    safecity_core::clock::utc(ms)
+        .format(&Rfc3339)
         .unwrap_or_default()
 }
 
@@ -1310,7 +1298,7 @@ async fn list_cameras(State(state): State<AppState>, _caller: Caller) -> ApiResu
                 let health = store.camera_health(&camera.id)?;
                 Ok(camera_json(camera, &health))
             })
-            .collect::<crate::Result<Vec<Value>>>()
+            .collect::<crate::error::Result<Vec<Value>>>()
     })
     .await?;
     Ok(Json(json!({ "cameras": cameras })))
@@ -1338,7 +1326,7 @@ async fn get_camera(
 /// A registry entry with its `health`: the state of its latest
 /// `camera_status` event, or `online` when events came after it (or came
 /// with no status event at all), `unknown` when it never sent anything.
-fn camera_json(camera: Camera, health: &crate::store::CameraHealth) -> Value {
+fn camera_json(camera: Camera, health: &crate::model::CameraHealth) -> Value {
     let status = match (&health.status, health.last_seen_ms) {
         (Some((state, at)), Some(seen)) if state == "offline" && seen > *at => "online",
         (Some((state, _)), _) => state.as_str(),
@@ -1361,7 +1349,7 @@ struct CameraBody {
     #[serde(default)]
     id: Option<String>,
     name: String,
-    kind: crate::store::CameraKind,
+    kind: crate::model::CameraKind,
     lat: f64,
     lon: f64,
 }
@@ -1560,15 +1548,15 @@ mod tests {
                 std::thread::spawn(move || {
                     std::thread::sleep(Duration::from_millis(20 * i as u64));
                     let alerts = seq != 3 && seq != 6;
-                    order.in_turn(seq, alerts, || published.lock().unwrap().push(seq));
+                    order.in_turn(seq, alerts, || published.locked().push(seq));
                 })
             })
             .collect();
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(*published.lock().unwrap(), vec![1, 2, 4, 5, 7, 8]);
-        let st = order.state.lock().unwrap();
+        assert_eq!(*published.locked(), vec![1, 2, 4, 5, 7, 8]);
+        let st = order.state.locked();
         assert_eq!((st.through, st.ahead.len()), (8, 0));
     }
 
@@ -1581,17 +1569,17 @@ mod tests {
             ..PublishOrder::default()
         };
         let published = Mutex::new(Vec::new());
-        let publish = |seq: u64| order.in_turn(seq, true, || published.lock().unwrap().push(seq));
+        let publish = |seq: u64| order.in_turn(seq, true, || published.locked().push(seq));
         publish(1);
         // 2 never comes (yet): 3 waits, then publishes anyway, and counts
         // everything up to itself as through, so nothing waits for 2 again.
         publish(3);
-        assert_eq!(*published.lock().unwrap(), vec![1, 3]);
-        assert_eq!(order.state.lock().unwrap().through, 3);
+        assert_eq!(*published.locked(), vec![1, 3]);
+        assert_eq!(order.state.locked().through, 3);
         publish(4);
         publish(2);
         publish(5);
-        assert_eq!(*published.lock().unwrap(), vec![1, 3, 4, 2, 5]);
-        assert_eq!(order.state.lock().unwrap().through, 5);
+        assert_eq!(*published.locked(), vec![1, 3, 4, 2, 5]);
+        assert_eq!(order.state.locked().through, 5);
     }
 }

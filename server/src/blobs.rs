@@ -30,9 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-
-/// Lower-case hex SHA-256 of a blob: its name.
-pub type BlobHash = String;
+use crate::model::BlobHash;
 
 /// The blob folder of a data directory.
 #[derive(Debug)]

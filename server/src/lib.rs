@@ -1,8 +1,25 @@
 //! The safecity search server.
 //!
 //! It stores the events that edges send and answers investigators' searches,
-//! over the HTTP API in `DESIGN.md`. It builds and runs without GStreamer or
+//! over the HTTP API of `docs/contract.md`. It builds and runs without GStreamer or
 //! ONNX Runtime: it only needs `safecity-core` for plates and events.
+//!
+//! # Layers
+//!
+//! Modules depend downwards only (a test reads the sources and fails on a
+//! cycle):
+//!
+//! 1. `model` (the value types every layer passes: events, queries, hits,
+//!    cameras, watch entries and alerts, tokens and audit records, the
+//!    retention policy) and `error`;
+//! 2. `config`: every setting, checked;
+//! 3. storage: `blobs` (snapshots and clips) and `store` (the [`Store`]
+//!    trait and its two backends), with the in-memory `plate_index` and the
+//!    watch-list `alerts` matcher the backends keep;
+//! 4. what runs on the stores: `track` (trajectories), `retention` (the
+//!    purge), `health`, `metrics`, `webhooks`;
+//! 5. `api` (the HTTP layer: [`AppState`], handlers, `openapi`, `ui`), and
+//!    this file, which wires them into [`run`].
 //!
 //! - [`app`] is the HTTP router over an [`AppState`], kept apart from
 //!   [`run`], which binds a socket and serves until shut down.
@@ -88,6 +105,7 @@ mod error;
 mod health;
 mod listen;
 mod metrics;
+mod model;
 mod openapi;
 mod plate_index;
 mod retention;
@@ -97,31 +115,32 @@ mod ui;
 mod webhooks;
 
 use std::future::Future;
+use std::time::Duration;
 
-pub use alerts::{
-    Alert, AlertChange, AlertKind, AlertQuery, AlertState, Matcher, NewWatch, Priority,
-    StateChange, WatchEntry, WatchMode, WatchRef,
-};
+use safecity_core::clock::now_ms;
+
+pub use alerts::Matcher;
 pub use api::{app, fuzzing, routes, ApiError, AppState, Caller, TOKEN_RECHECK};
 pub use auth::{new_token, token_hash, Role};
-pub use blobs::{BlobHash, BlobStore};
-pub use config::{ServerConfig, StoreBackend, StoreConfig, TlsConfig};
+pub use blobs::BlobStore;
+pub use config::redact_url;
+pub use config::{
+    RetentionConfig, ServerConfig, StoreBackend, StoreConfig, TlsConfig, WebhookConfig,
+};
 pub use error::{Error, Result};
 pub use metrics::Metrics;
+pub use model::{
+    cameras_near, haversine_m, Alert, AlertChange, AlertKind, AlertQuery, AlertState, AuditEntry,
+    AuditRecord, BlobHash, Camera, CameraHealth, CameraKind, Cursor, EventBlobs, EventClass, Hit,
+    IngestOutcome, Near, NewEvent, NewWatch, PlateQuery, Priority, PurgeReport, RetentionPolicy,
+    SearchPage, SearchQuery, Sighting, StateChange, TokenOwner, TokenRecord, WatchEntry, WatchMode,
+    WatchRef,
+};
 pub use openapi::openapi_document;
 pub use plate_index::PlateIndex;
-pub use retention::{
-    purge_data_dir, run_purge, EventClass, PurgeReport, RetentionConfig, RetentionPolicy,
-    PURGE_BATCH,
-};
-pub use store::{
-    cameras_near, haversine_m, AuditEntry, AuditRecord, Camera, CameraHealth, CameraKind, Cursor,
-    EventBlobs, Hit, IngestOutcome, Near, NewEvent, PlateQuery, SearchPage, SearchQuery,
-    SqliteStore, Store, TokenOwner, TokenRecord,
-};
-pub use store::{open as open_store, redact_url, PostgresStore};
-pub use track::{hop, Hop, Sighting, CLOCK_SLACK_S, DISTANCE_SLACK_M, MAX_SPEED_KMH};
-pub use webhooks::WebhookConfig;
+pub use retention::{purge_data_dir, run_purge};
+pub use store::{open as open_store, PostgresStore, SqliteStore, Store, PURGE_BATCH};
+pub use track::{hop, Hop, CLOCK_SLACK_S, DISTANCE_SLACK_M, MAX_SPEED_KMH};
 
 /// Opens the data directory and serves [`app`] on `config.listen` until
 /// `shutdown` completes: over HTTPS when `config.tls` names a certificate,
@@ -147,7 +166,7 @@ pub async fn run(
         })
         .await??
     };
-    retention::spawn(&state, &config.retention);
+    spawn_purges(&state, &config.retention);
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| {
@@ -165,7 +184,7 @@ pub async fn run(
         shutdown.await;
         closer.close_streams();
     };
-    let header_timeout = std::time::Duration::from_secs(config.header_timeout_s);
+    let header_timeout = Duration::from_secs(config.header_timeout_s);
     listen::serve(listener, app(state), tls, header_timeout, shutdown).await
 }
 
@@ -178,7 +197,7 @@ pub fn create_token(
     name: &str,
     expires_days: Option<u32>,
 ) -> Result<String> {
-    let expires_ms = expires_days.map(|d| api::now_ms() + i64::from(d) * 24 * 3600 * 1000);
+    let expires_ms = expires_days.map(|d| now_ms() + i64::from(d) * 24 * 3600 * 1000);
     if name.trim().is_empty() || name.len() > 100 {
         return Err(Error::Config(
             "--name must be 1 to 100 characters (who holds the token)".into(),
@@ -210,7 +229,7 @@ pub fn list_tokens(config: &ServerConfig) -> Result<Vec<TokenRecord>> {
 /// [`TOKEN_RECHECK`].
 pub fn revoke_tokens(config: &ServerConfig, name: &str) -> Result<usize> {
     let store = store::open(config)?;
-    let n = store.revoke_tokens(name, api::now_ms())?;
+    let n = store.revoke_tokens(name, now_ms())?;
     let mut entry = command_line_audit("token revoke");
     entry.detail = Some(format!("{n} token(s) named {name:?} revoked"));
     store.append_audit(&entry)?;
@@ -221,7 +240,7 @@ pub fn revoke_tokens(config: &ServerConfig, name: &str) -> Result<usize> {
 /// machine.
 fn command_line_audit(command: &str) -> AuditEntry {
     AuditEntry {
-        at_ms: api::now_ms(),
+        at_ms: now_ms(),
         who: "command line".into(),
         role: Role::Admin.as_str().into(),
         route: format!("safecity-server {command}"),
@@ -230,4 +249,35 @@ fn command_line_audit(command: &str) -> AuditEntry {
         results: None,
         detail: None,
     }
+}
+
+/// Starts the background purge of a serving server: at once, then every
+/// `purge_interval_s` seconds. Does nothing when the interval is 0 or the
+/// policy keeps everything. Call inside a Tokio runtime.
+fn spawn_purges(state: &AppState, config: &RetentionConfig) {
+    let policy = config.policy();
+    if config.purge_interval_s == 0 || policy.keeps_everything() {
+        return;
+    }
+    let state = state.clone();
+    let period = Duration::from_secs(config.purge_interval_s);
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let state = state.clone();
+            // Failures are logged and counted; the next tick tries again.
+            let _ = tokio::task::spawn_blocking(move || {
+                run_purge(
+                    &**state.store(),
+                    state.blobs(),
+                    state.metrics(),
+                    &policy,
+                    now_ms(),
+                )
+            })
+            .await;
+        }
+    });
 }

@@ -5,7 +5,8 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::retention::{EventClass, PurgeReport};
+use crate::model::{EventClass, PurgeReport};
+use safecity_core::sync::Locked;
 
 /// The server's counters.
 #[derive(Debug, Default)]
@@ -33,7 +34,7 @@ pub struct Metrics {
 impl Metrics {
     /// Counts one answered request.
     pub fn count_request(&self, method: &str, route: &str, status: u16) {
-        let mut map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.requests.locked();
         *map.entry((method.to_owned(), route.to_owned(), status))
             .or_default() += 1;
     }
@@ -146,7 +147,7 @@ impl Metrics {
             "# HELP safecity_http_requests_total HTTP requests answered, by route and status."
         );
         let _ = writeln!(out, "# TYPE safecity_http_requests_total counter");
-        let map = self.requests.lock().unwrap_or_else(|e| e.into_inner());
+        let map = self.requests.locked();
         for ((method, route, status), n) in map.iter() {
             let _ = writeln!(
                 out,

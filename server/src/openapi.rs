@@ -4,7 +4,7 @@
 //! It is written by hand. Each operation names the roles that may call it,
 //! in its description and as `x-roles` (absent on the open routes). Path
 //! parameters carry an `example` that the route is reachable with. A test
-//! checks the document against [`routes`](crate::routes): every route is
+//! checks the document against the router's `routes` (in `api`): every route is
 //! described, every described operation is routed, and each role listed
 //! (and only those) gets past the role check.
 
@@ -472,7 +472,7 @@ fn schemas() -> Value {
                     "properties": { "error": { "type": "string", "description": "What is wrong and what to do." } } }));
     out.insert("Event".into(), json!({
                     "type": "object", "required": ["id", "kind", "edge_id", "camera_id", "ts"],
-                    "description": "An event as the edge sends it (see DESIGN.md). Unknown fields are refused.",
+                    "description": "An event as the edge sends it (see docs/contract.md). Unknown fields are refused.",
                     "properties": {
                         "id": { "type": "string", "description": "ULID made on the edge; the idempotency key. Either letter case names the same event; it is stored and returned in upper case." },
                         "kind": { "type": "string", "enum": ["plate_read", "vehicle", "panic_alarm", "camera_status"] },

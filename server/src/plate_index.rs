@@ -7,7 +7,8 @@ use std::sync::{Mutex, OnceLock, RwLock};
 use safecity_core::{plate_distance, PlatePattern};
 
 use crate::error::Result;
-use crate::store::PlateQuery;
+use crate::model::PlateQuery;
+use safecity_core::sync::{Locked, ReadWriteLocked};
 
 /// Longest query the fuzzy automaton takes; longer ones (never canonical
 /// plates) are answered by a scan.
@@ -189,7 +190,7 @@ impl PlateIndex {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Sets> {
-        self.sets.read().unwrap_or_else(|e| e.into_inner())
+        self.sets.read_locked()
     }
 
     /// How many plates the index holds.
@@ -207,7 +208,7 @@ impl PlateIndex {
         if added.is_empty() && removed.is_empty() {
             return;
         }
-        let mut sets = self.sets.write().unwrap_or_else(|e| e.into_inner());
+        let mut sets = self.sets.write_locked();
         for p in removed {
             sets.remove(p.as_ref());
         }
@@ -228,7 +229,7 @@ impl PlateIndex {
         if added.is_empty() && removed.is_empty() {
             return commit();
         }
-        let _order = self.order.lock().unwrap_or_else(|e| e.into_inner());
+        let _order = self.order.locked();
         let out = commit()?;
         self.apply(added, removed);
         Ok(out)
@@ -835,7 +836,7 @@ mod tests {
 
         // A failed commit changes nothing.
         let failed = index.commit_with(&["111AAA01"], &["123ABC02"], || {
-            Err::<(), _>(crate::Error::Corrupt("no".into()))
+            Err::<(), _>(crate::error::Error::Corrupt("no".into()))
         });
         assert!(failed.is_err());
         assert!(index.contains("123ABC02") && !index.contains("111AAA01"));

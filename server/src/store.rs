@@ -7,203 +7,41 @@
 //! backend is [`SqliteStore`]; [`PostgresStore`] is the one for production,
 //! with time-partitioned events (see its module for the schema and the
 //! distribution key for scale-out). Snapshot and clip bytes live in the
-//! [`BlobStore`](crate::BlobStore) beside it; events name them by hash.
+//! [`BlobStore`](crate::blobs::BlobStore) beside it; events name them by hash.
 
 mod checkpoint;
 mod pg_tls;
 mod postgres;
 mod sqlite;
 
-pub use postgres::{redact_url, PostgresStore};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+use std::sync::Arc;
+
+use crate::config::{ServerConfig, StoreBackend};
+use crate::error::{Error, Result};
+use crate::model::{
+    Alert, AlertChange, AlertQuery, AlertState, AuditEntry, AuditRecord, Camera, CameraHealth,
+    EventBlobs, IngestOutcome, NewEvent, NewWatch, PlateQuery, PurgeReport, RetentionPolicy,
+    SearchPage, SearchQuery, Sighting, StateChange, TokenOwner, TokenRecord, WatchEntry,
+};
+
+/// Most events a backend deletes in one transaction.
+pub const PURGE_BATCH: usize = 1_000;
 
 /// Opens the store `config` names: SQLite in `data_dir`, or PostgreSQL at
 /// `store.url`.
-pub fn open(config: &crate::ServerConfig) -> Result<std::sync::Arc<dyn Store>> {
-    use crate::config::StoreBackend;
+pub fn open(config: &ServerConfig) -> Result<Arc<dyn Store>> {
     Ok(match (config.store.backend, &config.store.url) {
-        (StoreBackend::Postgres, Some(url)) => std::sync::Arc::new(PostgresStore::connect(url)?),
+        (StoreBackend::Postgres, Some(url)) => Arc::new(PostgresStore::connect(url)?),
         (StoreBackend::Postgres, None) => {
-            return Err(crate::Error::Config(
+            return Err(Error::Config(
                 "store.url: backend \"postgres\" needs a URL".into(),
             ))
         }
-        (StoreBackend::Sqlite, _) => std::sync::Arc::new(SqliteStore::open(&config.data_dir)?),
+        (StoreBackend::Sqlite, _) => Arc::new(SqliteStore::open(&config.data_dir)?),
     })
-}
-
-use safecity_core::{Event, PlatePattern};
-use serde::{Deserialize, Serialize};
-
-use crate::alerts::{
-    Alert, AlertChange, AlertQuery, AlertState, NewWatch, StateChange, WatchEntry,
-};
-use crate::auth::Role;
-use crate::blobs::BlobHash;
-use crate::error::Result;
-use crate::retention::{PurgeReport, RetentionPolicy};
-use crate::track::Sighting;
-
-/// An event ready to store: validated, its snapshot already in the blob
-/// store and removed from the event.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub event: Event,
-    pub snapshot: Option<BlobHash>,
-}
-
-/// What one ingest call did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct IngestOutcome {
-    /// Events stored now.
-    pub accepted: u64,
-    /// Events whose id was already stored (or came twice in the batch).
-    pub duplicates: u64,
-    /// Alerts raised by the events stored now, committed with them, by id.
-    pub alerts: Vec<Alert>,
-    /// This call's place in the store's commit order, from 1 since the
-    /// store was opened: a call with a lower number committed first (and
-    /// its alerts have lower ids). The API publishes alerts in this order.
-    pub seq: u64,
-}
-
-/// Which plates a search looks for.
-#[derive(Debug, Clone)]
-pub enum PlateQuery {
-    /// Every event, with or without a plate.
-    Any,
-    /// One canonical plate.
-    Exact(String),
-    /// Plates matching a `?`/`*` pattern.
-    Wildcard(PlatePattern),
-    /// Plates within a weighted edit distance of a canonical plate.
-    Fuzzy { plate: String, max_distance: f32 },
-}
-
-/// A circle on the map: cameras inside it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Near {
-    pub lat: f64,
-    pub lon: f64,
-    pub metres: f64,
-}
-
-/// Where a page of results continues: the last hit's time and id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cursor {
-    pub ts_ms: i64,
-    pub id: String,
-}
-
-/// A search, already checked.
-#[derive(Debug, Clone)]
-pub struct SearchQuery {
-    pub plate: PlateQuery,
-    /// Inclusive bounds, milliseconds since 1970.
-    pub from_ms: Option<i64>,
-    pub to_ms: Option<i64>,
-    /// Only these cameras, when given.
-    pub cameras: Option<Vec<String>>,
-    /// Only cameras inside this circle.
-    pub near: Option<Near>,
-    pub class: Option<String>,
-    pub colour: Option<String>,
-    pub kind: Option<String>,
-    pub limit: usize,
-    pub after: Option<Cursor>,
-}
-
-/// One search result.
-#[derive(Debug, Clone)]
-pub struct Hit {
-    /// The event as sent, without its snapshot.
-    pub event: serde_json::Value,
-    pub id: String,
-    pub ts_ms: i64,
-    pub snapshot: Option<BlobHash>,
-    pub clip: Option<BlobHash>,
-    /// Weighted edit distance to the queried plate, for fuzzy searches.
-    pub distance: Option<f32>,
-}
-
-/// One page of results, newest first.
-#[derive(Debug, Clone)]
-pub struct SearchPage {
-    pub hits: Vec<Hit>,
-    /// Where the next page starts; `None` on the last page.
-    pub next: Option<Cursor>,
-}
-
-impl SearchPage {
-    /// The first `limit` of `hits` (fetched as `limit + 1` to learn whether
-    /// more follow), with the cursor after the last one kept.
-    pub fn cut(mut hits: Vec<Hit>, limit: usize) -> SearchPage {
-        let next = if hits.len() > limit {
-            hits.truncate(limit);
-            hits.last().map(|h| Cursor {
-                ts_ms: h.ts_ms,
-                id: h.id.clone(),
-            })
-        } else {
-            None
-        };
-        SearchPage { hits, next }
-    }
-}
-
-/// A stored event's blobs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventBlobs {
-    pub snapshot: Option<BlobHash>,
-    pub clip: Option<BlobHash>,
-    /// The edge that sent the event: the one that may add its clip.
-    pub edge_id: String,
-}
-
-/// What a camera or pillar is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CameraKind {
-    Camera,
-    Pillar,
-}
-
-impl CameraKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CameraKind::Camera => "camera",
-            CameraKind::Pillar => "pillar",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<CameraKind> {
-        match s {
-            "camera" => Some(CameraKind::Camera),
-            "pillar" => Some(CameraKind::Pillar),
-            _ => None,
-        }
-    }
-}
-
-/// An entry of the camera and pillar registry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Camera {
-    pub id: String,
-    pub name: String,
-    pub kind: CameraKind,
-    pub lat: f64,
-    pub lon: f64,
-}
-
-/// What the events say of a camera's health.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CameraHealth {
-    /// The state of its latest `camera_status` event (`online` or
-    /// `offline`) and that event's capture time, ms since the epoch.
-    pub status: Option<(String, i64)>,
-    /// The capture time of its latest event of any kind.
-    pub last_seen_ms: Option<i64>,
 }
 
 /// The `status.state` of a stored `camera_status` event's JSON, or
@@ -213,61 +51,6 @@ fn status_state(json: &str) -> String {
         .ok()
         .and_then(|v| v["status"]["state"].as_str().map(str::to_owned))
         .unwrap_or_else(|| "unknown".to_owned())
-}
-
-/// Who a token belongs to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenOwner {
-    pub name: String,
-    pub role: Role,
-    /// When it stops working, ms since 1970; `None`: never.
-    pub expires_ms: Option<i64>,
-}
-
-/// A stored role, naming the token when it is not one.
-pub(crate) fn parse_role(role: &str, name: &str) -> Result<Role> {
-    role.parse()
-        .map_err(|e| crate::Error::Corrupt(format!("token {name:?}: {e}")))
-}
-
-/// A stored token as `safecity-server token list` shows it (never the
-/// token: only its hash is stored).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TokenRecord {
-    /// The first 12 hex digits of the token's SHA-256.
-    pub id: String,
-    pub name: String,
-    pub role: Role,
-    pub created_ms: i64,
-    pub expires_ms: Option<i64>,
-    pub revoked_ms: Option<i64>,
-}
-
-/// One audit record to append.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    /// Milliseconds since 1970.
-    pub at_ms: i64,
-    /// The token's name.
-    pub who: String,
-    pub role: String,
-    /// `METHOD /path` as called.
-    pub route: String,
-    /// The query string as sent.
-    pub query: String,
-    pub reason: Option<String>,
-    /// How many results were given.
-    pub results: Option<u64>,
-    /// What a change did, e.g. `alert 7: new -> acknowledged`.
-    pub detail: Option<String>,
-}
-
-/// A stored audit record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditRecord {
-    pub seq: i64,
-    #[serde(flatten)]
-    pub entry: AuditEntry,
 }
 
 /// A storage backend.
@@ -324,7 +107,7 @@ pub trait Store: Send + Sync + 'static {
     fn attach_clip(&self, id: &str, clip: &str) -> Result<bool>;
 
     /// The distinct stored plates that `query` matches, in byte order,
-    /// from the [`PlateIndex`](crate::PlateIndex); none for
+    /// from the [`PlateIndex`](crate::plate_index::PlateIndex); none for
     /// [`PlateQuery::Any`].
     fn plates(&self, query: &PlateQuery) -> Result<Vec<String>>;
 
@@ -375,45 +158,12 @@ pub trait Store: Send + Sync + 'static {
     /// [keeps everything](RetentionPolicy::keeps_everything) deletes
     /// nothing.
     ///
-    /// [`EventClass::of`]: crate::retention::EventClass::of
-    /// [`PURGE_BATCH`]: crate::retention::PURGE_BATCH
-    /// [`BlobStore::remove_with`]: crate::BlobStore::remove_with
+    /// [`EventClass::of`]: crate::model::EventClass::of
+    /// [`BlobStore::remove_with`]: crate::blobs::BlobStore::remove_with
     fn purge(
         &self,
         now_ms: i64,
         policy: &RetentionPolicy,
-        blobs: &crate::BlobStore,
+        blobs: &crate::blobs::BlobStore,
     ) -> Result<PurgeReport>;
-}
-
-/// Distance in metres between two points on the Earth (haversine).
-pub fn haversine_m(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
-    const R: f64 = 6_371_008.8;
-    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
-    let dp = (lat2 - lat1).to_radians();
-    let dl = (lon2 - lon1).to_radians();
-    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
-    2.0 * R * a.sqrt().asin()
-}
-
-/// The ids of the cameras inside `near`.
-pub fn cameras_near(cameras: &[Camera], near: Near) -> Vec<String> {
-    cameras
-        .iter()
-        .filter(|c| haversine_m(near.lat, near.lon, c.lat, c.lon) <= near.metres)
-        .map(|c| c.id.clone())
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn haversine_matches_a_known_distance() {
-        // One degree of latitude is about 111.2 km.
-        let d = haversine_m(43.0, 76.0, 44.0, 76.0);
-        assert!((d - 111_195.0).abs() < 100.0, "{d}");
-        assert_eq!(haversine_m(43.25, 76.9, 43.25, 76.9), 0.0);
-    }
 }

@@ -12,8 +12,7 @@
 //! [`DISTANCE_SLACK_M`] = 200 m. A hop to or from a camera that is not in
 //! the registry has no distance and is never flagged.
 
-use crate::blobs::BlobHash;
-use crate::store::{haversine_m, Camera};
+use crate::model::{haversine_m, Camera, Sighting};
 
 /// Above this speed a hop is impossible, in km/h.
 pub const MAX_SPEED_KMH: f64 = 250.0;
@@ -21,18 +20,6 @@ pub const MAX_SPEED_KMH: f64 = 250.0;
 pub const CLOCK_SLACK_S: f64 = 60.0;
 /// Allowed error from camera spacing and field of view, in metres.
 pub const DISTANCE_SLACK_M: f64 = 200.0;
-
-/// One stored sighting of a plate.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sighting {
-    pub event_id: String,
-    /// Capture time, milliseconds since 1970.
-    pub ts_ms: i64,
-    pub camera_id: String,
-    pub confidence: Option<f32>,
-    pub snapshot: Option<BlobHash>,
-    pub clip: Option<BlobHash>,
-}
 
 /// The move between two consecutive sightings.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,7 +65,7 @@ pub fn hop(a: &Sighting, ca: Option<&Camera>, b: &Sighting, cb: Option<&Camera>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::CameraKind;
+    use crate::model::CameraKind;
 
     fn cam(id: &str, lat: f64, lon: f64) -> Camera {
         Camera {

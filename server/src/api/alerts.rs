@@ -36,12 +36,12 @@ use super::{
     append_audit, audit_call, audit_entry, blocking, check_content_type, now_ms, read_body,
     rfc3339, ApiError, ApiResult, AppState, Caller, Params,
 };
-use crate::alerts::{
+use crate::auth::Role;
+use crate::model::{haversine_m, Camera, CameraKind};
+use crate::model::{
     Alert, AlertKind, AlertQuery, AlertState, NewWatch, Priority, StateChange, WatchEntry,
     WatchMode,
 };
-use crate::auth::Role;
-use crate::store::{haversine_m, Camera, CameraKind};
 
 /// Alerts buffered for a live stream that reads slowly; one that falls
 /// further behind catches up from the store.

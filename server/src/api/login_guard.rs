@@ -6,6 +6,7 @@
 //! looking tokens up. Callers whose token this server has already seen go
 //! on working from a blocked address (people behind one NAT).
 
+use safecity_core::sync::Locked;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
@@ -32,7 +33,7 @@ struct Window {
 impl LoginGuard {
     /// The seconds left of the block on `address`, if it is blocked.
     pub fn blocked(&self, address: IpAddr) -> Option<u64> {
-        let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let windows = self.windows.locked();
         let w = windows.get(&address)?;
         let left = WINDOW.checked_sub(w.started.elapsed())?;
         (w.failures >= MAX_FAILURES).then(|| left.as_secs().max(1))
@@ -45,7 +46,7 @@ impl LoginGuard {
             tracing::warn!("failed authentication: {why}");
             return;
         };
-        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        let mut windows = self.windows.locked();
         if windows.len() >= MAX_ADDRESSES {
             windows.retain(|_, w| w.started.elapsed() < WINDOW);
         }

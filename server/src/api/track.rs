@@ -62,7 +62,7 @@ pub(super) async fn track(
     )
     .await?;
 
-    let by_id: HashMap<&str, &crate::store::Camera> =
+    let by_id: HashMap<&str, &crate::model::Camera> =
         cameras.iter().map(|c| (c.id.as_str(), c)).collect();
     let camera = |id: &str| by_id.get(id).copied();
     let hops: Vec<Value> = sightings

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use super::sqlite::lock;
+use safecity_core::sync::Locked;
 
 /// Least time between two background checkpoints: a page that batches
 /// dirty again and again is copied at most this often.
@@ -60,7 +60,7 @@ impl Checkpointer {
     /// Tells the thread that a transaction committed.
     pub(super) fn nudge(&self) {
         let (state, wake) = &*self.shared;
-        lock(state).dirty = true;
+        state.locked().dirty = true;
         wake.notify_one();
     }
 }
@@ -68,7 +68,7 @@ impl Checkpointer {
 impl Drop for Checkpointer {
     fn drop(&mut self) {
         let (state, wake) = &*self.shared;
-        lock(state).stop = true;
+        state.locked().stop = true;
         wake.notify_one();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -78,7 +78,7 @@ impl Drop for Checkpointer {
 
 fn run(conn: &Connection, name: &str, shared: &(Mutex<State>, Condvar)) {
     let (state, wake) = shared;
-    let mut st = lock(state);
+    let mut st = state.locked();
     loop {
         while !st.dirty && !st.stop {
             st = wake.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -91,7 +91,7 @@ fn run(conn: &Connection, name: &str, shared: &(Mutex<State>, Condvar)) {
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!("{name}: background checkpoint failed, left to the writer: {e}");
         }
-        st = lock(state);
+        st = state.locked();
         // Wait out the interval unless told to stop.
         let (guard, _) = wake
             .wait_timeout_while(st, INTERVAL, |s| !s.stop)

@@ -98,7 +98,7 @@
 //! first, with a keyset cursor.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use postgres::types::ToSql;
@@ -108,20 +108,27 @@ use super::pg_tls::Connector;
 use safecity_core::{plate_distance, EventKind};
 use time::OffsetDateTime;
 
-use super::{
-    cameras_near, parse_role, AuditEntry, AuditRecord, Camera, CameraHealth, CameraKind,
-    EventBlobs, Hit, IngestOutcome, NewEvent, PlateQuery, SearchPage, SearchQuery, Store,
-    TokenOwner, TokenRecord,
-};
-use crate::alerts::{
-    Alert, AlertChange, AlertKind, AlertQuery, AlertState, Matcher, NewWatch, Priority,
-    StateChange, WatchEntry, WatchMode, WatchRef,
-};
-use crate::blobs::{BlobHash, BlobStore};
+use super::Store;
+use super::PURGE_BATCH;
+use crate::alerts::Matcher;
+use crate::blobs::BlobStore;
+use crate::config::redact_url;
 use crate::error::{Error, Result};
+use crate::model::BlobHash;
+use crate::model::Sighting;
+use crate::model::{
+    cameras_near, parse_role, AuditEntry, AuditRecord, Camera, CameraHealth, CameraKind,
+    EventBlobs, Hit, IngestOutcome, NewEvent, PlateQuery, SearchPage, SearchQuery, TokenOwner,
+    TokenRecord,
+};
+use crate::model::{
+    Alert, AlertChange, AlertKind, AlertQuery, AlertState, NewWatch, Priority, StateChange,
+    WatchEntry, WatchMode, WatchRef,
+};
+use crate::model::{EventClass, PurgeReport, RetentionPolicy};
 use crate::plate_index::PlateIndex;
-use crate::retention::{EventClass, PurgeReport, RetentionPolicy, PURGE_BATCH};
-use crate::track::Sighting;
+use safecity_core::clock::now_ms;
+use safecity_core::sync::{Locked, ReadWriteLocked};
 
 /// Version of the schema below, kept in `safecity_schema`.
 const SCHEMA_VERSION: i32 = 1;
@@ -306,7 +313,7 @@ impl std::fmt::Debug for PostgresStore {
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
-        let idle = std::mem::take(&mut lock(&self.pool.state).idle);
+        let idle = std::mem::take(&mut self.pool.state.locked().idle);
         if idle.is_empty() {
             return;
         }
@@ -319,14 +326,6 @@ impl Drop for PostgresStore {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 /// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z in milliseconds: the
 /// times both `time` and PostgreSQL hold. Bounds outside are clamped.
 const MIN_MS: i64 = -62_167_219_200_000;
@@ -334,9 +333,7 @@ const MAX_MS: i64 = 253_402_300_799_999;
 
 /// Milliseconds since 1970 as a `timestamptz` value.
 fn at(ms: i64) -> OffsetDateTime {
-    let ms = ms.clamp(MIN_MS, MAX_MS);
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    safecity_core::clock::utc(ms.clamp(MIN_MS, MAX_MS))
 }
 
 /// A `timestamptz` value as milliseconds since 1970.
@@ -347,44 +344,6 @@ fn ms(t: OffsetDateTime) -> i64 {
 /// PostgreSQL text cannot hold NUL characters; free-text fields drop them.
 fn no_nul(s: &str) -> String {
     s.replace('\0', "")
-}
-
-/// `url` with its password replaced by `***`, for messages and logs. Works
-/// for URLs (`postgres://user:secret@host/db`, `?password=`) and for
-/// `key=value` connection strings.
-pub fn redact_url(url: &str) -> String {
-    let mut out = url.to_owned();
-    if let Some(scheme_end) = out.find("://") {
-        let rest_start = scheme_end + 3;
-        let authority_end = out[rest_start..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| rest_start + i);
-        if let Some(at_sign) = out[rest_start..authority_end].rfind('@') {
-            let userinfo = &out[rest_start..rest_start + at_sign];
-            if let Some(colon) = userinfo.find(':') {
-                out.replace_range(rest_start + colon + 1..rest_start + at_sign, "***");
-            }
-        }
-    }
-    // `password=...` as a query parameter or a key=value pair.
-    let mut result = String::with_capacity(out.len());
-    let mut rest = out.as_str();
-    while let Some(i) = rest.find("password=") {
-        let before_ok = i == 0 || matches!(rest.as_bytes()[i - 1], b'?' | b'&' | b' ' | b'\t');
-        result.push_str(&rest[..i + "password=".len()]);
-        rest = &rest[i + "password=".len()..];
-        if before_ok {
-            let end = if let Some(quoted) = rest.strip_prefix('\'') {
-                quoted.find('\'').map_or(rest.len(), |j| j + 2)
-            } else {
-                rest.find(['&', ' ', '\t']).unwrap_or(rest.len())
-            };
-            result.push_str("***");
-            rest = &rest[end..];
-        }
-    }
-    result.push_str(rest);
-    result
 }
 
 /// The `(year, month)` partition for a time, if it gets one.
@@ -478,7 +437,7 @@ impl Drop for Lease<'_> {
         let Some(conn) = self.conn.take() else {
             return;
         };
-        let mut state = lock(&self.pool.state);
+        let mut state = self.pool.state.locked();
         if conn.client.is_closed() {
             state.open -= 1;
             drop(state);
@@ -498,7 +457,7 @@ impl Lease<'_> {
     /// Closes the lent connection instead of giving it back.
     fn discard(&mut self) {
         if self.conn.take().is_some() {
-            lock(&self.pool.state).open -= 1;
+            self.pool.state.locked().open -= 1;
             self.pool.returned.notify_one();
         }
     }
@@ -528,7 +487,7 @@ impl Pool {
     }
 
     fn lease(&self) -> Result<Lease<'_>> {
-        let mut state = lock(&self.state);
+        let mut state = self.state.locked();
         loop {
             if let Some(mut conn) = state.idle.pop() {
                 if conn.client.is_closed() {
@@ -550,7 +509,7 @@ impl Pool {
                 }
                 tracing::warn!(url = %self.url, "a pooled PostgreSQL connection was lost; opening another");
                 drop(conn);
-                state = lock(&self.state);
+                state = self.state.locked();
                 state.open -= 1;
                 continue;
             }
@@ -563,7 +522,7 @@ impl Pool {
                         conn: Some(conn),
                     }),
                     Err(e) => {
-                        lock(&self.state).open -= 1;
+                        self.state.locked().open -= 1;
                         self.returned.notify_one();
                         Err(e)
                     }
@@ -736,7 +695,7 @@ impl PostgresStore {
         months.sort_unstable();
         months.dedup();
         {
-            let known = lock(&self.partitions);
+            let known = self.partitions.locked();
             months.retain(|m| !known.contains(m));
         }
         if months.is_empty() {
@@ -753,7 +712,7 @@ impl PostgresStore {
             tx.commit()?;
             Ok(())
         })?;
-        lock(&self.partitions).extend(months);
+        self.partitions.locked().extend(months);
         Ok(())
     }
 
@@ -766,13 +725,13 @@ impl PostgresStore {
         let st = stmt(stmts, tx, "SELECT version FROM watchlist_version")?;
         let version: i64 = tx.query_one(&st, &[])?.get(0);
         {
-            let cached = self.matcher.read().unwrap_or_else(|e| e.into_inner());
+            let cached = self.matcher.read_locked();
             if cached.0 == version {
                 return Ok(cached.1.clone());
             }
         }
         let matcher = Arc::new(Matcher::new(watchlist_on(tx, false)?));
-        *self.matcher.write().unwrap_or_else(|e| e.into_inner()) = (version, matcher.clone());
+        *self.matcher.write_locked() = (version, matcher.clone());
         Ok(matcher)
     }
 
@@ -1169,7 +1128,7 @@ impl Store for PostgresStore {
             outcome.duplicates = events.len() as u64 - outcome.accepted;
             // Numbered in commit order (see `commits`).
             let commit = |tx: postgres::Transaction<'_>| -> Result<u64> {
-                let mut n = lock(&self.commits);
+                let mut n = self.commits.locked();
                 tx.commit()?;
                 *n += 1;
                 Ok(*n)
@@ -1722,32 +1681,6 @@ impl Store for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        for (url, want) in [
-            (
-                "postgres://safecity:s3cr3t@db.example:5432/safecity",
-                "postgres://safecity:***@db.example:5432/safecity",
-            ),
-            (
-                "postgresql://u:p%40ss@h/db?sslmode=disable",
-                "postgresql://u:***@h/db?sslmode=disable",
-            ),
-            ("postgres://u@h/db", "postgres://u@h/db"),
-            (
-                "postgres://h/db?user=u&password=x&sslmode=disable",
-                "postgres://h/db?user=u&password=***&sslmode=disable",
-            ),
-            (
-                "host=h user=u password='a b' dbname=d",
-                "host=h user=u password=*** dbname=d",
-            ),
-            ("host=h password=x", "host=h password=***"),
-        ] {
-            assert_eq!(redact_url(url), want, "{url}");
-        }
-    }
 
     #[test]
     fn months_get_partitions_within_the_years_kept() {

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! DATA/safecity.sqlite3      the database (with -wal and -shm beside it)
-//! DATA/blobs/                snapshots and clips, see crate::BlobStore
+//! DATA/blobs/                snapshots and clips, see crate::blobs::BlobStore
 //! ```
 //!
 //! Tables: `events` (one row per event id, the columns searches filter on
@@ -116,7 +116,7 @@
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rusqlite::types::Value;
@@ -127,20 +127,26 @@ use safecity_core::{
 use time::OffsetDateTime;
 
 use super::checkpoint::Checkpointer;
-use super::{
+use super::Store;
+use super::PURGE_BATCH;
+use crate::alerts::Matcher;
+use crate::blobs::BlobStore;
+use crate::error::{Error, Result};
+use crate::model::BlobHash;
+use crate::model::Sighting;
+use crate::model::{
     cameras_near, parse_role, AuditEntry as Audit, AuditEntry, AuditRecord, Camera, CameraHealth,
     CameraKind, EventBlobs, Hit, IngestOutcome, NewEvent, PlateQuery, SearchPage, SearchQuery,
-    Store, TokenOwner, TokenRecord,
+    TokenOwner, TokenRecord,
 };
-use crate::alerts::{
-    Alert, AlertChange, AlertKind, AlertQuery, AlertState, Matcher, NewWatch, Priority,
-    StateChange, WatchEntry, WatchMode, WatchRef,
+use crate::model::{
+    Alert, AlertChange, AlertKind, AlertQuery, AlertState, NewWatch, Priority, StateChange,
+    WatchEntry, WatchMode, WatchRef,
 };
-use crate::blobs::{BlobHash, BlobStore};
-use crate::error::{Error, Result};
+use crate::model::{EventClass, PurgeReport, RetentionPolicy};
 use crate::plate_index::PlateIndex;
-use crate::retention::{EventClass, PurgeReport, RetentionPolicy, PURGE_BATCH};
-use crate::track::Sighting;
+use safecity_core::clock::now_ms;
+use safecity_core::sync::{Locked, ReadWriteLocked};
 
 /// Version of the schema below, kept in `PRAGMA user_version`.
 /// Version 2 added `audit.detail` and the watchlist and alert tables;
@@ -350,15 +356,6 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic inside a transaction rolled it back when the guard unwound.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn now_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 impl SqliteStore {
     /// Opens the store in `data_dir`, creating the folder and the schema
     /// when missing.
@@ -489,13 +486,13 @@ impl SqliteStore {
 
     /// Runs `f` on a reader connection from the pool.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let pooled = lock(&self.readers).pop();
+        let pooled = self.readers.locked().pop();
         let conn = match pooled {
             Some(c) => c,
             None => Self::connect(&self.path)?,
         };
         let out = f(&conn);
-        let mut pool = lock(&self.readers);
+        let mut pool = self.readers.locked();
         if pool.len() < READER_POOL {
             pool.push(conn);
         }
@@ -831,7 +828,7 @@ impl SqliteStore {
     /// Rebuilds the in-memory matcher; call with the writer lock held.
     fn refresh_matcher(&self, conn: &Connection) -> Result<()> {
         let matcher = Matcher::new(Self::watchlist_on(conn, false)?);
-        *self.matcher.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(matcher);
+        *self.matcher.write_locked() = Arc::new(matcher);
         Ok(())
     }
 
@@ -867,16 +864,16 @@ impl Store for SqliteStore {
             rows,
             result: Mutex::new(None),
         });
-        lock(&self.queue).push(Arc::clone(&job));
-        let mut conn = lock(&self.writer);
-        if let Some(done) = lock(&job.result).take() {
+        self.queue.locked().push(Arc::clone(&job));
+        let mut conn = self.writer.locked();
+        if let Some(done) = job.result.locked().take() {
             // An earlier holder of the lock wrote this batch with its own.
             return done;
         }
-        let group = std::mem::take(&mut *lock(&self.queue));
+        let group = std::mem::take(&mut *self.queue.locked());
         self.write_group(&mut conn, &group);
         drop(conn);
-        let done = lock(&job.result).take();
+        let done = job.result.locked().take();
         done.unwrap_or_else(|| Err(Error::Corrupt("a batch left its group unwritten".into())))
     }
 
@@ -898,7 +895,7 @@ impl Store for SqliteStore {
     }
 
     fn attach_clip(&self, id: &str, clip: &str) -> Result<bool> {
-        let conn = lock(&self.writer);
+        let conn = self.writer.locked();
         let n = conn
             .prepare_cached(
                 "UPDATE events SET clip_sha256 = ?2 WHERE id = ?1 AND clip_sha256 IS NULL",
@@ -916,7 +913,7 @@ impl Store for SqliteStore {
     }
 
     fn put_camera(&self, camera: &Camera) -> Result<()> {
-        let conn = lock(&self.writer);
+        let conn = self.writer.locked();
         conn.prepare_cached(
             "INSERT INTO cameras (id, name, kind, lat, lon, updated)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -963,7 +960,7 @@ impl Store for SqliteStore {
     }
 
     fn add_token(&self, hash: &str, owner: &TokenOwner) -> Result<()> {
-        let conn = lock(&self.writer);
+        let conn = self.writer.locked();
         conn.prepare_cached(
             "INSERT OR IGNORE INTO tokens (sha256, role, name, created, expires)
              VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -1032,7 +1029,7 @@ impl Store for SqliteStore {
     }
 
     fn revoke_tokens(&self, name: &str, at_ms: i64) -> Result<usize> {
-        let conn = lock(&self.writer);
+        let conn = self.writer.locked();
         let n = conn
             .prepare_cached("UPDATE tokens SET revoked = ?2 WHERE name = ?1 AND revoked IS NULL")?
             .execute(params![name, at_ms])?;
@@ -1040,7 +1037,7 @@ impl Store for SqliteStore {
     }
 
     fn append_audit(&self, e: &AuditEntry) -> Result<i64> {
-        Self::append_audit_on(&lock(&self.writer), e)
+        Self::append_audit_on(&self.writer.locked(), e)
     }
 
     fn purge(
@@ -1124,7 +1121,7 @@ impl Store for SqliteStore {
     }
 
     fn add_watch(&self, w: &NewWatch) -> Result<WatchEntry> {
-        let conn = lock(&self.writer);
+        let conn = self.writer.locked();
         conn.prepare_cached(
             "INSERT INTO watchlist (pattern, mode, max_distance, reason, priority, expires,
                  created, created_by)
@@ -1155,7 +1152,7 @@ impl Store for SqliteStore {
     }
 
     fn remove_watch(&self, id: i64, who: &str, at_ms: i64) -> Result<Option<WatchEntry>> {
-        let conn = lock(&self.writer);
+        let conn = self.writer.locked();
         let n = conn
             .prepare_cached(
                 "UPDATE watchlist SET removed = ?2, removed_by = ?3
@@ -1243,7 +1240,7 @@ impl Store for SqliteStore {
         note: Option<&str>,
         audit: &AuditEntry,
     ) -> Result<StateChange> {
-        let mut conn = lock(&self.writer);
+        let mut conn = self.writer.locked();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let Some(alert) = Self::alert_on(&tx, id)? else {
             return Ok(StateChange::NotFound);
@@ -1518,10 +1515,10 @@ impl SqliteStore {
             Ok(outcomes) => {
                 for (job, mut outcome) in group.iter().zip(outcomes) {
                     outcome.seq = self.next_seq();
-                    *lock(&job.result) = Some(Ok(outcome));
+                    *job.result.locked() = Some(Ok(outcome));
                 }
             }
-            Err(e) if group.len() == 1 => *lock(&group[0].result) = Some(Err(e)),
+            Err(e) if group.len() == 1 => *group[0].result.locked() = Some(Err(e)),
             Err(_) => {
                 for job in group {
                     let alone = self
@@ -1531,7 +1528,7 @@ impl SqliteStore {
                             outcome.seq = self.next_seq();
                             outcome
                         });
-                    *lock(&job.result) = Some(alone);
+                    *job.result.locked() = Some(alone);
                 }
             }
         }
@@ -1561,11 +1558,7 @@ impl SqliteStore {
         group: &[Arc<IngestJob>],
         received: i64,
     ) -> Result<Vec<IngestOutcome>> {
-        let matcher = self
-            .matcher
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let matcher = self.matcher.read_locked().clone();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut part = OpenPart::newest(&tx, self.parts.rows)?;
         let mut new_plates: Vec<&str> = Vec::new();
@@ -1802,7 +1795,7 @@ impl SqliteStore {
             EventClass::Status => "e.kind = 'camera_status'".to_owned(),
         };
         let mut report = PurgeReport::default();
-        let mut conn = lock(&self.writer);
+        let mut conn = self.writer.locked();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut rows: Vec<ExpiredRow> = Vec::new();
         {
@@ -1930,7 +1923,7 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Cursor;
+    use crate::model::Cursor;
     use safecity_core::{EventId, PlatePattern};
 
     fn read(n: u128, ts_ms: u64, plate: &str) -> NewEvent {
@@ -2128,13 +2121,17 @@ mod tests {
         assert_eq!(found(), sent);
         // The columns are not in the stored JSON.
         let json = |store: &SqliteStore| -> String {
-            lock(&store.writer)
+            store
+                .writer
+                .locked()
                 .query_row("SELECT json FROM events", [], |r| r.get(0))
                 .unwrap()
         };
         assert!(!json(&store).contains("cam-7"), "{}", json(&store));
         // A row written whole (as before) reads the same.
-        lock(&store.writer)
+        store
+            .writer
+            .locked()
             .execute("UPDATE events SET json = ?1", [sent.to_string()])
             .unwrap();
         assert_eq!(found(), sent);
@@ -2155,7 +2152,7 @@ mod tests {
             detail: None,
         };
         let seq = store.append_audit(&entry).unwrap();
-        let conn = lock(&store.writer);
+        let conn = store.writer.locked();
         for sql in ["UPDATE audit SET who = 'x'", "DELETE FROM audit"] {
             let err = conn.execute(sql, []).unwrap_err().to_string();
             assert!(err.contains("append-only"), "{err}");
@@ -2291,7 +2288,7 @@ mod tests {
             check_camera(&store, &stored, &many, None, from, to);
         }
         let levels = |store: &SqliteStore| -> Vec<i64> {
-            let conn = lock(&store.writer);
+            let conn = store.writer.locked();
             let mut stmt = conn
                 .prepare("SELECT level FROM sighting_parts ORDER BY part")
                 .unwrap();
@@ -2300,7 +2297,7 @@ mod tests {
         };
         // Every read is in exactly one part, and every part is listed.
         let sightings = |store: &SqliteStore| -> (usize, usize) {
-            let conn = lock(&store.writer);
+            let conn = store.writer.locked();
             let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
             (
                 count(

@@ -5,6 +5,7 @@
 
 mod alerts;
 mod api;
+mod layers;
 mod openapi;
 mod pg;
 mod plate_index;

@@ -36,7 +36,7 @@ fn all(plate: PlateQuery) -> SearchQuery {
 }
 
 fn now_ms() -> u64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64
+    safecity_core::clock::now_ms() as u64
 }
 
 #[test]

@@ -14,7 +14,6 @@ use safecity_server::{
     SqliteStore, Store, PURGE_BATCH,
 };
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 use crate::support::{alarm, event, id_of, on_both_backends, rfc3339, Backend, Fixture};
 
@@ -47,7 +46,7 @@ fn purge(f: &Fixture, policy: &RetentionPolicy, now: u64) -> PurgeReport {
 }
 
 fn now_ms() -> u64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64
+    safecity_core::clock::now_ms() as u64
 }
 
 fn b64(bytes: &[u8]) -> String {

@@ -1,4 +1,6 @@
-//! Server settings, from a TOML file and the command line.
+//! Server settings, from a TOML file and the command line, each checked
+//! with a message that names it: the server's own (`ServerConfig`, `[tls]`,
+//! `[store]`), `[retention]` (`retention`) and `[[webhooks]]` (`webhooks`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -6,8 +8,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::retention::RetentionConfig;
-use crate::webhooks::WebhookConfig;
+
+mod retention;
+mod webhooks;
+
+pub use retention::RetentionConfig;
+pub use webhooks::WebhookConfig;
 
 /// What the operator set. Every field has a default that works on one
 /// machine, so an empty file (or none) is a valid configuration.
@@ -154,7 +160,7 @@ impl std::fmt::Debug for StoreConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreConfig")
             .field("backend", &self.backend)
-            .field("url", &self.url.as_deref().map(crate::store::redact_url))
+            .field("url", &self.url.as_deref().map(redact_url))
             .finish()
     }
 }
@@ -180,7 +186,7 @@ impl StoreConfig {
         url.parse::<postgres::Config>().map_err(|e| {
             Error::Config(format!(
                 "store.url: {} is not a PostgreSQL URL: {e}",
-                crate::store::redact_url(url)
+                redact_url(url)
             ))
         })?;
         Ok(())
@@ -193,16 +199,80 @@ impl ServerConfig {
     pub fn store_location(&self) -> String {
         match (self.store.backend, &self.store.url) {
             (StoreBackend::Postgres, Some(url)) => {
-                format!("PostgreSQL at {}", crate::store::redact_url(url))
+                format!("PostgreSQL at {}", redact_url(url))
             }
             _ => format!("the data directory {}", self.data_dir.display()),
         }
     }
 }
 
+/// `url` with its password replaced by `***`, for messages and logs. Works
+/// for URLs (`postgres://user:secret@host/db`, `?password=`) and for
+/// `key=value` connection strings.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| rest_start + i);
+        if let Some(at_sign) = out[rest_start..authority_end].rfind('@') {
+            let userinfo = &out[rest_start..rest_start + at_sign];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest_start + colon + 1..rest_start + at_sign, "***");
+            }
+        }
+    }
+    // `password=...` as a query parameter or a key=value pair.
+    let mut result = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(i) = rest.find("password=") {
+        let before_ok = i == 0 || matches!(rest.as_bytes()[i - 1], b'?' | b'&' | b' ' | b'\t');
+        result.push_str(&rest[..i + "password=".len()]);
+        rest = &rest[i + "password=".len()..];
+        if before_ok {
+            let end = if let Some(quoted) = rest.strip_prefix('\'') {
+                quoted.find('\'').map_or(rest.len(), |j| j + 2)
+            } else {
+                rest.find(['&', ' ', '\t']).unwrap_or(rest.len())
+            };
+            result.push_str("***");
+            rest = &rest[end..];
+        }
+    }
+    result.push_str(rest);
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        for (url, want) in [
+            (
+                "postgres://safecity:s3cr3t@db.example:5432/safecity",
+                "postgres://safecity:***@db.example:5432/safecity",
+            ),
+            (
+                "postgresql://u:p%40ss@h/db?sslmode=disable",
+                "postgresql://u:***@h/db?sslmode=disable",
+            ),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            (
+                "postgres://h/db?user=u&password=x&sslmode=disable",
+                "postgres://h/db?user=u&password=***&sslmode=disable",
+            ),
+            (
+                "host=h user=u password='a b' dbname=d",
+                "host=h user=u password=*** dbname=d",
+            ),
+            ("host=h password=x", "host=h password=***"),
+        ] {
+            assert_eq!(redact_url(url), want, "{url}");
+        }
+    }
 
     #[test]
     fn the_example_file_parses_and_typos_are_named() {
@@ -224,7 +294,7 @@ mod tests {
         let hooks: ServerConfig =
             toml::from_str("[[webhooks]]\nurl = \"https://x.example/a\"\nmin_priority = \"high\"")
                 .unwrap();
-        assert_eq!(hooks.webhooks[0].min_priority, crate::Priority::High);
+        assert_eq!(hooks.webhooks[0].min_priority, crate::model::Priority::High);
         hooks.validate().unwrap();
         let ftp: ServerConfig =
             toml::from_str("[[webhooks]]\nurl = \"ftp://x.example/a\"").unwrap();
