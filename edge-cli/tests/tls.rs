@@ -255,13 +255,17 @@ fn an_edge_given_the_ca_delivers_over_https_and_one_given_another_ca_keeps_its_a
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     let body: Value = serde_json::from_str(health.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(body["status"], "degraded", "{body}");
-    assert!(
-        body["reasons"].as_array().unwrap().iter().any(|r| r
-            .as_str()
-            .unwrap()
-            .starts_with("the server cannot be reached; 1 events")),
-        "{body}"
-    );
+    // The alarm waits, and so may the pillar's status change, depending
+    // on whether its source has given up yet.
+    let waiting = body["reasons"].as_array().unwrap().iter().find_map(|r| {
+        r.as_str()?
+            .strip_prefix("the server cannot be reached; ")?
+            .split(' ')
+            .next()?
+            .parse::<u64>()
+            .ok()
+    });
+    assert!(waiting.is_some_and(|n| (1..=2).contains(&n)), "{body}");
     drop(edge);
     let spool: String = std::fs::read_dir(wrong.join("spool"))
         .unwrap()

@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! source threads (one GStreamer pipeline per camera/pillar)
-//!   -> shared bounded frame queue -> inference workers (batches)
-//!   -> event thread: per-stream PassBuilder -> events -> spool (fsync)
+//!   -> one bounded queue of frames and status changes
+//!   -> inference workers (batches; every item ticketed in queue order)
+//!   -> event thread: back in ticket order, per-stream PassBuilder
+//!      -> events -> spool (fsync)
 //!   -> forwarder -> server
 //! local API: pillar alarms -> spool at alarm priority, forwarder woken
 //! ```
@@ -26,12 +28,12 @@ use safecity_pipeline::source::{
     Frame, RtspTransport, Source, SourceConfig, SourceEvent, SourceStatus,
 };
 
-use crate::analyse::{Analyser, FrameAnalysis, ModelPaths};
+use crate::analyse::{Analyser, ModelPaths};
 use crate::api::{EdgeHandle, Health};
 use crate::config::{EdgeConfig, Transport};
 use crate::events::{alarm_event, pass_event, status_event};
 use crate::forward::{ForwarderConfig, ForwarderStats};
-use crate::infer::{start_workers, BatchConfig, InferStats, StreamFrame};
+use crate::infer::{start_workers, Analysed, BatchConfig, InOrder, InferStats, Ticketed};
 use crate::passes::{PassBuilder, PassConfig};
 use crate::spool::{Priority, Spool, SpoolConfig};
 use safecity_core::sync::Locked;
@@ -48,8 +50,6 @@ pub struct RunArgs {
 struct StreamStats {
     online: AtomicBool,
     frames: AtomicU64,
-    /// Frames that reached the trackers out of order and were skipped.
-    stale: AtomicU64,
     events: AtomicU64,
     /// Tracks that continued a pass already sent (same plate, same
     /// vehicle) and were folded into it instead of becoming a second event.
@@ -74,11 +74,6 @@ struct Shared {
     streams: Vec<StreamInfo>,
     spool: Arc<Mutex<Spool>>,
     wake: SyncSender<()>,
-    /// The newest decoded frame of each pillar, for alarm snapshots. Kept
-    /// as frames arrive, before analysis, so that a press right after a
-    /// pillar comes online, or while the detector is behind, still has the
-    /// pillar's view.
-    latest: Mutex<HashMap<usize, Arc<StreamFrame>>>,
     infer: Arc<InferStats>,
     forward: Arc<ForwarderStats>,
     sources: Mutex<Vec<Source>>,
@@ -187,12 +182,11 @@ impl EdgeHandle for Shared {
                 format!("no pillar {pillar_id:?} at this edge; known: {known:?}"),
             ));
         };
-        let snapshot = self
-            .latest
-            .locked()
-            .get(&index)
-            .cloned()
-            .and_then(|f| frame_jpeg(&f));
+        // The pillar's source keeps its newest frame as it hands it on, so
+        // that a press right after the pillar comes online, or while the
+        // detector is behind, still has the pillar's view.
+        let latest = self.sources.locked().get(index).and_then(Source::latest);
+        let snapshot = latest.and_then(|f| frame_jpeg(&f));
         let event = alarm_event(
             &self.edge_id,
             pillar_id,
@@ -298,7 +292,6 @@ impl EdgeHandle for Shared {
             let online = s.stats.online.load(Ordering::Relaxed);
             put("stream_online", &l, f64::from(u8::from(online)));
             put("frames_analysed_total", &l, load(&s.stats.frames));
-            put("frames_stale_total", &l, load(&s.stats.stale));
             put("stream_events_total", &l, load(&s.stats.events));
             put("passes_folded_total", &l, load(&s.stats.folded));
             if let Some(src) = sources.get(i) {
@@ -348,7 +341,7 @@ impl EdgeHandle for Shared {
 }
 
 /// A pillar frame as a JPEG at most 640 wide.
-fn frame_jpeg(f: &StreamFrame) -> Option<Vec<u8>> {
+fn frame_jpeg(f: &Frame) -> Option<Vec<u8>> {
     let img = image::RgbImage::from_raw(f.width, f.height, f.picture().to_rgb())?;
     let img = if f.width > 640 {
         let h = (f.height as u64 * 640 / f.width as u64).max(1) as u32;
@@ -426,7 +419,6 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
             .collect(),
         spool: spool.clone(),
         wake: wake_tx,
-        latest: Mutex::new(HashMap::new()),
         infer: Arc::new(InferStats::default()),
         forward: forward_stats.clone(),
         sources: Mutex::new(Vec::new()),
@@ -463,14 +455,14 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
     let (api_addr, api) = crate::api::serve(config.api_addr(), shared.clone(), stop.clone())?;
     tracing::info!("edge {} API on http://{api_addr}", config.edge_id);
 
-    // Frames from every stream into the workers, results to the event thread.
+    // Frames and status changes from every stream into the workers, results
+    // to the event thread.
     let workers_n = analysers.len();
-    let (frame_tx, frame_rx) = sync_channel::<StreamFrame>(config.batching.max_batch * workers_n);
-    let (result_tx, result_rx) = sync_channel::<(StreamFrame, FrameAnalysis)>(64);
-    let (status_tx, status_rx) = sync_channel::<(usize, SourceStatus)>(64);
+    let (source_tx, source_rx) = sync_channel::<SourceEvent>(config.batching.max_batch * workers_n);
+    let (result_tx, result_rx) = sync_channel::<Ticketed>(64);
     let workers = start_workers(
         analysers,
-        frame_rx,
+        source_rx,
         result_tx,
         BatchConfig {
             max_batch: config.batching.max_batch,
@@ -483,12 +475,10 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
         let shared = shared.clone();
         std::thread::Builder::new()
             .name("events".into())
-            .spawn(move || event_loop(&shared, result_rx, status_rx))?
+            .spawn(move || event_loop(&shared, result_rx))?
     };
 
-    let mut relays = Vec::new();
-    for (index, (stream, _pillar)) in config.streams().enumerate() {
-        let (tx, rx) = sync_channel::<SourceEvent>(config.batching.queue);
+    for (stream, pillar) in config.streams() {
         let mut source_config = SourceConfig::new(stream.id.clone(), stream.url.clone());
         source_config.transport = match stream.transport {
             Transport::Tcp => RtspTransport::Tcp,
@@ -500,6 +490,7 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
         source_config.queue = config.batching.queue;
         source_config.realtime_files = stream.realtime;
         source_config.loop_files = stream.realtime;
+        source_config.keep_latest = pillar;
         if let Some(p) = config.pillars.iter().find(|p| p.stream.id == stream.id) {
             // The ring keeps the span before a press, and a margin for the
             // time the clip waits after it.
@@ -507,22 +498,15 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
                 u64::from(p.clip_before_s + p.clip_after_s) + 10,
             ));
         }
-        let source =
-            Source::start(source_config, tx).with_context(|| format!("stream {}", stream.id))?;
+        let source = Source::start(source_config, source_tx.clone())
+            .with_context(|| format!("stream {}", stream.id))?;
         shared.sources.locked().push(source);
-        let (frame_tx, status_tx, shared) = (frame_tx.clone(), status_tx.clone(), shared.clone());
-        relays.push(
-            std::thread::Builder::new()
-                .name(format!("relay-{}", stream.id))
-                .spawn(move || relay(&shared, index, rx, frame_tx, status_tx))?,
-        );
     }
-    drop(frame_tx);
-    drop(status_tx);
+    drop(source_tx);
     tracing::info!(
         "edge {}: {} streams, {} inference workers, delivering to {}",
         config.edge_id,
-        relays.len(),
+        shared.streams.len(),
         workers_n,
         config.server.url
     );
@@ -535,9 +519,6 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
         s.stop();
     }
     stop.store(true, Ordering::SeqCst);
-    for r in relays {
-        let _ = r.join();
-    }
     for w in workers {
         let _ = w.join();
     }
@@ -549,64 +530,21 @@ pub fn run(args: RunArgs, shutdown: &AtomicBool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Moves one source's frames into the shared queue (blocking: that is the
-/// back-pressure) and its status changes to the event thread; a pillar's
-/// frames also become its latest view.
-fn relay(
-    shared: &Shared,
-    index: usize,
-    rx: Receiver<SourceEvent>,
-    frames: SyncSender<StreamFrame>,
-    status: SyncSender<(usize, SourceStatus)>,
-) {
-    let pillar = shared.streams[index].pillar;
-    while !shared.stop.load(Ordering::SeqCst) {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(SourceEvent::Frame(f)) => {
-                let f = stream_frame(index, f);
-                if pillar {
-                    let view = Arc::new(f.clone());
-                    shared.latest.locked().insert(index, view);
-                }
-                if frames.send(f).is_err() {
-                    return;
-                }
-            }
-            Ok(SourceEvent::Status { status: s, .. }) => {
-                if status.send((index, s)).is_err() {
-                    return;
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
-        }
-    }
-}
-
-fn stream_frame(index: usize, f: Frame) -> StreamFrame {
-    StreamFrame {
-        stream: index,
-        seq: f.seq,
-        capture_unix_ms: f.capture_unix_ms,
-        width: f.width,
-        height: f.height,
-        data: f.data,
-        layout: f.layout,
-    }
-}
-
-/// Tracks every stream and turns passes and status changes into events.
-fn event_loop(
-    shared: &Shared,
-    results: Receiver<(StreamFrame, FrameAnalysis)>,
-    statuses: Receiver<(usize, SourceStatus)>,
-) {
+/// Tracks every stream and turns passes and status changes into events,
+/// taking the workers' output back in queue order.
+fn event_loop(shared: &Shared, results: Receiver<Ticketed>) {
     let mut builders: Vec<PassBuilder> = shared
         .streams
         .iter()
         .map(|_| PassBuilder::new(PassConfig::default()))
         .collect();
-    let mut last_seq: Vec<Option<u64>> = vec![None; shared.streams.len()];
+    let index: HashMap<&str, usize> = shared
+        .streams
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let mut in_order = InOrder::default();
     let emit = |stream: usize, passes: Vec<crate::passes::Pass>| {
         let info = &shared.streams[stream];
         for p in passes {
@@ -620,46 +558,57 @@ fn event_loop(
         }
     };
     loop {
-        while let Ok((stream, status)) = statuses.try_recv() {
-            let info = &shared.streams[stream];
-            let (online, message) = match &status {
-                SourceStatus::Online { decoder } => (true, format!("decoding with {decoder}")),
-                SourceStatus::Offline { reason, .. } => (false, reason.clone()),
-            };
-            info.stats.online.store(online, Ordering::Relaxed);
-            *info.stats.status.locked() = message.clone();
-            if !online {
-                // The stream is gone: its vehicles' passes end now.
-                emit(stream, builders[stream].finish());
-            }
-            let event = status_event(&shared.edge_id, &info.id, online, &message);
-            if let Err(e) = shared.produce(&event, Priority::Normal) {
-                tracing::error!("stream {}: status event lost: {e}", info.id);
-            }
-        }
-        match results.recv_timeout(Duration::from_millis(200)) {
-            Ok((frame, analysis)) => {
-                let s = frame.stream;
-                let info = &shared.streams[s];
-                if last_seq[s].is_some_and(|l| frame.seq <= l) {
-                    info.stats.stale.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                last_seq[s] = Some(frame.seq);
-                info.stats.frames.fetch_add(1, Ordering::Relaxed);
-                let passes = builders[s].update(
-                    frame.seq,
-                    frame.capture_unix_ms,
-                    &frame.picture(),
-                    &analysis,
-                );
-                info.stats
-                    .folded
-                    .store(builders[s].folded(), Ordering::Relaxed);
-                emit(s, passes);
-            }
-            Err(RecvTimeoutError::Timeout) => {}
+        let ticketed = match results.recv_timeout(Duration::from_millis(200)) {
+            Ok(t) => t,
+            Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
+        };
+        for item in in_order.push(ticketed.ticket, ticketed.item) {
+            match item {
+                Analysed::Frame(frame, analysis) => {
+                    let Some(&s) = index.get(&*frame.source) else {
+                        continue;
+                    };
+                    let Some(analysis) = analysis else {
+                        // Inference failed on its batch (counted there).
+                        continue;
+                    };
+                    let info = &shared.streams[s];
+                    info.stats.frames.fetch_add(1, Ordering::Relaxed);
+                    let passes = builders[s].update(
+                        frame.seq,
+                        frame.capture_unix_ms,
+                        &frame.picture(),
+                        &analysis,
+                    );
+                    info.stats
+                        .folded
+                        .store(builders[s].folded(), Ordering::Relaxed);
+                    emit(s, passes);
+                }
+                Analysed::Status { source, status } => {
+                    let Some(&s) = index.get(&*source) else {
+                        continue;
+                    };
+                    let info = &shared.streams[s];
+                    let (online, message) = match &status {
+                        SourceStatus::Online { decoder } => {
+                            (true, format!("decoding with {decoder}"))
+                        }
+                        SourceStatus::Offline { reason, .. } => (false, reason.clone()),
+                    };
+                    info.stats.online.store(online, Ordering::Relaxed);
+                    *info.stats.status.locked() = message.clone();
+                    if !online {
+                        // The stream is gone: its vehicles' passes end now.
+                        emit(s, builders[s].finish());
+                    }
+                    let event = status_event(&shared.edge_id, &info.id, online, &message);
+                    if let Err(e) = shared.produce(&event, Priority::Normal) {
+                        tracing::error!("stream {}: status event lost: {e}", info.id);
+                    }
+                }
+            }
         }
     }
     for (s, b) in builders.iter_mut().enumerate() {

@@ -1,42 +1,86 @@
-//! Inference across streams: frames from every stream share one bounded
-//! queue; a pool of workers, each with its own sessions, takes batches of
-//! up to `max_batch` frames, waiting at most `max_wait` for a batch to
-//! fill, and passes each analysed frame on in the order it took them.
+//! Inference across streams: every source hands its frames and status
+//! changes to one bounded queue; a pool of workers, each with its own
+//! sessions, takes batches of up to `max_batch` frames, waiting at most
+//! `max_wait` for a batch to fill, and hands each frame on with its
+//! analysis.
 //!
-//! The queue is the back-pressure: when the workers fall behind, a stream's
-//! reader blocks on it, and the stream's own bounded hand-off drops its
+//! Each item taken from the queue gets a ticket, in queue order, under the
+//! queue's lock. [`InOrder`] puts the workers' output back in ticket order,
+//! so that with several workers no frame overtakes an earlier one of its
+//! stream and a status change stays between the frames it came between.
+//! A batch whose inference fails still hands its frames on (without an
+//! analysis), so that no ticket is missing.
+//!
+//! The queue is the back-pressure: when the workers fall behind, the
+//! sources wait on it, and each source's own bounded hand-off drops its
 //! oldest frames (counted there).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use safecity_models::{Layout, Picture};
+use safecity_core::sync::Locked;
+use safecity_models::Picture;
+use safecity_pipeline::source::{Frame, SourceEvent, SourceStatus};
 
 use crate::analyse::{Analyser, FrameAnalysis};
-use safecity_core::sync::Locked;
 
-/// A decoded frame from one of the streams.
-#[derive(Debug, Clone)]
-pub struct StreamFrame {
-    /// Index of the stream in the edge's list.
-    pub stream: usize,
-    /// Per stream, increasing.
-    pub seq: u64,
-    /// When the camera captured it.
-    pub capture_unix_ms: u64,
-    pub width: u32,
-    pub height: u32,
-    /// The pixels as the source handed them on (I420 from a decoder).
-    pub data: Vec<u8>,
-    pub layout: Layout,
+/// What a worker hands on for one item of the queue.
+#[derive(Debug)]
+pub enum Analysed {
+    /// A frame with its analysis; `None` when inference failed on its
+    /// batch (counted in [`InferStats::errors`]).
+    Frame(Frame, Option<FrameAnalysis>),
+    /// A source's status change, passed through in its place.
+    Status {
+        source: Arc<str>,
+        status: SourceStatus,
+    },
 }
 
-impl StreamFrame {
-    pub fn picture(&self) -> Picture<'_> {
-        Picture::new(&self.data, self.width, self.height, self.layout)
+/// An item with its place in the queue's order.
+#[derive(Debug)]
+pub struct Ticketed {
+    pub ticket: u64,
+    pub item: Analysed,
+}
+
+/// Puts items that come back out of order into ticket order: tickets are
+/// consecutive from 0, and an item is released once every earlier one has
+/// been.
+#[derive(Debug)]
+pub struct InOrder<T> {
+    next: u64,
+    waiting: BTreeMap<u64, T>,
+}
+
+impl<T> Default for InOrder<T> {
+    fn default() -> InOrder<T> {
+        InOrder {
+            next: 0,
+            waiting: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> InOrder<T> {
+    /// Takes item `ticket`; returns the items now released, in order.
+    pub fn push(&mut self, ticket: u64, item: T) -> Vec<T> {
+        self.waiting.insert(ticket, item);
+        let mut out = Vec::new();
+        while let Some(item) = self.waiting.remove(&self.next) {
+            out.push(item);
+            self.next += 1;
+        }
+        out
+    }
+
+    /// Items held back, waiting for an earlier ticket.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
     }
 }
 
@@ -93,23 +137,32 @@ pub struct BatchConfig {
     pub max_wait: Duration,
 }
 
-/// Starts `analysers.len()` workers reading `frames` and sending
-/// `(frame, analysis)` to `out`. They stop when `shutdown` is set or the
-/// frame senders are gone.
+/// The sources' queue and the next ticket, taken together.
+struct Queue {
+    events: Receiver<SourceEvent>,
+    next_ticket: u64,
+}
+
+/// Starts `analysers.len()` workers reading the sources' `events` and
+/// sending each item, ticketed, to `out`. They stop when `shutdown` is set
+/// or the sources are gone.
 pub fn start_workers(
     analysers: Vec<Analyser>,
-    frames: Receiver<StreamFrame>,
-    out: SyncSender<(StreamFrame, FrameAnalysis)>,
+    events: Receiver<SourceEvent>,
+    out: SyncSender<Ticketed>,
     batch: BatchConfig,
     stats: Arc<InferStats>,
     shutdown: Arc<AtomicBool>,
 ) -> Vec<JoinHandle<()>> {
-    let frames = Arc::new(Mutex::new(frames));
+    let queue = Arc::new(Mutex::new(Queue {
+        events,
+        next_ticket: 0,
+    }));
     analysers
         .into_iter()
         .enumerate()
         .map(|(i, mut analyser)| {
-            let frames = frames.clone();
+            let queue = queue.clone();
             let out = out.clone();
             let stats = stats.clone();
             let shutdown = shutdown.clone();
@@ -117,36 +170,12 @@ pub fn start_workers(
                 .name(format!("infer-{i}"))
                 .spawn(move || {
                     while !shutdown.load(Ordering::SeqCst) {
-                        let Some(batch) = take_batch(&frames, batch) else {
+                        let Some(batch) = take_batch(&queue, batch) else {
                             break;
                         };
-                        if batch.is_empty() {
-                            continue;
-                        }
-                        let t0 = Instant::now();
-                        let pictures: Vec<Picture<'_>> =
-                            batch.iter().map(StreamFrame::picture).collect();
-                        let result = analyser.analyse(&pictures);
-                        let took = t0.elapsed();
-                        stats
-                            .busy_us
-                            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
-                        stats.observe(took.as_secs_f64());
-                        match result {
-                            Ok(analyses) => {
-                                stats.batches.fetch_add(1, Ordering::Relaxed);
-                                stats
-                                    .frames
-                                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                                for pair in batch.into_iter().zip(analyses) {
-                                    if out.send(pair).is_err() {
-                                        return;
-                                    }
-                                }
-                            }
-                            Err(e) => {
-                                stats.errors.fetch_add(1, Ordering::Relaxed);
-                                tracing::error!("inference failed on a batch: {e:#}");
+                        for item in analyse(&mut analyser, batch, &stats) {
+                            if out.send(item).is_err() {
+                                return;
                             }
                         }
                     }
@@ -156,34 +185,98 @@ pub fn start_workers(
         .collect()
 }
 
-/// Up to `max_batch` frames: blocks for the first (up to 200 ms, so
-/// shutdown is noticed), then waits at most `max_wait` for more. `None`
-/// when every sender is gone.
-fn take_batch(frames: &Mutex<Receiver<StreamFrame>>, cfg: BatchConfig) -> Option<Vec<StreamFrame>> {
-    let rx = frames.locked();
-    let first = match rx.recv_timeout(Duration::from_millis(200)) {
-        Ok(f) => f,
+/// Runs the detector on a batch's frames and hands every item on, in the
+/// batch's order.
+fn analyse(
+    analyser: &mut Analyser,
+    batch: Vec<(u64, SourceEvent)>,
+    stats: &InferStats,
+) -> Vec<Ticketed> {
+    let pictures: Vec<Picture<'_>> = batch
+        .iter()
+        .filter_map(|(_, e)| match e {
+            SourceEvent::Frame(f) => Some(f.picture()),
+            SourceEvent::Status { .. } => None,
+        })
+        .collect();
+    let mut analyses = if pictures.is_empty() {
+        Vec::new()
+    } else {
+        let t0 = Instant::now();
+        let result = analyser.analyse(&pictures);
+        let took = t0.elapsed();
+        stats
+            .busy_us
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        stats.observe(took.as_secs_f64());
+        match result {
+            Ok(analyses) => {
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .frames
+                    .fetch_add(pictures.len() as u64, Ordering::Relaxed);
+                analyses
+            }
+            Err(e) => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("inference failed on a batch: {e:#}");
+                Vec::new()
+            }
+        }
+    }
+    .into_iter();
+    drop(pictures);
+    batch
+        .into_iter()
+        .map(|(ticket, event)| Ticketed {
+            ticket,
+            item: match event {
+                SourceEvent::Frame(f) => Analysed::Frame(f, analyses.next()),
+                SourceEvent::Status { source, status } => Analysed::Status { source, status },
+            },
+        })
+        .collect()
+}
+
+/// Up to `max_batch` frames, with the status changes queued among them,
+/// each with its ticket: blocks for the first item (up to 200 ms, so
+/// shutdown is noticed), then waits at most `max_wait` for more frames.
+/// `None` when every source is gone.
+fn take_batch(queue: &Mutex<Queue>, cfg: BatchConfig) -> Option<Vec<(u64, SourceEvent)>> {
+    let mut queue = queue.locked();
+    let first = match queue.events.recv_timeout(Duration::from_millis(200)) {
+        Ok(e) => e,
         Err(RecvTimeoutError::Timeout) => return Some(Vec::new()),
         Err(RecvTimeoutError::Disconnected) => return None,
     };
     let deadline = Instant::now() + cfg.max_wait;
-    let mut batch = vec![first];
-    while batch.len() < cfg.max_batch {
+    let mut batch = Vec::new();
+    let mut frames = 0;
+    let mut take = |queue: &mut Queue, event: SourceEvent| {
+        if matches!(event, SourceEvent::Frame(_)) {
+            frames += 1;
+        }
+        batch.push((queue.next_ticket, event));
+        queue.next_ticket += 1;
+        frames
+    };
+    let mut frames_now = take(&mut queue, first);
+    while frames_now < cfg.max_batch {
         // Whatever is already queued goes in without waiting.
-        match rx.try_recv() {
-            Ok(f) => {
-                batch.push(f);
+        match queue.events.try_recv() {
+            Ok(e) => {
+                frames_now = take(&mut queue, e);
                 continue;
             }
-            Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
-            Err(std::sync::mpsc::TryRecvError::Empty) => {}
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {}
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
         }
-        match rx.recv_timeout(left) {
-            Ok(f) => batch.push(f),
+        match queue.events.recv_timeout(left) {
+            Ok(e) => frames_now = take(&mut queue, e),
             Err(_) => break,
         }
     }
@@ -194,37 +287,101 @@ fn take_batch(frames: &Mutex<Receiver<StreamFrame>>, cfg: BatchConfig) -> Option
 mod tests {
     use super::*;
 
-    fn frame(seq: u64) -> StreamFrame {
-        StreamFrame {
-            stream: 0,
+    use safecity_models::Layout;
+
+    fn frame(seq: u64) -> SourceEvent {
+        SourceEvent::Frame(Frame {
+            source: Arc::from("cam"),
             seq,
+            pts_ms: seq,
             capture_unix_ms: seq,
+            clock: safecity_pipeline::CaptureClock::Arrival,
             width: 1,
             height: 1,
             data: vec![0; 3],
             layout: Layout::Rgb { stride: 3 },
+        })
+    }
+
+    fn queue(events: Vec<SourceEvent>) -> (SyncSender<SourceEvent>, Mutex<Queue>) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(32);
+        for e in events {
+            tx.send(e).unwrap();
         }
+        (
+            tx,
+            Mutex::new(Queue {
+                events: rx,
+                next_ticket: 0,
+            }),
+        )
     }
 
     #[test]
     fn batches_fill_up_to_the_limit_and_stop_when_senders_go() {
-        let (tx, rx) = std::sync::mpsc::sync_channel(16);
-        for i in 0..11 {
-            tx.send(frame(i)).unwrap();
-        }
-        let rx = Mutex::new(rx);
+        let (tx, q) = queue((0..11).map(frame).collect());
         let cfg = BatchConfig {
             max_batch: 4,
             max_wait: Duration::from_millis(5),
         };
-        let sizes: Vec<usize> = (0..3)
-            .map(|_| take_batch(&rx, cfg).unwrap().len())
+        let batches: Vec<Vec<u64>> = (0..3)
+            .map(|_| {
+                take_batch(&q, cfg)
+                    .unwrap()
+                    .iter()
+                    .map(|(t, _)| *t)
+                    .collect()
+            })
             .collect();
-        assert_eq!(sizes, [4, 4, 3]);
+        assert_eq!(
+            batches,
+            [vec![0, 1, 2, 3], vec![4, 5, 6, 7], vec![8, 9, 10]]
+        );
         // Nothing queued: an empty batch after the poll interval.
-        assert_eq!(take_batch(&rx, cfg).unwrap().len(), 0);
+        assert_eq!(take_batch(&q, cfg).unwrap().len(), 0);
         drop(tx);
-        assert!(take_batch(&rx, cfg).is_none());
+        assert!(take_batch(&q, cfg).is_none());
+    }
+
+    #[test]
+    fn status_changes_ride_in_batches_without_taking_a_frames_place() {
+        let status = || SourceEvent::Status {
+            source: Arc::from("cam"),
+            status: SourceStatus::Offline {
+                reason: "gone".into(),
+                retrying: true,
+            },
+        };
+        let (_tx, q) = queue(vec![frame(0), status(), frame(1), status(), frame(2)]);
+        let cfg = BatchConfig {
+            max_batch: 2,
+            max_wait: Duration::from_millis(5),
+        };
+        let first = take_batch(&q, cfg).unwrap();
+        let kinds: Vec<(u64, bool)> = first
+            .iter()
+            .map(|(t, e)| (*t, matches!(e, SourceEvent::Frame(_))))
+            .collect();
+        assert_eq!(kinds, [(0, true), (1, false), (2, true)]);
+        let second: Vec<u64> = take_batch(&q, cfg)
+            .unwrap()
+            .iter()
+            .map(|(t, _)| *t)
+            .collect();
+        assert_eq!(second, [3, 4]);
+    }
+
+    #[test]
+    fn items_come_out_in_ticket_order_whatever_order_they_arrive_in() {
+        let mut order = InOrder::default();
+        assert!(order.push(2, "c").is_empty());
+        assert!(order.push(1, "b").is_empty());
+        assert_eq!(order.waiting(), 2);
+        assert_eq!(order.push(0, "a"), ["a", "b", "c"]);
+        assert_eq!(order.push(3, "d"), ["d"]);
+        assert!(order.push(5, "f").is_empty());
+        assert_eq!(order.push(4, "e"), ["e", "f"]);
+        assert_eq!(order.waiting(), 0);
     }
 
     #[test]

@@ -46,6 +46,10 @@
 //!   the span around a moment from it, to be written as MP4 with
 //!   [`EncodedClip::write_mp4`] without re-encoding. See [`clip`] for how
 //!   the ring is kept and bounded.
+//! - **The newest view.** With [`SourceConfig::keep_latest`] set, the
+//!   source keeps a copy of each frame as it hands it on, and
+//!   [`Source::latest`] gives the newest: what a pillar shows now, even
+//!   while the consumer is behind.
 
 mod backoff;
 pub mod clip;
@@ -64,6 +68,7 @@ use std::time::{Duration, SystemTime};
 
 use gst::prelude::*;
 use gstreamer as gst;
+use safecity_core::sync::Locked;
 use safecity_core::{Layout, Picture};
 use serde::Serialize;
 
@@ -141,6 +146,9 @@ pub struct SourceConfig {
     /// `None`: nothing is kept). H.264 and H.265 only; memory is bounded by
     /// this length plus one GOP, and by [`CLIP_BUFFER_MAX_BYTES`].
     pub clip_buffer: Option<Duration>,
+    /// Keep the newest decoded frame for [`Source::latest`] (default false:
+    /// a copy of every frame costs a frame's bytes each time).
+    pub keep_latest: bool,
 }
 
 impl SourceConfig {
@@ -159,6 +167,7 @@ impl SourceConfig {
             stall_timeout: Duration::from_secs(5),
             hardware_decode: true,
             clip_buffer: None,
+            keep_latest: false,
         }
     }
 
@@ -576,6 +585,12 @@ impl Source {
                 None
             }
         }
+    }
+
+    /// The newest frame handed on, when [`SourceConfig::keep_latest`] is
+    /// set; `None` before the first one.
+    pub fn latest(&self) -> Option<Arc<Frame>> {
+        self.shared.latest.as_ref()?.locked().clone()
     }
 
     /// What the clip buffer holds now; `None` when the source keeps none.

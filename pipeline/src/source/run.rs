@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub(crate) ring: Ring,
     /// Encoded video for clips, when the source keeps it.
     pub(crate) clips: Option<ClipRing>,
+    /// The newest frame handed on, when the source keeps it.
+    pub(crate) latest: Option<Mutex<Option<Arc<Frame>>>>,
     frames_in: AtomicU64,
     sampled: AtomicU64,
     frames_out: AtomicU64,
@@ -74,6 +76,7 @@ impl Shared {
             stop: AtomicBool::new(false),
             ring: Ring::new(config.queue.max(1)),
             clips: config.clip_buffer.map(ClipRing::new),
+            latest: config.keep_latest.then(|| Mutex::new(None)),
             frames_in: AtomicU64::new(0),
             sampled: AtomicU64::new(0),
             frames_out: AtomicU64::new(0),
@@ -252,6 +255,9 @@ pub(crate) fn forward(shared: &Shared, tx: &SyncSender<SourceEvent>) {
                     }
                 }
                 shared.info.locked().clock = Some(frame.clock);
+                if let Some(latest) = &shared.latest {
+                    *latest.locked() = Some(Arc::new(frame.clone()));
+                }
                 if !send(shared, tx, SourceEvent::Frame(frame)) {
                     break;
                 }
