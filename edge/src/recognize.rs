@@ -194,8 +194,8 @@ fn recognize_video(
         let frame = frame?;
         let rgb = frame.picture();
         let analysis = models.analyse(&[rgb])?.pop().unwrap_or_default();
-        out.extend(passes.update(frame.index, frame.pts_ms, &rgb, &analysis));
-        bar.set_message(format!("{} frame {}", path.display(), frame.index));
+        out.extend(passes.update(frame.seq, frame.pts_ms, &rgb, &analysis));
+        bar.set_message(format!("{} frame {}", path.display(), frame.seq));
     }
     out.extend(passes.finish());
     let mut reads: Vec<Read> = out

@@ -40,9 +40,10 @@ pub struct OutputShape {
     pub dims: [usize; 2],
 }
 
-/// Why an output cannot be decoded.
+/// Why a detector output cannot be decoded: its shape is not the one its
+/// layout says.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum DecodeError {
+pub enum OutputShapeError {
     #[error("{layout:?} output is {got:?}; expected {expected}")]
     Shape {
         layout: DetectorLayout,
@@ -76,10 +77,10 @@ pub fn decode_detections(
     input: (u32, u32),
     strides: &[u32],
     threshold: f32,
-) -> Result<Vec<Detection>, DecodeError> {
+) -> Result<Vec<Detection>, OutputShapeError> {
     let [rows, cols] = shape.dims;
     debug_assert_eq!(data.len(), rows * cols);
-    let bad = |expected: String| DecodeError::Shape {
+    let bad = |expected: String| OutputShapeError::Shape {
         layout,
         got: shape.dims,
         expected,

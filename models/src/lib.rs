@@ -39,7 +39,9 @@ pub use description::{
     CascadeDescription, Channels, ClassifierDescription, DescriptionError, DetectorDescription,
     InputDescription, ModelDescription, PlateDecoder, PlateReaderDescription, Resize,
 };
-pub use detect::{decode_detections, nms, DecodeError, Detection, DetectorLayout, OutputShape};
+pub use detect::{
+    decode_detections, nms, Detection, DetectorLayout, OutputShape, OutputShapeError,
+};
 pub use locate::{
     find_model, ModelNotFound, COLOUR_FILE, DETECTOR_FILE, MODELS_DIR_ENV, PLATE_READER_FILE,
 };

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use crate::description::{
     DescriptionError, DetectorDescription, InputDescription, ModelDescription,
 };
-use crate::detect::{decode_detections, nms, DecodeError, DetectorLayout, OutputShape};
+use crate::detect::{decode_detections, nms, DetectorLayout, OutputShape, OutputShapeError};
 use crate::preprocess::{input_len, preprocess_into, Letterbox};
 use crate::runtime::{Runtime, RuntimeError};
 use safecity_core::{iou, Picture};
@@ -31,7 +31,7 @@ pub enum ModelError {
     Decode {
         path: PathBuf,
         #[source]
-        source: DecodeError,
+        source: OutputShapeError,
     },
 }
 

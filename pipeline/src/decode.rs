@@ -1,12 +1,16 @@
-//! Decoding video files to frames through GStreamer, in the decoder's I420.
+//! Decoding video files to frames through GStreamer, in the decoder's I420:
+//! the same [`Frame`] a live [`Source`](crate::Source) hands on, with the
+//! file's clock ([`CaptureClock::File`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use gst::prelude::*;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
-use safecity_core::{Layout, Picture};
+
+use crate::source::{CaptureClock, Frame};
 
 /// Why a video could not be decoded, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -17,34 +21,18 @@ pub enum DecodeError {
     File { path: PathBuf, message: String },
 }
 
-/// One decoded frame.
-#[derive(Debug, Clone)]
-pub struct VideoFrame {
-    /// Index among the frames this reader returned.
-    pub index: u64,
-    /// Presentation time from the start of the file.
-    pub pts_ms: u64,
-    pub width: u32,
-    pub height: u32,
-    /// The pixels, without row padding, as `layout` says.
-    pub data: Vec<u8>,
-    pub layout: Layout,
-}
-
-impl VideoFrame {
-    /// The pixels as the models read them.
-    pub fn picture(&self) -> Picture<'_> {
-        Picture::new(&self.data, self.width, self.height, self.layout)
-    }
-}
-
 /// Frames of a video file, decoded in order, optionally sampled down to a
 /// rate. The sampling happens on decoded buffers, before any scaling, and
 /// frames stay in I420 (`videoconvert` passes the decoder's output through).
+/// Each [`Frame`] has the file's path as its source, its index among the
+/// frames returned as `seq`, and as its capture time the file's start
+/// ([`VideoFrames::starting_at`], 1970 unless set) plus its position.
 pub struct VideoFrames {
     pipeline: gst::Pipeline,
     sink: gst_app::AppSink,
     path: PathBuf,
+    source: Arc<str>,
+    start_unix_ms: u64,
     next_index: u64,
     done: bool,
 }
@@ -102,9 +90,18 @@ impl VideoFrames {
             pipeline,
             sink,
             path: path.to_path_buf(),
+            source: Arc::from(path.display().to_string()),
+            start_unix_ms: 0,
             next_index: 0,
             done: false,
         })
+    }
+
+    /// Frames' capture times count from `unix_ms` (the wall-clock time of
+    /// the file's first frame) instead of 1970.
+    pub fn starting_at(mut self, unix_ms: u64) -> VideoFrames {
+        self.start_unix_ms = unix_ms;
+        self
     }
 
     /// The first error on the pipeline's bus, if any.
@@ -120,7 +117,7 @@ impl VideoFrames {
 }
 
 impl Iterator for VideoFrames {
-    type Item = Result<VideoFrame, DecodeError>;
+    type Item = Result<Frame, DecodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
@@ -160,9 +157,13 @@ impl Iterator for VideoFrames {
             return self.next();
         };
         let (width, height) = (info.width(), info.height());
-        let frame = VideoFrame {
-            index: self.next_index,
-            pts_ms: buffer.pts().map_or(0, |t| t.mseconds()),
+        let pts_ms = buffer.pts().map_or(0, |t| t.mseconds());
+        let frame = Frame {
+            source: self.source.clone(),
+            seq: self.next_index,
+            pts_ms,
+            capture_unix_ms: self.start_unix_ms + pts_ms,
+            clock: CaptureClock::File,
             width,
             height,
             data,
@@ -205,7 +206,7 @@ mod tests {
         assert_eq!(frames[0].data.len(), 320 * 180 * 3 / 2, "I420");
         assert_eq!(frames[10].pts_ms, 400);
         // The red channel ramps up frame by frame.
-        let red = |f: &VideoFrame| f.picture().pixel(160, 90)[0];
+        let red = |f: &Frame| f.picture().pixel(160, 90)[0];
         assert!(red(&frames[40]) > red(&frames[10]) + 100);
     }
 

@@ -1,7 +1,7 @@
 //! Video in: GStreamer graphs that turn cameras, pillars and files into
 //! frames.
 //!
-//! - [`VideoFrames`] decodes a video file to frames in the decoder's I420,
+//! - [`VideoFrames`] decodes a video file to [`Frame`]s in the decoder's I420,
 //!   sampled down to a detection rate; the models convert only the pixels
 //!   they read ([`safecity_core::Picture`]).
 //! - [`Source`] reads a live camera or pillar (RTSP, HTTP) or a file for
@@ -13,7 +13,7 @@ mod decode;
 mod pixels;
 pub mod source;
 
-pub use decode::{DecodeError, VideoFrame, VideoFrames};
+pub use decode::{DecodeError, VideoFrames};
 pub use source::{
     CaptureClock, Frame, RtspTransport, Source, SourceConfig, SourceError, SourceEvent,
     SourceStats, SourceStatus,

@@ -13,7 +13,7 @@
 
 mod alerts;
 mod login_guard;
-mod track;
+mod trajectory;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
@@ -276,7 +276,11 @@ fn route_table() -> Vec<Route> {
         at(Method::GET, "/api/v1/cameras", list_cameras),
         at(Method::GET, "/api/v1/cameras/{id}", get_camera),
         at(Method::PUT, "/api/v1/cameras/{id}", put_camera),
-        at(Method::GET, "/api/v1/plates/{plate}/track", track::track),
+        at(
+            Method::GET,
+            "/api/v1/plates/{plate}/track",
+            trajectory::track,
+        ),
         at(Method::GET, "/api/v1/watchlist", alerts::list_watchlist),
         at(Method::POST, "/api/v1/watchlist", alerts::add_watch),
         at(

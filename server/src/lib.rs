@@ -15,9 +15,9 @@
 //! 2. `config`: every setting, checked;
 //! 3. storage: `blobs` (snapshots and clips) and `store` (the [`Store`]
 //!    trait and its two backends), with the in-memory `plate_index` and the
-//!    watch-list `alerts` matcher the backends keep;
-//! 4. what runs on the stores: `track` (trajectories), `retention` (the
-//!    purge), `health`, `metrics`, `webhooks`;
+//!    `watchlist` matcher the backends keep;
+//! 4. what runs on the stores: `trajectory` (a plate's sightings and
+//!    hops), `retention` (the purge), `health`, `metrics`, `webhooks`;
 //! 5. `api` (the HTTP layer: [`AppState`], handlers, `openapi`, `ui`), and
 //!    this file, which wires them into [`run`].
 //!
@@ -96,7 +96,6 @@
 //! only then sent to the live streams and webhooks; an event sent again
 //! raises nothing, so a re-sent batch does not alert twice.
 
-mod alerts;
 mod api;
 mod auth;
 mod blobs;
@@ -110,8 +109,9 @@ mod openapi;
 mod plate_index;
 mod retention;
 mod store;
-mod track;
+mod trajectory;
 mod ui;
+mod watchlist;
 mod webhooks;
 
 use std::future::Future;
@@ -119,7 +119,6 @@ use std::time::Duration;
 
 use safecity_core::clock::now_ms;
 
-pub use alerts::Matcher;
 pub use api::{app, fuzzing, routes, ApiError, AppState, Caller, TOKEN_RECHECK};
 pub use auth::{new_token, token_hash, Role};
 pub use blobs::BlobStore;
@@ -140,7 +139,8 @@ pub use openapi::openapi_document;
 pub use plate_index::PlateIndex;
 pub use retention::{purge_data_dir, run_purge};
 pub use store::{open as open_store, PostgresStore, SqliteStore, Store, PURGE_BATCH};
-pub use track::{hop, Hop, CLOCK_SLACK_S, DISTANCE_SLACK_M, MAX_SPEED_KMH};
+pub use trajectory::{hop, Hop, CLOCK_SLACK_S, DISTANCE_SLACK_M, MAX_SPEED_KMH};
+pub use watchlist::Matcher;
 
 /// Opens the data directory and serves [`app`] on `config.listen` until
 /// `shutdown` completes: over HTTPS when `config.tls` names a certificate,

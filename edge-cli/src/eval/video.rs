@@ -137,17 +137,17 @@ pub(super) fn eval_video(
             break;
         }
         t.decoded += 1;
-        if frame.index % options.every as u64 != 0 {
+        if frame.seq % options.every as u64 != 0 {
             continue;
         }
         let picture = frame.picture();
         let analysis = analyser
             .analyse(&[picture])
-            .with_context(|| format!("{} frame {}", path.display(), frame.index))?
+            .with_context(|| format!("{} frame {}", path.display(), frame.seq))?
             .pop()
             .unwrap_or_default();
         t.add_frame(&analysis);
-        t.add_passes(&passes.update(frame.index, frame.pts_ms, &picture, &analysis));
+        t.add_passes(&passes.update(frame.seq, frame.pts_ms, &picture, &analysis));
         t.last_ms = frame.pts_ms;
     }
     t.add_passes(&passes.finish());

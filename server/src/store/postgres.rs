@@ -110,7 +110,6 @@ use time::OffsetDateTime;
 
 use super::Store;
 use super::PURGE_BATCH;
-use crate::alerts::Matcher;
 use crate::blobs::BlobStore;
 use crate::config::redact_url;
 use crate::error::{Error, Result};
@@ -127,6 +126,7 @@ use crate::model::{
 };
 use crate::model::{EventClass, PurgeReport, RetentionPolicy};
 use crate::plate_index::PlateIndex;
+use crate::watchlist::Matcher;
 use safecity_core::clock::now_ms;
 use safecity_core::sync::{Locked, ReadWriteLocked};
 

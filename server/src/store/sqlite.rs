@@ -129,7 +129,6 @@ use time::OffsetDateTime;
 use super::checkpoint::Checkpointer;
 use super::Store;
 use super::PURGE_BATCH;
-use crate::alerts::Matcher;
 use crate::blobs::BlobStore;
 use crate::error::{Error, Result};
 use crate::model::BlobHash;
@@ -145,6 +144,7 @@ use crate::model::{
 };
 use crate::model::{EventClass, PurgeReport, RetentionPolicy};
 use crate::plate_index::PlateIndex;
+use crate::watchlist::Matcher;
 use safecity_core::clock::now_ms;
 use safecity_core::sync::{Locked, ReadWriteLocked};
 

@@ -1,5 +1,5 @@
 //! The server, driven over HTTP: through the router without a socket
-//! (`api`, `track`, `alerts`, `webhooks`, `openapi`, `retention`) and as
+//! (`api`, `trajectory`, `alerts`, `webhooks`, `openapi`, `retention`) and as
 //! the real binary on a loopback port (`socket`). Most run on both
 //! backends: SQLite, and PostgreSQL on a server the tests start (`pg`).
 
@@ -14,7 +14,7 @@ mod retention;
 mod socket;
 mod support;
 mod tls;
-mod track;
+mod trajectory;
 mod webhooks;
 
 /// The server must build where GStreamer and ONNX Runtime are not installed,

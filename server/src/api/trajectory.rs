@@ -1,5 +1,5 @@
 //! `GET /api/v1/plates/{plate}/track`: a plate's sightings in time order,
-//! with camera positions and the hops between them (see [`crate::track`]).
+//! with camera positions and the hops between them (see [`crate::trajectory`]).
 
 use std::collections::HashMap;
 
@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::{audit_call, blocking, rfc3339, ApiError, ApiResult, AppState, Caller, Params};
 use crate::auth::Role;
-use crate::track::{hop, CLOCK_SLACK_S, DISTANCE_SLACK_M, MAX_SPEED_KMH};
+use crate::trajectory::{hop, CLOCK_SLACK_S, DISTANCE_SLACK_M, MAX_SPEED_KMH};
 
 /// Most sightings in one answer; a longer track is cut and says so.
 const MAX_SIGHTINGS: usize = 10_000;
