@@ -22,6 +22,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::http::StatusCode;
 use clap::Args;
+use safecity_core::sync::Locked;
 use safecity_core::Event;
 use safecity_models::SessionOptions;
 use safecity_pipeline::source::{
@@ -36,7 +37,6 @@ use crate::forward::{ForwarderConfig, ForwarderStats};
 use crate::infer::{start_workers, Analysed, BatchConfig, InOrder, InferStats, Ticketed};
 use crate::passes::{PassBuilder, PassConfig};
 use crate::spool::{Priority, Spool, SpoolConfig};
-use safecity_core::sync::Locked;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {

@@ -48,10 +48,10 @@ use std::time::Duration;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
+use safecity_core::sync::Locked;
 use safecity_core::Backoff;
 
 use crate::spool::{Record, Spool};
-use safecity_core::sync::Locked;
 
 /// Where and how to deliver.
 #[derive(Debug, Clone)]

@@ -68,7 +68,6 @@ use std::time::{Duration, SystemTime};
 
 use gst::prelude::*;
 use gstreamer as gst;
-use safecity_core::sync::Locked;
 use safecity_core::{Layout, Picture};
 use serde::Serialize;
 
@@ -77,6 +76,7 @@ pub use clip::{
 };
 use location::{redact, Location, COMMON_ELEMENTS, SUPPORTED};
 use run::Shared;
+use safecity_core::sync::Locked;
 
 /// How RTSP media reach the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]

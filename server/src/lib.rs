@@ -117,8 +117,6 @@ mod webhooks;
 use std::future::Future;
 use std::time::Duration;
 
-use safecity_core::clock::now_ms;
-
 pub use api::{app, fuzzing, routes, ApiError, AppState, Caller, TOKEN_RECHECK};
 pub use auth::{new_token, token_hash, Role};
 pub use blobs::BlobStore;
@@ -138,6 +136,7 @@ pub use model::{
 pub use openapi::openapi_document;
 pub use plate_index::PlateIndex;
 pub use retention::{purge_data_dir, run_purge};
+use safecity_core::clock::now_ms;
 pub use store::{open as open_store, PostgresStore, SqliteStore, Store, PURGE_BATCH};
 pub use trajectory::{hop, Hop, CLOCK_SLACK_S, DISTANCE_SLACK_M, MAX_SPEED_KMH};
 pub use watchlist::Matcher;

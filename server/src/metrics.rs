@@ -5,8 +5,9 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use crate::model::{EventClass, PurgeReport};
 use safecity_core::sync::Locked;
+
+use crate::model::{EventClass, PurgeReport};
 
 /// The server's counters.
 #[derive(Debug, Default)]

@@ -4,11 +4,11 @@ use std::collections::{BTreeSet, HashSet};
 use std::ops::Bound;
 use std::sync::{Mutex, OnceLock, RwLock};
 
+use safecity_core::sync::{Locked, ReadWriteLocked};
 use safecity_core::{plate_distance, PlatePattern};
 
 use crate::error::Result;
 use crate::model::PlateQuery;
-use safecity_core::sync::{Locked, ReadWriteLocked};
 
 /// Longest query the fuzzy automaton takes; longer ones (never canonical
 /// plates) are answered by a scan.

@@ -21,6 +21,7 @@ use gst_rtsp_server::prelude::*;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
 use gstreamer_rtsp_server as gst_rtsp_server;
+use safecity_core::sync::Locked;
 use serde::{Deserialize, Serialize};
 
 use super::error::{Result, SimError};
@@ -28,7 +29,6 @@ use super::pillar::PillarScene;
 use super::scene::{Scene, SceneConfig, ScriptedPass};
 use super::truth::{Direction, FrameTruth, Lighting, VehicleClass, VehicleColour};
 use super::video::{encode_clip, gst_init, read_access_units, AccessUnit, ClipSpec, SharedBytes};
-use safecity_core::sync::Locked;
 
 /// Bump when rendering changes, so cached clips are made again.
 const RENDER_VERSION: u32 = 3;

@@ -21,6 +21,7 @@ use gst_video::prelude::*;
 use gstreamer as gst;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
+use safecity_core::sync::Locked;
 
 use super::backoff::{reconnect, STABLE_AFTER};
 use super::clip::{ClipRing, VideoCodec};
@@ -29,7 +30,6 @@ use super::sampler::Sampler;
 use super::{
     CaptureClock, Frame, SourceConfig, SourceEvent, SourceStats, SourceStatus, HARDWARE_DECODERS,
 };
-use safecity_core::sync::Locked;
 
 /// NTP counts from 1900, unix time from 1970.
 const NTP_UNIX_OFFSET_NS: i128 = 2_208_988_800 * 1_000_000_000;

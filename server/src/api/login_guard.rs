@@ -6,11 +6,12 @@
 //! looking tokens up. Callers whose token this server has already seen go
 //! on working from a blocked address (people behind one NAT).
 
-use safecity_core::sync::Locked;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use safecity_core::sync::Locked;
 
 /// Failures from one address that start a block.
 pub const MAX_FAILURES: u32 = 20;

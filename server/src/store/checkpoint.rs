@@ -19,7 +19,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rusqlite::Connection;
-
 use safecity_core::sync::Locked;
 
 /// Least time between two background checkpoints: a page that batches

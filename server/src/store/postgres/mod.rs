@@ -127,8 +127,6 @@ use crate::model::{
 use crate::model::{EventClass, PurgeReport, RetentionPolicy};
 use crate::plate_index::PlateIndex;
 use crate::watchlist::Matcher;
-use safecity_core::clock::now_ms;
-use safecity_core::sync::{Locked, ReadWriteLocked};
 
 mod pool;
 mod purge;
@@ -140,6 +138,8 @@ mod tests;
 
 use pool::*;
 use rows::*;
+use safecity_core::clock::now_ms;
+use safecity_core::sync::{Locked, ReadWriteLocked};
 use schema::*;
 use search::*;
 

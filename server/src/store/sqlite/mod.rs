@@ -133,6 +133,8 @@ use search::*;
 
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension, ToSql, TransactionBehavior};
+use safecity_core::clock::now_ms;
+use safecity_core::sync::{Locked, ReadWriteLocked};
 use safecity_core::{
     plate_distance, AlarmInfo, Event, EventKind, PlateInfo, StatusInfo, VehicleInfo,
 };
@@ -157,8 +159,6 @@ use crate::model::{
 use crate::model::{EventClass, PurgeReport, RetentionPolicy};
 use crate::plate_index::PlateIndex;
 use crate::watchlist::Matcher;
-use safecity_core::clock::now_ms;
-use safecity_core::sync::{Locked, ReadWriteLocked};
 
 /// Sightings a level-0 part of the plate index takes before the next opens
 /// (see the module notes): a batch of 1,000 touches at most its ~40 pages.
