@@ -155,7 +155,7 @@ def _design(rng: np.random.Generator) -> dict:
             region = str(rng.choice(["01", "10", "20", "25", "30", "40", "50", "60", "70", "75", "80", "85", "90", "95"]))
             main = _pick(rng, AZ, 1) + _serial(rng) + _pick(rng, AZ, 2)
             d.update(text=region + main, groups=[region, main[0], main[1:4], main[4:]], band="flag", region_box=None)
-    elif u < 0.63:  # EU countries
+    elif u < 0.61:  # EU countries
         code = str(rng.choice(EU_CODES))
         if code == "D":
             a, b, n = _pick(rng, AZ, int(rng.integers(1, 4))), _pick(rng, AZ, int(rng.integers(1, 3))), _pick(rng, DIG, int(rng.integers(1, 5)))
@@ -187,13 +187,13 @@ def _design(rng: np.random.Generator) -> dict:
         if rng.random() < 0.1:  # square EU plate
             half = max(1, len(groups) // 2)
             d.update(lines=2, aspect=280 / 200, rows=[" ".join(groups[:half]), " ".join(groups[half:])])
-    elif u < 0.71:  # Mercosur (Argentina, Brazil)
+    elif u < 0.70:  # Mercosur (Argentina, Brazil)
         if rng.random() < 0.5:
             groups = [_pick(rng, AZ, 2), _pick(rng, DIG, 3), _pick(rng, AZ, 2)]
         else:
             groups = [_pick(rng, AZ, 3) + _pick(rng, DIG, 1) + _pick(rng, AZ, 1) + _pick(rng, DIG, 2)]
         d.update(text="".join(groups), groups=groups, aspect=400 / 130, band="mercosur", top=str(rng.choice(COUNTRY_NAMES)))
-    elif u < 0.78:  # old Argentina, old Brazil
+    elif u < 0.80:  # old Argentina, old Brazil
         if rng.random() < 0.6:
             groups = [_pick(rng, AZ, 3), _pick(rng, DIG, 3)]
             d.update(aspect=294 / 129, bg="black" if rng.random() < 0.7 else "white", top="ARGENTINA" if rng.random() < 0.4 else None)
@@ -201,7 +201,7 @@ def _design(rng: np.random.Generator) -> dict:
             groups = [_pick(rng, AZ, 3), _pick(rng, DIG, 4)]
             d.update(aspect=400 / 130, bg="grey", top=None)
         d.update(text="".join(groups), groups=groups)
-    elif u < 0.93:  # US states
+    elif u < 0.94:  # US states
         pat = str(rng.choice(["DLLLDDD", "LLLDDDD", "LLLDDD", "DDDLLL", "LLDDDDD", "DLLDDDD", "DDDDDD", "LLLLDDD", "DDLLLDD", "LDDDDDD"]))
         text = "".join(_pick(rng, AZ, 1) if c == "L" else _pick(rng, DIG, 1) for c in pat)
         cut = int(rng.integers(2, len(text) - 1)) if rng.random() < 0.6 else None
