@@ -702,7 +702,7 @@ def server_markdown(sj, measured):
         f"{sj['settings']['batch']:,} through the server's `Store` (the HTTP handler's path without HTTP), then searched",
         "through the same code as `GET /api/v1/search` (plate index, then the (plate, time) index), one query at a time.",
         "In SQLite the (plate, time) index is cut into sorted parts that ingest appends to and merges, and the camera",
-        "index takes events in by chunks, so that a batch writes few pages (`server/src/store/sqlite.rs`).",
+        "index takes events in by chunks, so that a batch writes few pages (`server/src/store/sqlite/ingest.rs`).",
         "The baseline is the plain way in PostgreSQL, in the same run: one table with a (plate, ts) btree and a",
         "pg_trgm GIN index, `LIKE` for wildcards, the trigram operator `%` with `levenshtein() <= 2`",
         "(fuzzystrmatch) for fuzzy; its fuzzy row uses the trigram index, a plain `levenshtein()` scan is",
