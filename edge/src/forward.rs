@@ -153,7 +153,7 @@ pub fn run(
             .spawn(move || {
                 let mut clips = ClipQueue::new(&config);
                 // Alarms waiting to go have the link to themselves.
-                let alarms_waiting = || spool.lock().is_ok_and(|s| s.stats().alarm_records > 0);
+                let alarms_waiting = || spool.locked().stats().alarm_records > 0;
                 while !shutdown.load(Ordering::SeqCst) {
                     clips.deliver(&agent, &config, &stats, &alarms_waiting);
                     sleep_unless(&shutdown, Duration::from_millis(500));

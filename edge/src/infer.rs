@@ -252,33 +252,27 @@ fn take_batch(queue: &Mutex<Queue>, cfg: BatchConfig) -> Option<Vec<(u64, Source
     let deadline = Instant::now() + cfg.max_wait;
     let mut batch = Vec::new();
     let mut frames = 0;
-    let mut take = |queue: &mut Queue, event: SourceEvent| {
-        if matches!(event, SourceEvent::Frame(_)) {
-            frames += 1;
-        }
+    let mut next = Some(first);
+    while let Some(event) = next.take() {
+        frames += usize::from(matches!(event, SourceEvent::Frame(_)));
         batch.push((queue.next_ticket, event));
         queue.next_ticket += 1;
-        frames
-    };
-    let mut frames_now = take(&mut queue, first);
-    while frames_now < cfg.max_batch {
-        // Whatever is already queued goes in without waiting.
-        match queue.events.try_recv() {
-            Ok(e) => {
-                frames_now = take(&mut queue, e);
-                continue;
-            }
-            Err(TryRecvError::Disconnected) => break,
-            Err(TryRecvError::Empty) => {}
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if frames >= cfg.max_batch {
             break;
         }
-        match queue.events.recv_timeout(left) {
-            Ok(e) => frames_now = take(&mut queue, e),
-            Err(_) => break,
-        }
+        // Whatever is already queued goes in without waiting.
+        next = match queue.events.try_recv() {
+            Ok(e) => Some(e),
+            Err(TryRecvError::Disconnected) => None,
+            Err(TryRecvError::Empty) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    None
+                } else {
+                    queue.events.recv_timeout(left).ok()
+                }
+            }
+        };
     }
     Some(batch)
 }

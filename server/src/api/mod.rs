@@ -62,7 +62,7 @@ use crate::model::{
 };
 use crate::store::Store;
 use crate::webhooks::Webhooks;
-pub(crate) use safecity_core::clock::now_ms;
+use safecity_core::clock::now_ms;
 use safecity_core::sync::{Locked, ReadWriteLocked};
 
 /// One route: its method, its path template and the handler.
